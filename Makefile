@@ -1,0 +1,23 @@
+# querator: PGXS build. EXTVERSION lives here and in querator.control only.
+EXTENSION  = querator
+EXTVERSION = 0.1.0
+
+MODULE_big = querator
+OBJS       = $(patsubst %.cpp,%.o,$(sort $(wildcard src/*.cpp)))
+DATA       = sql/querator--$(EXTVERSION).sql
+
+# pg_regress files, one per area (sql/NAME.sql, expected/NAME.out)
+REGRESS      = setup queues items lease_complete retry lists errors
+REGRESS_OPTS = --dbname=querator_regress
+
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register -fno-strict-aliasing
+ifdef WERROR
+PG_CXXFLAGS += -Werror
+endif
+SHLIB_LINK  = -lstdc++
+# No LLVM bitcode for C++ sources: the JIT inlining gains nothing here.
+override with_llvm = no
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

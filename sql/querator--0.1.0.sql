@@ -1,0 +1,237 @@
+/* querator 0.1.0: durable lease queues. Frozen once released; changes arrive as upgrade scripts. */
+\echo Use "CREATE EXTENSION querator" to load this file. \quit
+
+-- Refuses CREATE EXTENSION unless the library was preloaded (the worker and
+-- the shared-memory state need shared_preload_libraries).
+CREATE FUNCTION querator._check_preloaded() RETURNS void
+    LANGUAGE c AS 'MODULE_PATHNAME', 'querator_check_preloaded';
+SELECT querator._check_preloaded();
+
+-- Item tables of every partition live here, named from internal ids only.
+CREATE SCHEMA querator_data;
+REVOKE ALL ON SCHEMA querator_data FROM PUBLIC;
+
+CREATE SEQUENCE querator.queue_id_seq AS integer;
+
+-- The queue catalog. Kept by pg_dump (pg_extension_config_dump below).
+CREATE TABLE querator.queues (
+    id             integer PRIMARY KEY DEFAULT nextval('querator.queue_id_seq'),
+    name           text NOT NULL UNIQUE,
+    lease_timeout  interval NOT NULL,
+    expire_timeout interval,
+    max_attempts   integer NOT NULL DEFAULT 0,
+    dead_queue     text,
+    reference      text NOT NULL DEFAULT '',
+    partitions     integer NOT NULL DEFAULT 1,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now()
+);
+ALTER SEQUENCE querator.queue_id_seq OWNED BY querator.queues.id;
+SELECT pg_catalog.pg_extension_config_dump('querator.queues', '');
+SELECT pg_catalog.pg_extension_config_dump('querator.queue_id_seq', '');
+REVOKE ALL ON querator.queues FROM PUBLIC;
+
+---------------------------------------------------------------- queues
+
+CREATE FUNCTION querator.queues_create(
+    queue_name     text,
+    lease_timeout  interval DEFAULT '1 minute',
+    expire_timeout interval DEFAULT NULL,
+    max_attempts   integer  DEFAULT 0,
+    dead_queue     text     DEFAULT NULL,
+    reference      text     DEFAULT '',
+    partitions     integer  DEFAULT 1)
+RETURNS void
+LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'querator_queues_create';
+
+CREATE FUNCTION querator.queues_update(
+    queue_name     text,
+    lease_timeout  interval DEFAULT NULL,
+    expire_timeout interval DEFAULT NULL,
+    max_attempts   integer  DEFAULT NULL,
+    dead_queue     text     DEFAULT NULL,
+    reference      text     DEFAULT NULL,
+    partitions     integer  DEFAULT NULL)
+RETURNS void
+LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'querator_queues_update';
+
+CREATE FUNCTION querator.queues_delete(queue_name text, force boolean DEFAULT false)
+RETURNS void
+LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'querator_queues_delete';
+
+CREATE FUNCTION querator.queues_list(pivot text DEFAULT NULL, "limit" integer DEFAULT 1000)
+RETURNS TABLE(queue_name text, lease_timeout interval, expire_timeout interval,
+              max_attempts integer, dead_queue text, reference text, partitions integer,
+              created_at timestamptz, updated_at timestamptz)
+LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'querator_queues_list';
+
+CREATE FUNCTION querator.queues_info(queue_name text)
+RETURNS TABLE(queue_name text, lease_timeout interval, expire_timeout interval,
+              max_attempts integer, dead_queue text, reference text, partitions integer,
+              created_at timestamptz, updated_at timestamptz)
+LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'querator_queues_info';
+
+---------------------------------------------------------------- items
+
+-- The one producing function; the overloads below only convert the payload.
+CREATE FUNCTION querator.queue_produce(
+    queue_name      text,
+    payloads        bytea[],
+    kinds           text[]      DEFAULT NULL,
+    item_references text[]      DEFAULT NULL,
+    enqueue_at      timestamptz DEFAULT NULL,
+    encoding        text        DEFAULT 'application/octet-stream')
+RETURNS bigint[]
+LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'querator_queue_produce';
+
+CREATE FUNCTION querator.queue_produce(
+    queue_name      text,
+    payloads        text[],
+    kinds           text[]      DEFAULT NULL,
+    item_references text[]      DEFAULT NULL,
+    enqueue_at      timestamptz DEFAULT NULL,
+    encoding        text        DEFAULT 'text/plain')
+RETURNS bigint[]
+LANGUAGE sql
+AS $$ SELECT querator.queue_produce(queue_name,
+         (SELECT pg_catalog.array_agg(pg_catalog.convert_to(p, 'UTF8') ORDER BY n)
+            FROM pg_catalog.unnest(payloads) WITH ORDINALITY AS u(p, n)),
+         kinds, item_references, enqueue_at, encoding) $$;
+
+CREATE FUNCTION querator.queue_produce(
+    queue_name      text,
+    payloads        jsonb[],
+    kinds           text[]      DEFAULT NULL,
+    item_references text[]      DEFAULT NULL,
+    enqueue_at      timestamptz DEFAULT NULL,
+    encoding        text        DEFAULT 'application/json')
+RETURNS bigint[]
+LANGUAGE sql
+AS $$ SELECT querator.queue_produce(queue_name,
+         (SELECT pg_catalog.array_agg(pg_catalog.convert_to(p::text, 'UTF8') ORDER BY n)
+            FROM pg_catalog.unnest(payloads) WITH ORDINALITY AS u(p, n)),
+         kinds, item_references, enqueue_at, encoding) $$;
+
+CREATE FUNCTION querator.queue_produce(
+    queue_name text,
+    payload    bytea,
+    kind       text        DEFAULT '',
+    reference  text        DEFAULT '',
+    enqueue_at timestamptz DEFAULT NULL,
+    encoding   text        DEFAULT 'application/octet-stream')
+RETURNS bigint
+LANGUAGE sql
+AS $$ SELECT (querator.queue_produce(queue_name, ARRAY[payload], ARRAY[kind],
+                                     ARRAY[reference], enqueue_at, encoding))[1] $$;
+
+CREATE FUNCTION querator.queue_produce(
+    queue_name text,
+    payload    text,
+    kind       text        DEFAULT '',
+    reference  text        DEFAULT '',
+    enqueue_at timestamptz DEFAULT NULL,
+    encoding   text        DEFAULT 'text/plain')
+RETURNS bigint
+LANGUAGE sql
+AS $$ SELECT (querator.queue_produce(queue_name, ARRAY[pg_catalog.convert_to(payload, 'UTF8')],
+                                     ARRAY[kind], ARRAY[reference], enqueue_at, encoding))[1] $$;
+
+CREATE FUNCTION querator.queue_produce(
+    queue_name text,
+    payload    jsonb,
+    kind       text        DEFAULT '',
+    reference  text        DEFAULT '',
+    enqueue_at timestamptz DEFAULT NULL,
+    encoding   text        DEFAULT 'application/json')
+RETURNS bigint
+LANGUAGE sql
+AS $$ SELECT (querator.queue_produce(queue_name, ARRAY[pg_catalog.convert_to(payload::text, 'UTF8')],
+                                     ARRAY[kind], ARRAY[reference], enqueue_at, encoding))[1] $$;
+
+CREATE FUNCTION querator.queue_lease(
+    queue_name text,
+    client_id  text,
+    batch_size integer  DEFAULT 1,
+    wait       interval DEFAULT '0')
+RETURNS TABLE(id bigint, partition integer, kind text, reference text, encoding text,
+              payload bytea, attempts integer, lease_deadline timestamptz, created_at timestamptz)
+LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'querator_queue_lease';
+
+CREATE FUNCTION querator.queue_complete(queue_name text, ids bigint[])
+RETURNS integer
+LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'querator_queue_complete';
+
+CREATE FUNCTION querator.queue_complete(queue_name text, id bigint)
+RETURNS integer
+LANGUAGE sql
+AS $$ SELECT querator.queue_complete(queue_name, ARRAY[id]) $$;
+
+CREATE FUNCTION querator.queue_retry(
+    queue_name text,
+    ids        bigint[],
+    retry_at   timestamptz DEFAULT NULL,
+    dead       boolean     DEFAULT false)
+RETURNS integer
+LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'querator_queue_retry';
+
+CREATE FUNCTION querator.queue_retry(
+    queue_name text,
+    id         bigint,
+    retry_at   timestamptz DEFAULT NULL,
+    dead       boolean     DEFAULT false)
+RETURNS integer
+LANGUAGE sql
+AS $$ SELECT querator.queue_retry(queue_name, ARRAY[id], retry_at, dead) $$;
+
+CREATE FUNCTION querator.queue_extend(
+    queue_name    text,
+    ids           bigint[],
+    lease_timeout interval DEFAULT NULL)
+RETURNS integer
+LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'querator_queue_extend';
+
+CREATE FUNCTION querator.queue_extend(
+    queue_name    text,
+    id            bigint,
+    lease_timeout interval DEFAULT NULL)
+RETURNS integer
+LANGUAGE sql
+AS $$ SELECT querator.queue_extend(queue_name, ARRAY[id], lease_timeout) $$;
+
+---------------------------------------------------------------- storage lists (read-only)
+
+CREATE FUNCTION querator.storage_items_list(queue_name text, pivot bigint DEFAULT NULL,
+                                            "limit" integer DEFAULT 100)
+RETURNS TABLE(id bigint, partition integer, kind text, reference text, encoding text,
+              payload bytea, attempts integer, created_at timestamptz,
+              expire_deadline timestamptz, source_id bigint,
+              leased boolean, lease_deadline timestamptz, client_id text)
+LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'querator_storage_items_list';
+
+CREATE FUNCTION querator.storage_scheduled_list(queue_name text, pivot bigint DEFAULT NULL,
+                                                "limit" integer DEFAULT 100)
+RETURNS TABLE(id bigint, partition integer, kind text, reference text, encoding text,
+              payload bytea, attempts integer, created_at timestamptz,
+              expire_deadline timestamptz, source_id bigint, enqueue_at timestamptz)
+LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'querator_storage_scheduled_list';
+
+CREATE FUNCTION querator.storage_dead_list(queue_name text, pivot bigint DEFAULT NULL,
+                                           "limit" integer DEFAULT 100)
+RETURNS TABLE(id bigint, partition integer, kind text, reference text, encoding text,
+              payload bytea, attempts integer, created_at timestamptz,
+              expire_deadline timestamptz, source_id bigint, dead_at timestamptz,
+              reason text)
+LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'querator_storage_dead_list';

@@ -1,0 +1,32 @@
+/* Reading SQL function arguments into C++ values, with every PostgreSQL call guarded. */
+#pragma once
+
+#include "pg_prelude.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace querator {
+
+std::optional<std::string> arg_text(FunctionCallInfo fcinfo, int n);
+std::optional<int32> arg_int32(FunctionCallInfo fcinfo, int n);
+std::optional<int64> arg_int64(FunctionCallInfo fcinfo, int n);
+std::optional<bool> arg_bool(FunctionCallInfo fcinfo, int n);
+std::optional<Interval> arg_interval(FunctionCallInfo fcinfo, int n);
+std::optional<TimestampTz> arg_timestamptz(FunctionCallInfo fcinfo, int n);
+/* A detoasted array argument, or nothing for NULL. */
+std::optional<Datum> arg_array(FunctionCallInfo fcinfo, int n);
+/* Elements of a bigint[] argument; NULL elements are an error naming `field`. */
+std::optional<std::vector<int64>> arg_int64_array(FunctionCallInfo fcinfo, int n, const char *field);
+
+/* Number of elements of a one-dimensional array (0 for empty). */
+int array_length_of(Datum array);
+
+/* Builds a bigint[] in the current memory context. */
+Datum make_int64_array(const std::vector<int64> &values);
+
+/* Prepares a materialized set-returning result; returns where rows go. */
+ReturnSetInfo *begin_set_result(FunctionCallInfo fcinfo);
+
+} // namespace querator

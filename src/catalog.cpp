@@ -1,0 +1,117 @@
+/* The queue catalog; see catalog.hpp. */
+#include "catalog.hpp"
+#include "error.hpp"
+#include "spi.hpp"
+
+namespace querator {
+
+namespace {
+
+const char *const kSelectColumns =
+	"SELECT id, name, lease_timeout, expire_timeout, max_attempts, coalesce(dead_queue, ''), reference, partitions "
+	"FROM querator.queues ";
+
+const char *const kListColumns =
+	"SELECT name, lease_timeout, expire_timeout, max_attempts, dead_queue, reference, partitions, "
+	"created_at, updated_at FROM querator.queues ";
+
+QueueDef
+def_from_row(uint64 row)
+{
+	QueueDef def;
+	def.id = spi_get_int32(row, 1);
+	def.name = spi_get_text(row, 2);
+	def.lease_timeout = spi_get_interval(row, 3);
+	if (!spi_is_null(row, 4))
+		def.expire_timeout = spi_get_interval(row, 4);
+	def.max_attempts = spi_get_int32(row, 5);
+	def.dead_queue = spi_get_text(row, 6);
+	def.reference = spi_get_text(row, 7);
+	def.partitions = spi_get_int32(row, 8);
+	return def;
+}
+
+std::vector<SqlParam>
+definition_params(const QueueDef &def)
+{
+	const Interval *expire = def.expire_timeout ? &*def.expire_timeout : nullptr;
+	SqlParam dead = def.dead_queue.empty() ? param_datum(TEXTOID, 0, true) : param_text(def.dead_queue);
+	return {param_text(def.name), param_interval(&def.lease_timeout), param_interval(expire),
+			param_int32(def.max_attempts), dead, param_text(def.reference), param_int32(def.partitions)};
+}
+
+} // namespace
+
+std::optional<QueueDef>
+catalog_find(const std::string &name, bool lock_for_update)
+{
+	std::string sql = std::string(kSelectColumns) + "WHERE name = $1" + (lock_for_update ? " FOR UPDATE" : "");
+	if (spi_run(sql, {param_text(name)}, !lock_for_update) == 0)
+		return std::nullopt;
+	return def_from_row(0);
+}
+
+QueueDef
+catalog_get(const std::string &name, bool lock_for_update, const char *field)
+{
+	std::optional<QueueDef> def = catalog_find(name, lock_for_update);
+	if (!def)
+		throw Error(ERRCODE_UNDEFINED_OBJECT,
+					std::string(field) + " does not exist; no such queue named '" + name + "'");
+	return *def;
+}
+
+int32
+catalog_insert(const QueueDef &def)
+{
+	spi_run("INSERT INTO querator.queues (name, lease_timeout, expire_timeout, max_attempts, dead_queue, "
+			"reference, partitions) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+			definition_params(def));
+	return spi_get_int32(0, 1);
+}
+
+void
+catalog_update(const QueueDef &def)
+{
+	std::vector<SqlParam> params = definition_params(def);
+	params.push_back(param_int32(def.id));
+	spi_run("UPDATE querator.queues SET name = $1, lease_timeout = $2, expire_timeout = $3, max_attempts = $4, "
+			"dead_queue = $5, reference = $6, partitions = $7, updated_at = now() WHERE id = $8",
+			params);
+}
+
+void
+catalog_delete(int32 queue_id)
+{
+	spi_run("DELETE FROM querator.queues WHERE id = $1", {param_int32(queue_id)});
+}
+
+std::vector<std::string>
+catalog_queues_using_dead_queue(const std::string &name)
+{
+	uint64 n = spi_run("SELECT name FROM querator.queues WHERE dead_queue = $1 ORDER BY name",
+					   {param_text(name)}, true);
+	std::vector<std::string> names;
+	for (uint64 i = 0; i < n; i++)
+		names.push_back(spi_get_text(i, 1));
+	return names;
+}
+
+void
+catalog_list_to(ReturnSetInfo *rsinfo, const std::string *pivot, int32 limit)
+{
+	SqlParam pivot_param = pivot ? param_text(*pivot) : param_datum(TEXTOID, 0, true);
+	spi_run(std::string(kListColumns) + "WHERE $1 IS NULL OR name COLLATE \"C\" >= $1 ORDER BY name COLLATE \"C\" LIMIT $2",
+			{pivot_param, param_int32(limit)}, true);
+	spi_copy_result_to(rsinfo);
+}
+
+void
+catalog_info_to(ReturnSetInfo *rsinfo, const std::string &name)
+{
+	if (spi_run(std::string(kListColumns) + "WHERE name = $1", {param_text(name)}, true) == 0)
+		throw Error(ERRCODE_UNDEFINED_OBJECT, "queue does not exist; no such queue named '" + name + "'");
+	spi_copy_result_to(rsinfo);
+}
+
+} // namespace querator

@@ -1,0 +1,129 @@
+/*
+ * The C++ / PostgreSQL error boundary, one wrapper in each direction.
+ *
+ *  - pg_guard(f): C++ calling PostgreSQL. Runs f (PostgreSQL calls only, no
+ *    RAII objects) under PG_TRY; an ereport(ERROR) is caught, its ErrorData
+ *    copied, the error state flushed and a PgError thrown, so C++ unwinding
+ *    runs destructors normally.
+ *  - sql_entry(fcinfo, f): PostgreSQL calling C++. Every SQL-callable
+ *    function's body runs inside it; any exception is caught, its data moved
+ *    to trivially destructible storage, and the PostgreSQL error is raised
+ *    only after the catch block has ended.
+ */
+#pragma once
+
+#include "pg_prelude.hpp"
+
+#include <exception>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace querator {
+
+/* An error querator raises itself: SQLSTATE, "<constant part>; <detail>" message, optional hint. */
+class Error : public std::exception
+{
+public:
+	Error(int sqlstate, std::string message, std::string hint = {})
+		: sqlstate_(sqlstate), message_(std::move(message)), hint_(std::move(hint))
+	{
+	}
+	const char *what() const noexcept override { return message_.c_str(); }
+	int sqlstate() const { return sqlstate_; }
+	const std::string &hint() const { return hint_; }
+
+private:
+	int sqlstate_;
+	std::string message_;
+	std::string hint_;
+};
+
+/* A PostgreSQL error caught by pg_guard; owns nothing (ErrorData lives in a memory context). */
+class PgError : public std::exception
+{
+public:
+	explicit PgError(ErrorData *data) : data_(data) {}
+	const char *what() const noexcept override { return data_->message ? data_->message : "postgres error"; }
+	ErrorData *data() const { return data_; }
+
+private:
+	ErrorData *data_;
+};
+
+/* Throws the PgError for the error caught in the current PG_CATCH; defined in error.cpp. */
+[[noreturn]] void throw_caught_pg_error(MemoryContext caller_context);
+
+template <typename F>
+auto
+pg_guard(F &&f) -> decltype(f())
+{
+	using Result = decltype(f());
+	MemoryContext caller_context = CurrentMemoryContext;
+	volatile bool failed = false;
+
+	if constexpr (std::is_void_v<Result>)
+	{
+		PG_TRY();
+		{
+			f();
+		}
+		PG_CATCH();
+		{
+			failed = true;
+		}
+		PG_END_TRY();
+		if (failed)
+			throw_caught_pg_error(caller_context);
+	}
+	else
+	{
+		static_assert(std::is_trivially_copyable_v<Result>, "pg_guard returns plain values only");
+		/* Written through a pointer so the value lives in memory across the setjmp. */
+		Result result{};
+		Result *volatile out = &result;
+		PG_TRY();
+		{
+			*out = f();
+		}
+		PG_CATCH();
+		{
+			failed = true;
+		}
+		PG_END_TRY();
+		if (failed)
+			throw_caught_pg_error(caller_context);
+		return result;
+	}
+}
+
+/* Raises the error an exception described; never returns. Called outside any catch block. */
+struct PendingError
+{
+	ErrorData *pg_data;        /* set for PgError */
+	int sqlstate;              /* otherwise these */
+	char message[1024];
+	char hint[512];
+};
+[[noreturn]] void raise_pending_error(const PendingError *pending);
+void capture_exception(PendingError *pending) noexcept;
+
+template <typename F>
+Datum
+sql_entry(F &&f)
+{
+	PendingError pending;
+	pending.pg_data = nullptr;
+	pending.sqlstate = 0;
+	try
+	{
+		return f();
+	}
+	catch (...)
+	{
+		capture_exception(&pending);
+	}
+	raise_pending_error(&pending);
+}
+
+} // namespace querator

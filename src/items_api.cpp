@@ -1,0 +1,316 @@
+/* SQL entry points for items: queue_produce / lease / complete / retry / extend. */
+#include "arguments.hpp"
+#include "catalog.hpp"
+#include "error.hpp"
+#include "partition_estimates.hpp"
+#include "settings.hpp"
+#include "spi.hpp"
+#include "storage.hpp"
+#include "validation.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace querator {
+
+namespace {
+
+/* A retry_at this close to now is a retry now (Querator's rule). */
+constexpr int64 kRetryNowWindowUsec = 100 * 1000;
+/* Scheduled items a lease promotes per partition before it claims. */
+constexpr int32 kPromoteBatch = 1000;
+
+std::string
+queue_name_arg(FunctionCallInfo fcinfo, int n)
+{
+	std::string name = arg_text(fcinfo, n).value_or("");
+	validate_queue_name(name);
+	return name;
+}
+
+/* Checks each payload (non-null, within max_payload_size); returns their count. */
+int
+validate_payloads(Datum payloads)
+{
+	Datum *elems = nullptr;
+	bool *nulls = nullptr;
+	int count = 0;
+	pg_guard([&] {
+		deconstruct_array(DatumGetArrayTypeP(payloads), BYTEAOID, -1, false, TYPALIGN_INT, &elems, &nulls, &count);
+	});
+	validate_batch_count(count, "items");
+	for (int i = 0; i < count; i++)
+	{
+		if (nulls[i])
+			throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED,
+						"items is invalid; payload of item " + std::to_string(i + 1) + " is null");
+		Datum e = elems[i];
+		int64 size = pg_guard([&] { return static_cast<int64>(VARSIZE_ANY_EXHDR(DatumGetPointer(e))); });
+		if (size > max_payload_size)
+			throw Error(ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+						"payload is invalid; max_payload_size is " + std::to_string(max_payload_size) +
+							" bytes but item " + std::to_string(i + 1) + " has " + std::to_string(size));
+	}
+	return count;
+}
+
+/* Checks an optional per-item text array (kinds, references) against the item count. */
+void
+validate_item_texts(const std::optional<Datum> &array, int items, const char *field)
+{
+	if (!array)
+		return;
+	Datum *elems = nullptr;
+	bool *nulls = nullptr;
+	int count = 0;
+	Datum a = *array;
+	pg_guard([&] { deconstruct_array(DatumGetArrayTypeP(a), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &count); });
+	if (count != items)
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+					std::string(field) + " is invalid; has " + std::to_string(count) + " elements but there are " +
+						std::to_string(items) + " items");
+	for (int i = 0; i < count; i++)
+	{
+		if (nulls[i])
+			continue; /* NULL means '' */
+		Datum e = elems[i];
+		int64 size = pg_guard([&] { return static_cast<int64>(VARSIZE_ANY_EXHDR(DatumGetPointer(e))); });
+		if (size > kMaxTextFieldLength)
+			throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+						std::string(field) + " is invalid; element " + std::to_string(i + 1) +
+							" cannot be greater than " + std::to_string(kMaxTextFieldLength) + " characters");
+	}
+}
+
+/* Validated ids of a complete / retry / extend call, distinct, in the caller's order. */
+std::vector<int64>
+ids_arg(FunctionCallInfo fcinfo, int n)
+{
+	std::vector<int64> ids = arg_int64_array(fcinfo, n, "ids").value_or(std::vector<int64>{});
+	validate_batch_count(static_cast<int64>(ids.size()), "ids");
+	std::vector<int64> distinct;
+	std::set<int64> seen;
+	for (int64 id : ids)
+		if (seen.insert(id).second)
+			distinct.push_back(id);
+	return distinct;
+}
+
+/*
+ * Runs `act` on the ids of each partition and raises, if any id was not
+ * acted on, the error for the first such id in the caller's order: 42704
+ * when it does not exist, 55000 when it exists but is not leased. The error
+ * aborts the transaction, so the call changes nothing: all ids or none.
+ */
+template <typename Act>
+uint64
+for_leased_ids(const QueueDef &queue, const std::vector<int64> &ids, const char *verb, Act act)
+{
+	std::map<int, std::vector<int64>> by_partition;
+	for (int64 id : ids)
+		by_partition[partition_of_id(id)].push_back(id);
+
+	std::set<int64> done;
+	for (const auto &[partition, part_ids] : by_partition)
+	{
+		if (partition < 0 || partition >= queue.partitions)
+			continue;
+		for (int64 id : act(partition, part_ids))
+			done.insert(id);
+	}
+	if (done.size() == ids.size())
+		return done.size();
+
+	for (int64 id : ids)
+	{
+		if (done.count(id))
+			continue;
+		int partition = partition_of_id(id);
+		bool exists = partition >= 0 && partition < queue.partitions &&
+					  !storage_existing_ids(queue.id, partition, {id}).empty();
+		if (exists)
+			throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+						std::string("item(s) cannot be ") + verb + "; '" + std::to_string(id) +
+							"' is not marked as leased");
+		throw Error(ERRCODE_UNDEFINED_OBJECT, "invalid storage id; '" + std::to_string(id) + "' does not exist");
+	}
+	return done.size();
+}
+
+Datum
+queue_produce(FunctionCallInfo fcinfo)
+{
+	std::string name = queue_name_arg(fcinfo, 0);
+	std::optional<Datum> payloads = arg_array(fcinfo, 1);
+	if (!payloads)
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "items is invalid; cannot be empty");
+	int count = validate_payloads(*payloads);
+
+	ProduceBatch batch;
+	batch.payloads = *payloads;
+	batch.kinds = arg_array(fcinfo, 2);
+	batch.references = arg_array(fcinfo, 3);
+	validate_item_texts(batch.kinds, count, "kinds");
+	validate_item_texts(batch.references, count, "references");
+	std::optional<TimestampTz> enqueue_at = arg_timestamptz(fcinfo, 4);
+	if (enqueue_at && *enqueue_at > GetCurrentTimestamp())
+		batch.enqueue_at = enqueue_at; /* future: scheduled; past or now: ready at once */
+	batch.encoding = arg_text(fcinfo, 5).value_or("application/octet-stream");
+	validate_text_field(batch.encoding, "encoding", true);
+
+	SpiConnection spi;
+	QueueDef queue = catalog_get(name);
+	batch.expire_timeout = queue.expire_timeout;
+	int partition = partitions_for_produce(queue.id, queue.partitions).front();
+	std::vector<int64> ids = storage_produce(queue.id, partition, batch);
+	if (!batch.enqueue_at)
+		estimates_add_at_commit(queue.id, partition, static_cast<int64>(ids.size()));
+	spi.finish();
+	return make_int64_array(ids);
+}
+
+Datum
+queue_lease(FunctionCallInfo fcinfo)
+{
+	std::string name = queue_name_arg(fcinfo, 0);
+	std::string client_id = arg_text(fcinfo, 1).value_or("");
+	validate_text_field(client_id, "client id", false);
+	int32 batch_size = arg_int32(fcinfo, 2).value_or(0);
+	if (batch_size <= 0)
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+					"batch size is invalid; must be greater than 0, received " + std::to_string(batch_size));
+	validate_batch_count(batch_size, "batch size");
+	Interval wait = arg_interval(fcinfo, 3).value_or(Interval{});
+	const Interval max_wait{15 * USECS_PER_MINUTE, 0, 0};
+	if (interval_compare(wait, Interval{}) < 0 || interval_compare(wait, max_wait) > 0)
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+					"wait is invalid; must be between 00:00:00 and " + interval_text(max_wait) + ", received " +
+						interval_text(wait));
+	if (interval_compare(wait, Interval{}) > 0 && IsolationUsesXactSnapshot())
+		throw Error(ERRCODE_INVALID_TRANSACTION_STATE,
+					"wait is invalid; a waiting lease cannot see new items under REPEATABLE READ or SERIALIZABLE",
+					"Use READ COMMITTED, or wait => '0'.");
+
+	ReturnSetInfo *out = begin_set_result(fcinfo);
+	SpiConnection spi;
+	QueueDef queue = catalog_get(name);
+	for (int partition : partitions_for_lease(queue.id, queue.partitions))
+	{
+		uint64 promoted = storage_promote_due(queue.id, partition, kPromoteBatch);
+		uint64 leased = storage_lease(queue.id, partition, client_id, batch_size, queue.lease_timeout, out);
+		estimates_add_at_commit(queue.id, partition, static_cast<int64>(promoted) - static_cast<int64>(leased));
+		if (leased > 0)
+			break;
+	}
+	spi.finish();
+	return (Datum) 0;
+}
+
+Datum
+queue_complete(FunctionCallInfo fcinfo)
+{
+	std::string name = queue_name_arg(fcinfo, 0);
+	std::vector<int64> ids = ids_arg(fcinfo, 1);
+	SpiConnection spi;
+	QueueDef queue = catalog_get(name);
+	uint64 n = for_leased_ids(queue, ids, "completed", [&](int partition, const std::vector<int64> &part_ids) {
+		return storage_complete(queue.id, partition, part_ids);
+	});
+	spi.finish();
+	PG_RETURN_INT32(static_cast<int32>(n));
+}
+
+Datum
+queue_retry(FunctionCallInfo fcinfo)
+{
+	std::string name = queue_name_arg(fcinfo, 0);
+	std::vector<int64> ids = ids_arg(fcinfo, 1);
+	std::optional<TimestampTz> retry_at = arg_timestamptz(fcinfo, 2);
+	if (retry_at && *retry_at <= GetCurrentTimestamp() + kRetryNowWindowUsec)
+		retry_at.reset();
+	bool dead = arg_bool(fcinfo, 3).value_or(false);
+
+	SpiConnection spi;
+	QueueDef queue = catalog_get(name);
+	DeadLetterTarget target;
+	if (!queue.dead_queue.empty())
+	{
+		QueueDef dead_queue = catalog_get(queue.dead_queue, false, "dead queue");
+		target.to_dead_queue = true;
+		target.queue_id = dead_queue.id;
+		target.partition = partitions_for_produce(dead_queue.id, dead_queue.partitions).front();
+		target.expire_timeout = dead_queue.expire_timeout;
+	}
+	uint64 n = for_leased_ids(queue, ids, "retried", [&](int partition, const std::vector<int64> &part_ids) {
+		RetryOutcome outcome =
+			storage_retry(queue.id, partition, part_ids, retry_at, dead, queue.max_attempts, target);
+		estimates_add_at_commit(queue.id, partition, static_cast<int64>(outcome.requeued));
+		if (target.to_dead_queue)
+			estimates_add_at_commit(target.queue_id, target.partition, static_cast<int64>(outcome.dead));
+		return outcome.taken_ids;
+	});
+	spi.finish();
+	PG_RETURN_INT32(static_cast<int32>(n));
+}
+
+Datum
+queue_extend(FunctionCallInfo fcinfo)
+{
+	std::string name = queue_name_arg(fcinfo, 0);
+	std::vector<int64> ids = ids_arg(fcinfo, 1);
+	std::optional<Interval> lease_timeout = arg_interval(fcinfo, 2);
+	if (lease_timeout)
+		validate_positive_interval(*lease_timeout, "lease timeout");
+
+	SpiConnection spi;
+	QueueDef queue = catalog_get(name);
+	Interval timeout = lease_timeout.value_or(queue.lease_timeout);
+	uint64 n = for_leased_ids(queue, ids, "extended", [&](int partition, const std::vector<int64> &part_ids) {
+		return storage_extend(queue.id, partition, part_ids, timeout);
+	});
+	spi.finish();
+	PG_RETURN_INT32(static_cast<int32>(n));
+}
+
+} // namespace
+
+} // namespace querator
+
+extern "C" {
+PG_FUNCTION_INFO_V1(querator_queue_produce);
+PG_FUNCTION_INFO_V1(querator_queue_lease);
+PG_FUNCTION_INFO_V1(querator_queue_complete);
+PG_FUNCTION_INFO_V1(querator_queue_retry);
+PG_FUNCTION_INFO_V1(querator_queue_extend);
+
+Datum
+querator_queue_produce(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::queue_produce(fcinfo); });
+}
+
+Datum
+querator_queue_lease(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::queue_lease(fcinfo); });
+}
+
+Datum
+querator_queue_complete(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::queue_complete(fcinfo); });
+}
+
+Datum
+querator_queue_retry(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::queue_retry(fcinfo); });
+}
+
+Datum
+querator_queue_extend(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::queue_extend(fcinfo); });
+}
+}

@@ -1,0 +1,74 @@
+/* SQL entry points for the read-only storage lists: items, scheduled items, dead letters. */
+#include "arguments.hpp"
+#include "catalog.hpp"
+#include "error.hpp"
+#include "spi.hpp"
+#include "storage.hpp"
+#include "validation.hpp"
+
+namespace querator {
+
+namespace {
+
+enum class ListKind
+{
+	items,
+	scheduled,
+	dead
+};
+
+Datum
+storage_list(FunctionCallInfo fcinfo, ListKind kind)
+{
+	std::string name = arg_text(fcinfo, 0).value_or("");
+	validate_queue_name(name);
+	int64 pivot = arg_int64(fcinfo, 1).value_or(0);
+	int32 limit = arg_int32(fcinfo, 2).value_or(100);
+	validate_list_limit(limit);
+
+	ReturnSetInfo *out = begin_set_result(fcinfo);
+	SpiConnection spi;
+	QueueDef queue = catalog_get(name);
+	switch (kind)
+	{
+		case ListKind::items:
+			storage_list_items(out, queue.id, queue.partitions, pivot, limit);
+			break;
+		case ListKind::scheduled:
+			storage_list_scheduled(out, queue.id, queue.partitions, pivot, limit);
+			break;
+		case ListKind::dead:
+			storage_list_dead(out, queue.id, pivot, limit);
+			break;
+	}
+	spi.finish();
+	return (Datum) 0;
+}
+
+} // namespace
+
+} // namespace querator
+
+extern "C" {
+PG_FUNCTION_INFO_V1(querator_storage_items_list);
+PG_FUNCTION_INFO_V1(querator_storage_scheduled_list);
+PG_FUNCTION_INFO_V1(querator_storage_dead_list);
+
+Datum
+querator_storage_items_list(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::storage_list(fcinfo, querator::ListKind::items); });
+}
+
+Datum
+querator_storage_scheduled_list(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::storage_list(fcinfo, querator::ListKind::scheduled); });
+}
+
+Datum
+querator_storage_dead_list(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::storage_list(fcinfo, querator::ListKind::dead); });
+}
+}

@@ -1,0 +1,195 @@
+/* Shared-memory estimates of unleased items per partition; see the header for why. */
+#include "partition_estimates.hpp"
+#include "settings.hpp"
+
+extern "C" {
+#include "common/pg_prng.h"
+#include "port/atomics.h"
+}
+
+#include <algorithm>
+#include <numeric>
+
+namespace querator {
+
+namespace {
+
+struct PartitionKey
+{
+	Oid database;
+	int32 queue_id;
+	int32 partition;
+};
+
+struct PartitionEntry
+{
+	PartitionKey key; /* hash key, must be first */
+	pg_atomic_uint64 unleased; /* signed value stored as unsigned */
+};
+
+struct PendingDelta
+{
+	int32 queue_id;
+	int32 partition;
+	int64 delta;
+};
+
+HTAB *estimates_table = nullptr;
+LWLock *estimates_lock = nullptr;
+
+/* Deltas of the running transaction; plain storage, applied at commit. */
+std::vector<PendingDelta> pending;
+
+PartitionKey
+make_key(int32 queue_id, int partition)
+{
+	PartitionKey key;
+	memset(&key, 0, sizeof(key));
+	key.database = MyDatabaseId;
+	key.queue_id = queue_id;
+	key.partition = partition;
+	return key;
+}
+
+void
+apply_pending()
+{
+	if (estimates_table == nullptr)
+		return;
+	for (const PendingDelta &d : pending)
+	{
+		PartitionKey key = make_key(d.queue_id, d.partition);
+		LWLockAcquire(estimates_lock, LW_SHARED);
+		auto *entry = static_cast<PartitionEntry *>(hash_search(estimates_table, &key, HASH_FIND, nullptr));
+		LWLockRelease(estimates_lock);
+		if (entry == nullptr)
+		{
+			bool found = false;
+			LWLockAcquire(estimates_lock, LW_EXCLUSIVE);
+			entry = static_cast<PartitionEntry *>(hash_search(estimates_table, &key, HASH_ENTER_NULL, &found));
+			if (entry != nullptr && !found)
+				pg_atomic_init_u64(&entry->unleased, 0);
+			LWLockRelease(estimates_lock);
+			if (entry == nullptr)
+				continue; /* table full: the estimate simply stays unknown (zero) */
+		}
+		pg_atomic_fetch_add_u64(&entry->unleased, static_cast<uint64>(d.delta));
+	}
+}
+
+void
+on_xact_event(XactEvent event, void *)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			apply_pending();
+			pending.clear();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			pending.clear();
+			break;
+		default:
+			break;
+	}
+}
+
+std::vector<int>
+order_partitions(int32 queue_id, int partitions, bool most_first)
+{
+	std::vector<int64> estimates = estimates_read(queue_id, partitions);
+	std::vector<int> order(partitions);
+	/* Rotate the start so ties spread over partitions instead of piling on partition 0. */
+	int start = static_cast<int>(pg_prng_uint32(&pg_global_prng_state) % static_cast<uint32>(partitions));
+	for (int i = 0; i < partitions; i++)
+		order[i] = (start + i) % partitions;
+	std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+		return most_first ? estimates[a] > estimates[b] : estimates[a] < estimates[b];
+	});
+	return order;
+}
+
+} // namespace
+
+void
+estimates_request_shmem()
+{
+	RequestAddinShmemSpace(hash_estimate_size(max_tracked_partitions, sizeof(PartitionEntry)));
+	RequestNamedLWLockTranche("querator_estimates", 1);
+}
+
+void
+estimates_startup_shmem()
+{
+	HASHCTL info;
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(PartitionKey);
+	info.entrysize = sizeof(PartitionEntry);
+	estimates_lock = &(GetNamedLWLockTranche("querator_estimates"))->lock;
+	estimates_table = ShmemInitHash("querator partition estimates", max_tracked_partitions,
+									max_tracked_partitions, &info, HASH_ELEM | HASH_BLOBS);
+}
+
+void
+estimates_register_xact_callback()
+{
+	RegisterXactCallback(on_xact_event, nullptr);
+}
+
+std::vector<int64>
+estimates_read(int32 queue_id, int partitions)
+{
+	std::vector<int64> result(partitions, 0);
+	if (estimates_table == nullptr)
+		return result;
+	LWLockAcquire(estimates_lock, LW_SHARED);
+	for (int p = 0; p < partitions; p++)
+	{
+		PartitionKey key = make_key(queue_id, p);
+		auto *entry = static_cast<PartitionEntry *>(hash_search(estimates_table, &key, HASH_FIND, nullptr));
+		if (entry != nullptr)
+			result[p] = static_cast<int64>(pg_atomic_read_u64(&entry->unleased));
+	}
+	LWLockRelease(estimates_lock);
+	return result;
+}
+
+void
+estimates_add_at_commit(int32 queue_id, int partition, int64 delta)
+{
+	if (delta != 0)
+		pending.push_back(PendingDelta{queue_id, partition, delta});
+}
+
+void
+estimates_forget(int32 queue_id, int first_partition)
+{
+	if (estimates_table == nullptr)
+		return;
+	HASH_SEQ_STATUS status;
+	LWLockAcquire(estimates_lock, LW_EXCLUSIVE);
+	hash_seq_init(&status, estimates_table);
+	while (auto *entry = static_cast<PartitionEntry *>(hash_seq_search(&status)))
+	{
+		if (entry->key.database == MyDatabaseId && entry->key.queue_id == queue_id &&
+			entry->key.partition >= first_partition)
+			hash_search(estimates_table, &entry->key, HASH_REMOVE, nullptr);
+	}
+	LWLockRelease(estimates_lock);
+}
+
+std::vector<int>
+partitions_for_produce(int32 queue_id, int partitions)
+{
+	return order_partitions(queue_id, partitions, false);
+}
+
+std::vector<int>
+partitions_for_lease(int32 queue_id, int partitions)
+{
+	return order_partitions(queue_id, partitions, true);
+}
+
+} // namespace querator

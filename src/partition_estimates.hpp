@@ -1,0 +1,35 @@
+/*
+ * Per-partition estimates of unleased (ready) items, kept in shared memory.
+ *
+ * They only steer choices: produce writes to the partition with the fewest,
+ * lease tries partitions with the most first. Correctness never depends on
+ * them (a lease that finds nothing tries the next partition), so they may
+ * drift or start at zero after a restart. Changes are collected per
+ * transaction and applied at commit, so rolled-back work leaves no trace.
+ */
+#pragma once
+
+#include "pg_prelude.hpp"
+
+#include <vector>
+
+namespace querator {
+
+void estimates_request_shmem();
+void estimates_startup_shmem();
+void estimates_register_xact_callback();
+
+/* Current estimates for partitions [0, partitions) of a queue in this database. */
+std::vector<int64> estimates_read(int32 queue_id, int partitions);
+
+/* Records a change, applied when the current transaction commits. */
+void estimates_add_at_commit(int32 queue_id, int partition, int64 delta);
+
+/* Forgets a queue's partitions from `first_partition` on (after delete or shrink). */
+void estimates_forget(int32 queue_id, int first_partition);
+
+/* Partition order for a produce (fewest first) and for a lease (most first); ties rotate. */
+std::vector<int> partitions_for_produce(int32 queue_id, int partitions);
+std::vector<int> partitions_for_lease(int32 queue_id, int partitions);
+
+} // namespace querator

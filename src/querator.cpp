@@ -1,0 +1,67 @@
+/*
+ * Module entry: library load (settings, shared memory, transaction hooks)
+ * and the check that makes CREATE EXTENSION require shared_preload_libraries.
+ */
+#include "error.hpp"
+#include "partition_estimates.hpp"
+#include "settings.hpp"
+
+extern "C" {
+PG_MODULE_MAGIC;
+
+void _PG_init(void);
+PG_FUNCTION_INFO_V1(querator_check_preloaded);
+}
+
+namespace {
+
+bool loaded_at_startup = false;
+shmem_request_hook_type previous_shmem_request_hook = nullptr;
+shmem_startup_hook_type previous_shmem_startup_hook = nullptr;
+
+void
+request_shmem()
+{
+	if (previous_shmem_request_hook)
+		previous_shmem_request_hook();
+	querator::estimates_request_shmem();
+}
+
+void
+startup_shmem()
+{
+	if (previous_shmem_startup_hook)
+		previous_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	querator::estimates_startup_shmem();
+	LWLockRelease(AddinShmemInitLock);
+}
+
+} // namespace
+
+void
+_PG_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		return; /* loaded late: querator_check_preloaded() refuses CREATE EXTENSION */
+	loaded_at_startup = true;
+	querator::define_settings();
+	previous_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = request_shmem;
+	previous_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = startup_shmem;
+	querator::estimates_register_xact_callback();
+}
+
+Datum
+querator_check_preloaded(PG_FUNCTION_ARGS)
+{
+	if (!loaded_at_startup)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("querator must be loaded via shared_preload_libraries"),
+				 errdetail("Its background worker and shared-memory state can only start with the server."),
+				 errhint("Add querator to shared_preload_libraries in postgresql.conf, e.g. "
+						 "shared_preload_libraries = 'querator', and restart PostgreSQL.")));
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,213 @@
+/* SQL entry points for queue definitions: queues_create / update / delete / list / info. */
+#include "arguments.hpp"
+#include "catalog.hpp"
+#include "error.hpp"
+#include "partition_estimates.hpp"
+#include "settings.hpp"
+#include "spi.hpp"
+#include "storage.hpp"
+#include "validation.hpp"
+
+namespace querator {
+
+namespace {
+
+std::string
+queue_name_arg(FunctionCallInfo fcinfo, int n)
+{
+	std::string name = arg_text(fcinfo, n).value_or("");
+	validate_queue_name(name);
+	return name;
+}
+
+/* Checks the option values of a definition, alone and together. */
+void
+validate_definition(const QueueDef &def)
+{
+	validate_positive_interval(def.lease_timeout, "lease timeout");
+	if (def.expire_timeout)
+		validate_positive_interval(*def.expire_timeout, "expire timeout");
+	validate_lease_within_expire(def.lease_timeout, def.expire_timeout ? &*def.expire_timeout : nullptr);
+	validate_max_attempts(def.max_attempts);
+	validate_partitions(def.partitions);
+	validate_text_field(def.reference, "reference", true);
+}
+
+/* Checks that def.dead_queue may receive def's dead letters (no self, no chains). */
+void
+validate_dead_queue(const QueueDef &def)
+{
+	if (def.dead_queue.empty())
+		return;
+	validate_queue_name(def.dead_queue, "dead queue");
+	if (def.dead_queue == def.name)
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "dead queue is invalid; dead_queue cannot reference itself");
+	QueueDef target = catalog_get(def.dead_queue, true, "dead queue");
+	if (!target.dead_queue.empty())
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+					"dead queue is invalid; '" + def.dead_queue + "' has its own dead_queue '" + target.dead_queue +
+						"' and dead queues cannot be chained");
+	std::vector<std::string> feeders = catalog_queues_using_dead_queue(def.name);
+	if (!feeders.empty())
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+					"dead queue is invalid; '" + def.name + "' is the dead_queue of '" + feeders.front() +
+						"' and dead queues cannot be chained");
+}
+
+Datum
+queues_create(FunctionCallInfo fcinfo)
+{
+	QueueDef def;
+	def.name = queue_name_arg(fcinfo, 0);
+	def.lease_timeout = arg_interval(fcinfo, 1).value_or(Interval{USECS_PER_MINUTE, 0, 0});
+	def.expire_timeout = arg_interval(fcinfo, 2);
+	def.max_attempts = arg_int32(fcinfo, 3).value_or(0);
+	def.dead_queue = arg_text(fcinfo, 4).value_or("");
+	def.reference = arg_text(fcinfo, 5).value_or("");
+	def.partitions = arg_int32(fcinfo, 6).value_or(1);
+	validate_definition(def);
+
+	SpiConnection spi;
+	if (catalog_find(def.name))
+		throw Error(ERRCODE_DUPLICATE_OBJECT, "invalid queue; '" + def.name + "' already exists");
+	validate_dead_queue(def);
+	int32 id = catalog_insert(def);
+	storage_create_queue(id, def.partitions);
+	spi.finish();
+	PG_RETURN_VOID();
+}
+
+Datum
+queues_update(FunctionCallInfo fcinfo)
+{
+	std::string name = queue_name_arg(fcinfo, 0);
+	SpiConnection spi;
+	QueueDef def = catalog_get(name, true);
+	const int old_partitions = def.partitions;
+
+	if (auto v = arg_interval(fcinfo, 1))
+		def.lease_timeout = *v;
+	if (auto v = arg_interval(fcinfo, 2))
+	{
+		/* '0' removes the expire timeout: items never expire. */
+		if (interval_compare(*v, Interval{}) == 0)
+			def.expire_timeout.reset();
+		else
+			def.expire_timeout = *v;
+	}
+	if (auto v = arg_int32(fcinfo, 3))
+		def.max_attempts = *v;
+	if (auto v = arg_text(fcinfo, 4))
+		def.dead_queue = *v; /* '' removes it */
+	if (auto v = arg_text(fcinfo, 5))
+		def.reference = *v;
+	if (auto v = arg_int32(fcinfo, 6))
+		def.partitions = *v;
+	validate_definition(def);
+	validate_dead_queue(def);
+
+	if (def.partitions > old_partitions)
+		storage_create_partitions(def.id, old_partitions, def.partitions);
+	else if (def.partitions < old_partitions)
+	{
+		if (storage_partitions_hold_items(def.id, def.partitions, old_partitions))
+			throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+						"partitions is invalid; cannot shrink '" + name + "' from " + std::to_string(old_partitions) +
+							" to " + std::to_string(def.partitions) + " partitions while the removed partitions hold items",
+						"Drain or clear the items of the removed partitions first.");
+		storage_drop_partitions(def.id, def.partitions, old_partitions);
+		estimates_forget(def.id, def.partitions);
+	}
+	catalog_update(def);
+	spi.finish();
+	PG_RETURN_VOID();
+}
+
+Datum
+queues_delete(FunctionCallInfo fcinfo)
+{
+	std::string name = queue_name_arg(fcinfo, 0);
+	bool force = arg_bool(fcinfo, 1).value_or(false);
+	SpiConnection spi;
+	QueueDef def = catalog_get(name, true);
+	std::vector<std::string> feeders = catalog_queues_using_dead_queue(name);
+	if (!feeders.empty())
+		throw Error(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
+					"queue is in use; '" + name + "' is the dead_queue of '" + feeders.front() + "'",
+					"Remove it from that queue first: queues_update('" + feeders.front() + "', dead_queue => '').");
+	if (!force && (storage_partitions_hold_items(def.id, 0, def.partitions) || storage_has_dead_letters(def.id)))
+		throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+					"queue is not empty; '" + name + "' still holds items or dead letters",
+					"Use queues_delete(queue_name, force => true) to delete it with its items.");
+	storage_drop_queue(def.id, def.partitions);
+	catalog_delete(def.id);
+	estimates_forget(def.id, 0);
+	spi.finish();
+	PG_RETURN_VOID();
+}
+
+Datum
+queues_list(FunctionCallInfo fcinfo)
+{
+	std::optional<std::string> pivot = arg_text(fcinfo, 0);
+	int32 limit = arg_int32(fcinfo, 1).value_or(1000);
+	validate_list_limit(limit);
+	ReturnSetInfo *out = begin_set_result(fcinfo);
+	SpiConnection spi;
+	catalog_list_to(out, pivot ? &*pivot : nullptr, limit);
+	spi.finish();
+	return (Datum) 0;
+}
+
+Datum
+queues_info(FunctionCallInfo fcinfo)
+{
+	std::string name = queue_name_arg(fcinfo, 0);
+	ReturnSetInfo *out = begin_set_result(fcinfo);
+	SpiConnection spi;
+	catalog_info_to(out, name);
+	spi.finish();
+	return (Datum) 0;
+}
+
+} // namespace
+
+} // namespace querator
+
+extern "C" {
+PG_FUNCTION_INFO_V1(querator_queues_create);
+PG_FUNCTION_INFO_V1(querator_queues_update);
+PG_FUNCTION_INFO_V1(querator_queues_delete);
+PG_FUNCTION_INFO_V1(querator_queues_list);
+PG_FUNCTION_INFO_V1(querator_queues_info);
+
+Datum
+querator_queues_create(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::queues_create(fcinfo); });
+}
+
+Datum
+querator_queues_update(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::queues_update(fcinfo); });
+}
+
+Datum
+querator_queues_delete(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::queues_delete(fcinfo); });
+}
+
+Datum
+querator_queues_list(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::queues_list(fcinfo); });
+}
+
+Datum
+querator_queues_info(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::queues_info(fcinfo); });
+}
+}

@@ -1,0 +1,32 @@
+/* querator.* GUC definitions. */
+#include "pg_prelude.hpp"
+#include "settings.hpp"
+
+namespace querator {
+
+extern "C" {
+int max_batch_size = 1000;
+int max_payload_size = 1024 * 1024;
+int max_tracked_partitions = 8192;
+}
+
+void
+define_settings()
+{
+	DefineCustomIntVariable("querator.max_batch_size",
+							"Most items one produce, lease, complete, retry or extend call may carry.",
+							nullptr, &max_batch_size, 1000, 1, 100000,
+							PGC_SUSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("querator.max_payload_size",
+							"Largest payload of one item.",
+							nullptr, &max_payload_size, 1024 * 1024, 1, 256 * 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
+	/* Sizes shared memory, so it can only be set at server start. */
+	DefineCustomIntVariable("querator.max_tracked_partitions",
+							"Partitions (over all databases) whose ready-item estimates are kept in shared memory.",
+							nullptr, &max_tracked_partitions, 8192, 64, 1048576,
+							PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+	MarkGUCPrefixReserved("querator");
+}
+
+} // namespace querator

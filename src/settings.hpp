@@ -1,0 +1,21 @@
+/* querator.* settings (GUCs) and fixed limits, defined in one place. */
+#pragma once
+
+namespace querator {
+
+/* Hard limits that are not settings. */
+constexpr int kMaxQueueNameLength = 512;
+constexpr int kMaxPartitions = 256;
+constexpr int kMaxAttemptsLimit = 65536;
+constexpr int kMaxTextFieldLength = 1024; /* kind, reference, encoding, client_id */
+constexpr int kMaxListLimit = 10000;
+
+extern "C" {
+extern int max_batch_size;     /* querator.max_batch_size */
+extern int max_payload_size;   /* querator.max_payload_size, bytes */
+extern int max_tracked_partitions; /* querator.max_tracked_partitions (shared memory) */
+}
+
+void define_settings();
+
+} // namespace querator

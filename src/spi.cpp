@@ -1,0 +1,245 @@
+/* SPI wrappers; see spi.hpp. */
+#include "spi.hpp"
+#include "arguments.hpp"
+#include "error.hpp"
+
+#include <unordered_map>
+
+namespace querator {
+
+namespace {
+
+/* Plans are keyed by their SQL text, which names the tables, so a dropped and
+ * re-created table simply gets revalidated by the plan cache. */
+std::unordered_map<std::string, SPIPlanPtr> saved_plans;
+constexpr size_t kMaxSavedPlans = 4096;
+
+void
+forget_all_plans()
+{
+	for (auto &entry : saved_plans)
+	{
+		SPIPlanPtr plan = entry.second;
+		pg_guard([&] { SPI_freeplan(plan); });
+	}
+	saved_plans.clear();
+}
+
+SPIPlanPtr
+plan_for(const std::string &sql, const std::vector<Oid> &types)
+{
+	auto found = saved_plans.find(sql);
+	if (found != saved_plans.end())
+		return found->second;
+	if (saved_plans.size() >= kMaxSavedPlans)
+		forget_all_plans();
+	const char *text = sql.c_str();
+	int nargs = static_cast<int>(types.size());
+	const Oid *argtypes = types.data();
+	SPIPlanPtr plan = pg_guard([&] {
+		SPIPlanPtr p = SPI_prepare(text, nargs, const_cast<Oid *>(argtypes));
+		if (p == nullptr)
+			elog(ERROR, "querator: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "querator: SPI_keepplan failed");
+		return p;
+	});
+	saved_plans.emplace(sql, plan);
+	return plan;
+}
+
+Datum
+value_at(uint64 row, int col, bool *is_null)
+{
+	return pg_guard([&] {
+		if (SPI_tuptable == nullptr || row >= SPI_processed)
+			elog(ERROR, "querator: SPI result row %lu out of range", (unsigned long) row);
+		return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, is_null);
+	});
+}
+
+} // namespace
+
+SqlParam
+param_datum(Oid type, Datum value, bool is_null)
+{
+	return SqlParam{type, value, is_null};
+}
+
+SqlParam
+param_int32(int32 v)
+{
+	return SqlParam{INT4OID, Int32GetDatum(v), false};
+}
+
+SqlParam
+param_int64(int64 v)
+{
+	return SqlParam{INT8OID, Int64GetDatum(v), false};
+}
+
+SqlParam
+param_bool(bool v)
+{
+	return SqlParam{BOOLOID, BoolGetDatum(v), false};
+}
+
+SqlParam
+param_text(const std::string &v)
+{
+	const char *s = v.c_str();
+	int len = static_cast<int>(v.size());
+	Datum d = pg_guard([&] { return PointerGetDatum(cstring_to_text_with_len(s, len)); });
+	return SqlParam{TEXTOID, d, false};
+}
+
+SqlParam
+param_interval(const Interval *v)
+{
+	if (v == nullptr)
+		return SqlParam{INTERVALOID, (Datum) 0, true};
+	Datum d = pg_guard([&] {
+		Interval *copy = static_cast<Interval *>(palloc(sizeof(Interval)));
+		*copy = *v;
+		return IntervalPGetDatum(copy);
+	});
+	return SqlParam{INTERVALOID, d, false};
+}
+
+SqlParam
+param_timestamptz(const TimestampTz *v)
+{
+	if (v == nullptr)
+		return SqlParam{TIMESTAMPTZOID, (Datum) 0, true};
+	return SqlParam{TIMESTAMPTZOID, TimestampTzGetDatum(*v), false};
+}
+
+SqlParam
+param_int64_array(const std::vector<int64> &v)
+{
+	return SqlParam{INT8ARRAYOID, make_int64_array(v), false};
+}
+
+SpiConnection::SpiConnection() : caller_context_(CurrentMemoryContext)
+{
+	pg_guard([] {
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "querator: SPI_connect failed");
+	});
+}
+
+void
+SpiConnection::finish()
+{
+	pg_guard([] { SPI_finish(); });
+}
+
+uint64
+spi_run(const std::string &sql, const std::vector<SqlParam> &params, bool read_only)
+{
+	std::vector<Oid> types;
+	std::vector<Datum> values;
+	std::vector<char> nulls;
+	for (const SqlParam &p : params)
+	{
+		types.push_back(p.type);
+		values.push_back(p.value);
+		nulls.push_back(p.is_null ? 'n' : ' ');
+	}
+	SPIPlanPtr plan = plan_for(sql, types);
+	Datum *value_data = values.data();
+	const char *null_data = nulls.data();
+	const char *text = sql.c_str();
+	return pg_guard([&] {
+		int rc = SPI_execute_plan(plan, value_data, null_data, read_only, 0);
+		if (rc < 0)
+			elog(ERROR, "querator: SPI_execute_plan failed (%s): %s", SPI_result_code_string(rc), text);
+		return SPI_processed;
+	});
+}
+
+void
+spi_exec_utility(const std::string &sql)
+{
+	const char *text = sql.c_str();
+	pg_guard([&] {
+		int rc = SPI_execute(text, false, 0);
+		if (rc < 0)
+			elog(ERROR, "querator: SPI_execute failed (%s): %s", SPI_result_code_string(rc), text);
+	});
+}
+
+bool
+spi_is_null(uint64 row, int col)
+{
+	bool is_null = false;
+	value_at(row, col, &is_null);
+	return is_null;
+}
+
+int64
+spi_get_int64(uint64 row, int col)
+{
+	bool is_null = false;
+	Datum d = value_at(row, col, &is_null);
+	return is_null ? 0 : DatumGetInt64(d);
+}
+
+int32
+spi_get_int32(uint64 row, int col)
+{
+	bool is_null = false;
+	Datum d = value_at(row, col, &is_null);
+	return is_null ? 0 : DatumGetInt32(d);
+}
+
+bool
+spi_get_bool(uint64 row, int col)
+{
+	bool is_null = false;
+	Datum d = value_at(row, col, &is_null);
+	return is_null ? false : DatumGetBool(d);
+}
+
+std::string
+spi_get_text(uint64 row, int col)
+{
+	bool is_null = false;
+	Datum d = value_at(row, col, &is_null);
+	if (is_null)
+		return std::string();
+	const char *s = pg_guard([&] { return static_cast<const char *>(TextDatumGetCString(d)); });
+	return std::string(s);
+}
+
+Interval
+spi_get_interval(uint64 row, int col)
+{
+	bool is_null = false;
+	Datum d = value_at(row, col, &is_null);
+	Interval result{};
+	if (!is_null)
+		result = *DatumGetIntervalP(d);
+	return result;
+}
+
+void
+spi_copy_result_to(ReturnSetInfo *rsinfo)
+{
+	pg_guard([&] {
+		MemoryContext old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+		for (uint64 i = 0; i < SPI_processed; i++)
+			tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
+		MemoryContextSwitchTo(old);
+	});
+}
+
+std::string
+data_object_name(const std::string &name)
+{
+	const char *n = name.c_str();
+	const char *qualified = pg_guard([&] { return quote_qualified_identifier("querator_data", n); });
+	return std::string(qualified);
+}
+
+} // namespace querator

@@ -1,0 +1,69 @@
+/*
+ * SPI access for C++ code: one connection per SQL call, typed parameters,
+ * plans prepared once per backend and kept, every PostgreSQL call guarded.
+ */
+#pragma once
+
+#include "pg_prelude.hpp"
+
+#include <string>
+#include <vector>
+
+namespace querator {
+
+struct SqlParam
+{
+	Oid type;
+	Datum value;
+	bool is_null;
+};
+
+SqlParam param_int32(int32 v);
+SqlParam param_int64(int64 v);
+SqlParam param_bool(bool v);
+SqlParam param_text(const std::string &v);
+SqlParam param_interval(const Interval *v); /* nullptr = NULL */
+SqlParam param_timestamptz(const TimestampTz *v); /* nullptr = NULL */
+SqlParam param_int64_array(const std::vector<int64> &v);
+SqlParam param_datum(Oid type, Datum value, bool is_null);
+
+/*
+ * SPI_connect for the lifetime of one SQL entry point. finish() must be
+ * called on success; on an error the transaction (or subtransaction) abort
+ * releases the connection, so the destructor does nothing.
+ */
+class SpiConnection
+{
+public:
+	SpiConnection();
+	SpiConnection(const SpiConnection &) = delete;
+	SpiConnection &operator=(const SpiConnection &) = delete;
+	void finish();
+	/* The memory context of the caller, for results that outlive SPI. */
+	MemoryContext caller_context() const { return caller_context_; }
+
+private:
+	MemoryContext caller_context_;
+};
+
+/* Runs sql through a saved plan (prepared on first use); returns rows processed. */
+uint64 spi_run(const std::string &sql, const std::vector<SqlParam> &params, bool read_only = false);
+
+/* Runs utility SQL (DDL) once, without keeping a plan. */
+void spi_exec_utility(const std::string &sql);
+
+/* Accessors for row `row`, column `col` (1-based) of the last result. */
+bool spi_is_null(uint64 row, int col);
+int64 spi_get_int64(uint64 row, int col);
+int32 spi_get_int32(uint64 row, int col);
+bool spi_get_bool(uint64 row, int col);
+std::string spi_get_text(uint64 row, int col);
+Interval spi_get_interval(uint64 row, int col);
+
+/* Appends every row of the last result to a materialized SRF result. */
+void spi_copy_result_to(ReturnSetInfo *rsinfo);
+
+/* Quoted, schema-qualified name of an object in querator_data. */
+std::string data_object_name(const std::string &name);
+
+} // namespace querator

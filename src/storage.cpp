@@ -1,0 +1,379 @@
+/* Item storage; the table layout and its SQL live only here (see storage.hpp). */
+#include "storage.hpp"
+#include "error.hpp"
+#include "spi.hpp"
+
+#include <algorithm>
+#include <initializer_list>
+#include <utility>
+
+namespace querator {
+
+namespace {
+
+/* ---- names ---- */
+
+std::string
+queue_prefix(int32 queue_id)
+{
+	return "q" + std::to_string(queue_id);
+}
+
+std::string
+partition_table(int32 queue_id, int partition, const char *kind)
+{
+	return data_object_name(queue_prefix(queue_id) + "_p" + std::to_string(partition) + "_" + kind);
+}
+
+std::string
+sequence_literal(int32 queue_id)
+{
+	/* Only digits vary, but quote anyway: the name ends up inside a string literal. */
+	std::string name = data_object_name(queue_prefix(queue_id) + "_seq");
+	const char *n = name.c_str();
+	const char *lit = pg_guard([&] { return static_cast<const char *>(quote_literal_cstr(n)); });
+	return std::string(lit) + "::regclass";
+}
+
+int64
+partition_bits(int partition)
+{
+	return static_cast<int64>(partition) << kPartitionShift;
+}
+
+/* Replaces each {key} in sql with its value. */
+std::string
+render(std::string sql, std::initializer_list<std::pair<const char *, std::string>> names)
+{
+	for (const auto &entry : names)
+	{
+		const std::string key = std::string("{") + entry.first + "}";
+		for (size_t at = sql.find(key); at != std::string::npos; at = sql.find(key, at + entry.second.size()))
+			sql.replace(at, key.size(), entry.second);
+	}
+	return sql;
+}
+
+/* The table names of one partition, ready for render(). */
+std::string
+render_partition(const std::string &sql, int32 queue_id, int partition)
+{
+	return render(sql, {{"items", partition_table(queue_id, partition, "items")},
+						{"leases", partition_table(queue_id, partition, "leases")},
+						{"scheduled", partition_table(queue_id, partition, "scheduled")},
+						{"dead", data_object_name(queue_prefix(queue_id) + "_dead")},
+						{"seq", sequence_literal(queue_id)}});
+}
+
+/* Columns every stored item carries, in table order after id. */
+const char *const kItemColumns = "attempts, created_at, expire_deadline, source_id, kind, reference, encoding, payload";
+
+std::vector<int64>
+collect_int64_column()
+{
+	std::vector<int64> values;
+	for (uint64 i = 0; i < SPI_processed; i++)
+		values.push_back(spi_get_int64(i, 1));
+	return values;
+}
+
+} // namespace
+
+int
+partition_of_id(int64 id)
+{
+	return id < 0 ? -1 : static_cast<int>(id >> kPartitionShift);
+}
+
+/* ---------------------------------------------------------------- tables */
+
+void
+storage_create_queue(int32 queue_id, int partitions)
+{
+	spi_exec_utility(render(
+		"CREATE SEQUENCE {seq_name} AS bigint MAXVALUE 281474976710655;"
+		"CREATE TABLE {dead} ("
+		"  id bigint PRIMARY KEY, partition integer NOT NULL, attempts integer NOT NULL,"
+		"  created_at timestamptz NOT NULL, expire_deadline timestamptz, source_id bigint,"
+		"  kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL, payload bytea NOT NULL,"
+		"  dead_at timestamptz NOT NULL, reason text NOT NULL)",
+		{{"seq_name", data_object_name(queue_prefix(queue_id) + "_seq")},
+		 {"dead", data_object_name(queue_prefix(queue_id) + "_dead")}}));
+	storage_create_partitions(queue_id, 0, partitions);
+}
+
+void
+storage_create_partitions(int32 queue_id, int from, int to)
+{
+	for (int p = from; p < to; p++)
+		spi_exec_utility(render_partition(
+			"CREATE TABLE {items} ("
+			"  id bigint PRIMARY KEY, attempts integer NOT NULL, created_at timestamptz NOT NULL,"
+			"  expire_deadline timestamptz, source_id bigint,"
+			"  kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL, payload bytea NOT NULL);"
+			"CREATE TABLE {leases} ("
+			"  id bigint PRIMARY KEY, lease_deadline timestamptz NOT NULL, attempts integer NOT NULL,"
+			"  client_id text NOT NULL);"
+			"CREATE INDEX ON {leases} (lease_deadline);"
+			"CREATE TABLE {scheduled} ("
+			"  id bigint PRIMARY KEY, enqueue_at timestamptz NOT NULL, attempts integer NOT NULL,"
+			"  created_at timestamptz NOT NULL, expire_deadline timestamptz, source_id bigint,"
+			"  kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL, payload bytea NOT NULL);"
+			"CREATE INDEX ON {scheduled} (enqueue_at, id)",
+			queue_id, p));
+}
+
+void
+storage_drop_partitions(int32 queue_id, int from, int to)
+{
+	for (int p = from; p < to; p++)
+		spi_exec_utility(render_partition("DROP TABLE {items}, {leases}, {scheduled}", queue_id, p));
+}
+
+void
+storage_drop_queue(int32 queue_id, int partitions)
+{
+	storage_drop_partitions(queue_id, 0, partitions);
+	spi_exec_utility(render("DROP TABLE {dead}; DROP SEQUENCE {seq_name}",
+							{{"dead", data_object_name(queue_prefix(queue_id) + "_dead")},
+							 {"seq_name", data_object_name(queue_prefix(queue_id) + "_seq")}}));
+}
+
+bool
+storage_partitions_hold_items(int32 queue_id, int from, int to)
+{
+	for (int p = from; p < to; p++)
+	{
+		spi_run(render_partition("SELECT EXISTS (SELECT 1 FROM {items}) OR EXISTS (SELECT 1 FROM {scheduled})",
+								 queue_id, p),
+				{}, true);
+		if (spi_get_bool(0, 1))
+			return true;
+	}
+	return false;
+}
+
+bool
+storage_has_dead_letters(int32 queue_id)
+{
+	spi_run(render_partition("SELECT EXISTS (SELECT 1 FROM {dead})", queue_id, 0), {}, true);
+	return spi_get_bool(0, 1);
+}
+
+/* ---------------------------------------------------------------- items */
+
+std::vector<int64>
+storage_produce(int32 queue_id, int partition, const ProduceBatch &batch)
+{
+	const char *ready_sql =
+		"INSERT INTO {items} (id, attempts, created_at, expire_deadline, source_id, kind, reference, encoding, payload) "
+		"SELECT $1 | nextval({seq}), 0, now(), now() + $2, NULL, coalesce(k, ''), coalesce(r, ''), $3, p "
+		"FROM unnest($4::bytea[], $5::text[], $6::text[]) AS u(p, k, r) "
+		"RETURNING id";
+	const char *scheduled_sql =
+		"INSERT INTO {scheduled} (id, enqueue_at, attempts, created_at, expire_deadline, source_id, kind, reference, "
+		"  encoding, payload) "
+		"SELECT $1 | nextval({seq}), $7, 0, now(), now() + $2, NULL, coalesce(k, ''), coalesce(r, ''), $3, p "
+		"FROM unnest($4::bytea[], $5::text[], $6::text[]) AS u(p, k, r) "
+		"RETURNING id";
+	const Interval *expire = batch.expire_timeout ? &*batch.expire_timeout : nullptr;
+	std::vector<SqlParam> params = {
+		param_int64(partition_bits(partition)),
+		param_interval(expire),
+		param_text(batch.encoding),
+		param_datum(BYTEAARRAYOID, batch.payloads, false),
+		param_datum(TEXTARRAYOID, batch.kinds.value_or(0), !batch.kinds),
+		param_datum(TEXTARRAYOID, batch.references.value_or(0), !batch.references),
+	};
+	if (batch.enqueue_at)
+		params.push_back(param_timestamptz(&*batch.enqueue_at));
+	spi_run(render_partition(batch.enqueue_at ? scheduled_sql : ready_sql, queue_id, partition), params);
+	return collect_int64_column();
+}
+
+uint64
+storage_promote_due(int32 queue_id, int partition, int32 limit)
+{
+	/* ARRAY(...) keeps the claim an initplan: plan-proof against a generic-plan seq scan. */
+	const char *sql =
+		"WITH due AS ("
+		"  DELETE FROM {scheduled} WHERE id = ANY (ARRAY("
+		"    SELECT id FROM {scheduled} WHERE enqueue_at <= clock_timestamp()"
+		"    ORDER BY enqueue_at, id LIMIT $2 FOR UPDATE SKIP LOCKED))"
+		"  RETURNING *) "
+		"INSERT INTO {items} (id, attempts, created_at, expire_deadline, source_id, kind, reference, encoding, payload) "
+		"SELECT $1 | nextval({seq}), attempts, created_at, expire_deadline, source_id, kind, reference, encoding, "
+		"  payload FROM due ORDER BY enqueue_at, id";
+	return spi_run(render_partition(sql, queue_id, partition),
+				   {param_int64(partition_bits(partition)), param_int32(limit)});
+}
+
+uint64
+storage_lease(int32 queue_id, int partition, const std::string &client_id, int32 batch_size,
+			  const Interval &lease_timeout, ReturnSetInfo *out)
+{
+	/*
+	 * Lock the oldest unleased items (row lock only: the item tuple is not
+	 * rewritten) and record the leases in the narrow lease table. ON CONFLICT
+	 * skips an item whose lease another session committed after our snapshot.
+	 */
+	const char *sql =
+		"WITH claimed AS ("
+		"  SELECT i.id, i.attempts FROM {items} i"
+		"  WHERE NOT EXISTS (SELECT 1 FROM {leases} l WHERE l.id = i.id)"
+		"  ORDER BY i.id LIMIT $1 FOR UPDATE OF i SKIP LOCKED"
+		"), leased AS ("
+		"  INSERT INTO {leases} (id, lease_deadline, attempts, client_id)"
+		"  SELECT id, clock_timestamp() + $2, attempts + 1, $3 FROM claimed"
+		"  ON CONFLICT (id) DO NOTHING"
+		"  RETURNING id, lease_deadline, attempts"
+		") "
+		"SELECT l.id, $4::integer AS partition, i.kind, i.reference, i.encoding, i.payload, l.attempts,"
+		"  l.lease_deadline, i.created_at "
+		"FROM leased l JOIN {items} i ON i.id = l.id ORDER BY l.id";
+	uint64 n = spi_run(render_partition(sql, queue_id, partition),
+					   {param_int32(batch_size), param_interval(&lease_timeout), param_text(client_id),
+						param_int32(partition)});
+	spi_copy_result_to(out);
+	return n;
+}
+
+std::vector<int64>
+storage_complete(int32 queue_id, int partition, const std::vector<int64> &ids)
+{
+	const char *sql =
+		"WITH released AS (DELETE FROM {leases} WHERE id = ANY ($1) RETURNING id) "
+		"DELETE FROM {items} i USING released r WHERE i.id = r.id RETURNING i.id";
+	spi_run(render_partition(sql, queue_id, partition), {param_int64_array(ids)});
+	return collect_int64_column();
+}
+
+RetryOutcome
+storage_retry(int32 queue_id, int partition, const std::vector<int64> &ids, std::optional<TimestampTz> retry_at,
+			  bool dead, int32 max_attempts, const DeadLetterTarget &target)
+{
+	const char *own_dead_sql =
+		"INSERT INTO {dead} (id, partition, attempts, created_at, expire_deadline, source_id, kind, reference,"
+		"  encoding, payload, dead_at, reason) "
+		"SELECT id, $6, attempts, created_at, expire_deadline, source_id, kind, reference, encoding, payload,"
+		"  now(), dead_reason FROM taken WHERE dead_reason IS NOT NULL ORDER BY id RETURNING 1";
+	const char *dead_queue_sql =
+		"INSERT INTO {dq_items} (id, attempts, created_at, expire_deadline, source_id, kind, reference, encoding,"
+		"  payload) "
+		"SELECT $7 | nextval({dq_seq}), 0, now(), now() + $8, id, kind, reference, encoding, payload "
+		"FROM taken WHERE dead_reason IS NOT NULL ORDER BY id RETURNING 1";
+	std::string sql = std::string(
+		"WITH released AS ("
+		"  DELETE FROM {leases} WHERE id = ANY ($1) RETURNING id, attempts"
+		"), taken AS ("
+		"  DELETE FROM {items} i USING released r WHERE i.id = r.id"
+		"  RETURNING i.id, r.attempts, i.created_at, i.expire_deadline, i.source_id, i.kind, i.reference,"
+		"    i.encoding, i.payload,"
+		"    CASE WHEN $2 THEN 'retry' WHEN $3 > 0 AND r.attempts >= $3 THEN 'max_attempts' END AS dead_reason"
+		"), requeued AS ("
+		"  INSERT INTO {items} (id, ") + kItemColumns + ")"
+		"  SELECT $4 | nextval({seq}), " + kItemColumns + " FROM taken"
+		"  WHERE dead_reason IS NULL AND $5::timestamptz IS NULL ORDER BY id RETURNING 1"
+		"), rescheduled AS ("
+		"  INSERT INTO {scheduled} (id, enqueue_at, " + kItemColumns + ")"
+		"  SELECT $4 | nextval({seq}), $5, " + kItemColumns + " FROM taken"
+		"  WHERE dead_reason IS NULL AND $5 IS NOT NULL ORDER BY id RETURNING 1"
+		"), buried AS (" + (target.to_dead_queue ? dead_queue_sql : own_dead_sql) + ") "
+		"SELECT id, dead_reason IS NOT NULL FROM taken ORDER BY id";
+	if (target.to_dead_queue)
+		sql = render(sql, {{"dq_items", partition_table(target.queue_id, target.partition, "items")},
+						   {"dq_seq", sequence_literal(target.queue_id)}});
+	const Interval *dq_expire = target.expire_timeout ? &*target.expire_timeout : nullptr;
+	const TimestampTz *at = retry_at ? &*retry_at : nullptr;
+	spi_run(render_partition(sql, queue_id, partition),
+			{param_int64_array(ids), param_bool(dead), param_int32(max_attempts), param_int64(partition_bits(partition)),
+			 param_timestamptz(at), param_int32(partition), param_int64(partition_bits(target.partition)),
+			 param_interval(dq_expire)});
+	RetryOutcome outcome;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		outcome.taken_ids.push_back(spi_get_int64(i, 1));
+		if (spi_get_bool(i, 2))
+			outcome.dead++;
+		else if (retry_at)
+			outcome.scheduled++;
+		else
+			outcome.requeued++;
+	}
+	return outcome;
+}
+
+std::vector<int64>
+storage_extend(int32 queue_id, int partition, const std::vector<int64> &ids, const Interval &lease_timeout)
+{
+	spi_run(render_partition("UPDATE {leases} SET lease_deadline = clock_timestamp() + $2 WHERE id = ANY ($1) "
+							 "RETURNING id",
+							 queue_id, partition),
+			{param_int64_array(ids), param_interval(&lease_timeout)});
+	return collect_int64_column();
+}
+
+std::vector<int64>
+storage_existing_ids(int32 queue_id, int partition, const std::vector<int64> &ids)
+{
+	spi_run(render_partition("SELECT id FROM {items} WHERE id = ANY ($1) "
+							 "UNION ALL SELECT id FROM {scheduled} WHERE id = ANY ($1)",
+							 queue_id, partition),
+			{param_int64_array(ids)}, true);
+	return collect_int64_column();
+}
+
+/* ---------------------------------------------------------------- lists */
+
+namespace {
+
+/* Runs a per-partition list query from the pivot's partition on until `limit` rows are out. */
+void
+list_partitions(ReturnSetInfo *out, const char *sql, int32 queue_id, int partitions, int64 pivot, int32 limit)
+{
+	int64 remaining = limit;
+	for (int p = std::max(0, partition_of_id(pivot)); p < partitions && remaining > 0; p++)
+	{
+		remaining -= static_cast<int64>(
+			spi_run(render_partition(sql, queue_id, p),
+					{param_int64(pivot), param_int64(remaining), param_int32(p)}, true));
+		spi_copy_result_to(out);
+	}
+}
+
+} // namespace
+
+void
+storage_list_items(ReturnSetInfo *out, int32 queue_id, int partitions, int64 pivot, int32 limit)
+{
+	list_partitions(out,
+					"SELECT i.id, $3::integer, i.kind, i.reference, i.encoding, i.payload,"
+					"  coalesce(l.attempts, i.attempts), i.created_at, i.expire_deadline, i.source_id,"
+					"  l.id IS NOT NULL, l.lease_deadline, l.client_id "
+					"FROM {items} i LEFT JOIN {leases} l ON l.id = i.id "
+					"WHERE i.id >= $1 ORDER BY i.id LIMIT $2",
+					queue_id, partitions, pivot, limit);
+}
+
+void
+storage_list_scheduled(ReturnSetInfo *out, int32 queue_id, int partitions, int64 pivot, int32 limit)
+{
+	list_partitions(out,
+					"SELECT id, $3::integer, kind, reference, encoding, payload, attempts, created_at,"
+					"  expire_deadline, source_id, enqueue_at "
+					"FROM {scheduled} WHERE id >= $1 ORDER BY id LIMIT $2",
+					queue_id, partitions, pivot, limit);
+}
+
+void
+storage_list_dead(ReturnSetInfo *out, int32 queue_id, int64 pivot, int32 limit)
+{
+	spi_run(render_partition("SELECT id, partition, kind, reference, encoding, payload, attempts, created_at,"
+							 "  expire_deadline, source_id, dead_at, reason "
+							 "FROM {dead} WHERE id >= $1 ORDER BY id LIMIT $2",
+							 queue_id, 0),
+			{param_int64(pivot), param_int32(limit)}, true);
+	spi_copy_result_to(out);
+}
+
+} // namespace querator

@@ -1,0 +1,83 @@
+/*
+ * Storage of items: the only module that knows the tables of a queue and
+ * the SQL that reads and writes them (see docs/design.md). SQL entry points
+ * call these functions with an open SpiConnection.
+ *
+ * Per queue (internal id Q):  querator_data.qQ_seq   item id sequence
+ *                             querator_data.qQ_dead  dead letters
+ * Per partition P:            querator_data.qQ_pP_items      ready + leased items (payload, never rewritten)
+ *                             querator_data.qQ_pP_leases     lease state, narrow
+ *                             querator_data.qQ_pP_scheduled  items not yet due
+ * An item id is (P << 48) | nextval(qQ_seq), so it names its partition.
+ */
+#pragma once
+
+#include "pg_prelude.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace querator {
+
+constexpr int kPartitionShift = 48;
+
+int partition_of_id(int64 id);
+
+/* Where dead-lettered items of a queue go. */
+struct DeadLetterTarget
+{
+	bool to_dead_queue = false; /* false: the queue's own dead-letter table */
+	int32 queue_id = 0;         /* the dead queue */
+	int partition = 0;          /* partition of the dead queue that receives them */
+	std::optional<Interval> expire_timeout; /* the dead queue's */
+};
+
+struct ProduceBatch
+{
+	Datum payloads;             /* bytea[] */
+	std::optional<Datum> kinds; /* text[] */
+	std::optional<Datum> references; /* text[] */
+	std::string encoding;
+	std::optional<TimestampTz> enqueue_at; /* set: scheduled until then */
+	std::optional<Interval> expire_timeout;
+};
+
+struct RetryOutcome
+{
+	std::vector<int64> taken_ids;
+	uint64 requeued = 0;
+	uint64 scheduled = 0;
+	uint64 dead = 0;
+};
+
+/* Queue and partition tables. */
+void storage_create_queue(int32 queue_id, int partitions);
+void storage_create_partitions(int32 queue_id, int from, int to);
+void storage_drop_partitions(int32 queue_id, int from, int to);
+void storage_drop_queue(int32 queue_id, int partitions);
+bool storage_partitions_hold_items(int32 queue_id, int from, int to);
+bool storage_has_dead_letters(int32 queue_id);
+
+/* Item operations on one partition. */
+std::vector<int64> storage_produce(int32 queue_id, int partition, const ProduceBatch &batch);
+uint64 storage_promote_due(int32 queue_id, int partition, int32 limit);
+uint64 storage_lease(int32 queue_id, int partition, const std::string &client_id, int32 batch_size,
+					 const Interval &lease_timeout, ReturnSetInfo *out);
+/* complete / retry / extend act on the leased ones among `ids` and report which they took. */
+std::vector<int64> storage_complete(int32 queue_id, int partition, const std::vector<int64> &ids);
+RetryOutcome storage_retry(int32 queue_id, int partition, const std::vector<int64> &ids,
+						   std::optional<TimestampTz> retry_at, bool dead, int32 max_attempts,
+						   const DeadLetterTarget &target);
+std::vector<int64> storage_extend(int32 queue_id, int partition, const std::vector<int64> &ids,
+								  const Interval &lease_timeout);
+
+/* For error reports: which of `ids` exist in the partition (ready, leased or scheduled). */
+std::vector<int64> storage_existing_ids(int32 queue_id, int partition, const std::vector<int64> &ids);
+
+/* Read-only lists into a materialized SRF result, ordered by id from `pivot` on. */
+void storage_list_items(ReturnSetInfo *out, int32 queue_id, int partitions, int64 pivot, int32 limit);
+void storage_list_scheduled(ReturnSetInfo *out, int32 queue_id, int partitions, int64 pivot, int32 limit);
+void storage_list_dead(ReturnSetInfo *out, int32 queue_id, int64 pivot, int32 limit);
+
+} // namespace querator

@@ -1,0 +1,132 @@
+/* Validation of names, durations and limits; see validation.hpp. */
+#include "validation.hpp"
+#include "error.hpp"
+#include "settings.hpp"
+
+namespace querator {
+
+namespace {
+
+std::string
+quoted(const std::string &value)
+{
+	return "'" + value + "'";
+}
+
+} // namespace
+
+void
+validate_queue_name(const std::string &name, const char *field)
+{
+	const std::string prefix = std::string(field) + " is invalid; ";
+	bool blank = true;
+	for (unsigned char c : name)
+		if (!isspace(c))
+			blank = false;
+	if (blank)
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, prefix + field + " cannot be empty");
+	if (name.size() > static_cast<size_t>(kMaxQueueNameLength))
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+					prefix + field + " cannot be greater than " + std::to_string(kMaxQueueNameLength) + " characters");
+	for (unsigned char c : name)
+	{
+		if (isspace(c) || c < 0x20 || c == 0x7f)
+			throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+						prefix + quoted(name) + " cannot contain whitespace or control characters");
+		if (c == '~')
+			throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+						prefix + quoted(name) + " cannot contain '~' (reserved)");
+	}
+}
+
+void
+validate_text_field(const std::string &value, const char *field, bool allow_empty)
+{
+	if (!allow_empty && value.find_first_not_of(" \t\r\n") == std::string::npos)
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+					std::string(field) + " is invalid; " + field + " cannot be empty");
+	if (value.size() > static_cast<size_t>(kMaxTextFieldLength))
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+					std::string(field) + " is invalid; cannot be greater than " +
+						std::to_string(kMaxTextFieldLength) + " characters, received " +
+						std::to_string(value.size()));
+}
+
+std::string
+interval_text(const Interval &value)
+{
+	Interval copy = value;
+	const char *text = pg_guard([&] {
+		return static_cast<const char *>(DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(&copy))));
+	});
+	return std::string(text);
+}
+
+int
+interval_compare(const Interval &a, const Interval &b)
+{
+	Interval x = a, y = b;
+	return pg_guard([&] {
+		return DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(&x), IntervalPGetDatum(&y)));
+	});
+}
+
+void
+validate_positive_interval(const Interval &value, const char *field)
+{
+	Interval zero{};
+	if (interval_compare(value, zero) <= 0)
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+					std::string(field) + " is invalid; must be greater than 00:00:00, received " + interval_text(value));
+}
+
+void
+validate_lease_within_expire(const Interval &lease_timeout, const Interval *expire_timeout)
+{
+	if (expire_timeout != nullptr && interval_compare(lease_timeout, *expire_timeout) > 0)
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+					"lease timeout is too long; " + interval_text(lease_timeout) +
+						" cannot be greater than the expire timeout " + interval_text(*expire_timeout));
+}
+
+void
+validate_max_attempts(int32 value)
+{
+	if (value < 0)
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "max attempts is invalid; cannot be negative number");
+	if (value > kMaxAttemptsLimit)
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+					"max attempts is invalid; cannot be greater than " + std::to_string(kMaxAttemptsLimit) +
+						", received " + std::to_string(value));
+}
+
+void
+validate_partitions(int32 value)
+{
+	if (value < 1 || value > kMaxPartitions)
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+					"partitions is invalid; must be between 1 and " + std::to_string(kMaxPartitions) +
+						", received " + std::to_string(value));
+}
+
+void
+validate_batch_count(int64 count, const char *field)
+{
+	if (count <= 0)
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, std::string(field) + " is invalid; cannot be empty");
+	if (count > max_batch_size)
+		throw Error(ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+					std::string(field) + " is invalid; max_batch_size is " + std::to_string(max_batch_size) +
+						" but received " + std::to_string(count));
+}
+
+void
+validate_list_limit(int32 limit)
+{
+	if (limit < 1 || limit > kMaxListLimit)
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+					"limit is invalid; must be between 1 and " + std::to_string(kMaxListLimit) +
+						", received " + std::to_string(limit));
+}
+
+} // namespace querator
