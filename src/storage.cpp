@@ -213,14 +213,17 @@ storage_lease(int32 queue_id, int partition, const std::string &client_id, int32
 			  const Interval &lease_timeout, ReturnSetInfo *out)
 {
 	/*
-	 * Lock the oldest unleased items (row lock only: the item tuple is not
-	 * rewritten) and record the leases in the narrow lease table. ON CONFLICT
-	 * skips an item whose lease another session committed after our snapshot.
+	 * Lock the oldest unleased items (a row lock only: the item tuple and its
+	 * payload are not rewritten) and record the leases in the narrow lease
+	 * table. OFFSET 0 keeps NOT EXISTS a per-row probe of the lease primary
+	 * key, so even a generic plan walks the item index in id order and stops
+	 * at LIMIT. ON CONFLICT skips an item whose lease another session
+	 * committed after our snapshot was taken.
 	 */
 	const char *sql =
 		"WITH claimed AS ("
-		"  SELECT i.id, i.attempts FROM {items} i"
-		"  WHERE NOT EXISTS (SELECT 1 FROM {leases} l WHERE l.id = i.id)"
+		"  SELECT i.id, i.attempts, i.kind, i.reference, i.encoding, i.payload, i.created_at FROM {items} i"
+		"  WHERE NOT EXISTS (SELECT 1 FROM {leases} l WHERE l.id = i.id OFFSET 0)"
 		"  ORDER BY i.id LIMIT $1 FOR UPDATE OF i SKIP LOCKED"
 		"), leased AS ("
 		"  INSERT INTO {leases} (id, lease_deadline, attempts, client_id)"
@@ -228,9 +231,9 @@ storage_lease(int32 queue_id, int partition, const std::string &client_id, int32
 		"  ON CONFLICT (id) DO NOTHING"
 		"  RETURNING id, lease_deadline, attempts"
 		") "
-		"SELECT l.id, $4::integer AS partition, i.kind, i.reference, i.encoding, i.payload, l.attempts,"
-		"  l.lease_deadline, i.created_at "
-		"FROM leased l JOIN {items} i ON i.id = l.id ORDER BY l.id";
+		"SELECT l.id, $4::integer AS partition, c.kind, c.reference, c.encoding, c.payload, l.attempts,"
+		"  l.lease_deadline, c.created_at "
+		"FROM leased l JOIN claimed c ON c.id = l.id ORDER BY l.id";
 	uint64 n = spi_run(render_partition(sql, queue_id, partition),
 					   {param_int32(batch_size), param_interval(&lease_timeout), param_text(client_id),
 						param_int32(partition)});
