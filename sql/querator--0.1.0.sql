@@ -235,3 +235,17 @@ RETURNS TABLE(id bigint, partition integer, kind text, reference text, encoding 
               reason text)
 LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_storage_dead_list';
+
+---------------------------------------------------------------- background worker
+
+CREATE FUNCTION querator.worker_status()
+RETURNS TABLE(database text, running boolean, pid integer, started_at timestamptz,
+              last_run timestamptz, next_wakeup timestamptz, rounds bigint,
+              expired_leases bigint, promoted bigint, expired_items bigint, dead_lettered bigint)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'querator_worker_status';
+
+-- Asks the launcher, once this CREATE EXTENSION commits, to start this database's worker.
+CREATE FUNCTION querator._request_worker() RETURNS void
+    LANGUAGE c AS 'MODULE_PATHNAME', 'querator_request_worker';
+SELECT querator._request_worker();

@@ -61,6 +61,16 @@ catalog_get(const std::string &name, bool lock_for_update, const char *field)
 	return *def;
 }
 
+std::vector<QueueDef>
+catalog_all()
+{
+	uint64 n = spi_run(std::string(kSelectColumns) + "ORDER BY name", {}, true);
+	std::vector<QueueDef> defs;
+	for (uint64 i = 0; i < n; i++)
+		defs.push_back(def_from_row(i));
+	return defs;
+}
+
 int32
 catalog_insert(const QueueDef &def)
 {

@@ -31,6 +31,9 @@ std::optional<QueueDef> catalog_find(const std::string &name, bool lock_for_upda
 /* Like catalog_find, but a missing queue is an error (42704) naming `field`. */
 QueueDef catalog_get(const std::string &name, bool lock_for_update = false, const char *field = "queue");
 
+/* Every queue of this database, by name. */
+std::vector<QueueDef> catalog_all();
+
 /* Inserts a definition (its id is assigned) and returns the id. */
 int32 catalog_insert(const QueueDef &def);
 void catalog_update(const QueueDef &def);

@@ -7,6 +7,7 @@
 #include "spi.hpp"
 #include "storage.hpp"
 #include "validation.hpp"
+#include "worker_state.hpp"
 
 #include <algorithm>
 #include <map>
@@ -166,6 +167,11 @@ queue_produce(FunctionCallInfo fcinfo)
 	std::vector<int64> ids = storage_produce(queue.id, partition, batch);
 	if (!batch.enqueue_at)
 		estimates_add_at_commit(queue.id, partition, static_cast<int64>(ids.size()));
+	/* Deadlines this call created: the worker must wake for them. */
+	if (batch.enqueue_at)
+		wake_worker_at_commit(*batch.enqueue_at);
+	if (queue.expire_timeout)
+		wake_worker_at_commit(timestamp_plus(GetCurrentTimestamp(), *queue.expire_timeout));
 	spi.finish();
 	return make_int64_array(ids);
 }
@@ -185,7 +191,8 @@ queue_lease(FunctionCallInfo fcinfo)
 	const Interval max_wait{15 * USECS_PER_MINUTE, 0, 0};
 	if (interval_compare(wait, Interval{}) < 0 || interval_compare(wait, max_wait) > 0)
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
-					"wait is invalid; must be between 00:00:00 and " + interval_text(max_wait) + ", received " +
+					"wait is invalid; must be between " + interval_text(Interval{}) + " and " + interval_text(max_wait) +
+						", received " +
 						interval_text(wait));
 	if (interval_compare(wait, Interval{}) > 0 && IsolationUsesXactSnapshot())
 		throw Error(ERRCODE_INVALID_TRANSACTION_STATE,
@@ -201,7 +208,10 @@ queue_lease(FunctionCallInfo fcinfo)
 		uint64 leased = storage_lease(queue.id, partition, client_id, batch_size, queue.lease_timeout, out);
 		estimates_add_at_commit(queue.id, partition, static_cast<int64>(promoted) - static_cast<int64>(leased));
 		if (leased > 0)
+		{
+			wake_worker_at_commit(timestamp_plus(GetCurrentTimestamp(), queue.lease_timeout));
 			break;
+		}
 	}
 	spi.finish();
 	return (Datum) 0;
@@ -242,6 +252,8 @@ queue_retry(FunctionCallInfo fcinfo)
 		target.partition = partitions_for_produce(dead_queue.id, dead_queue.partitions).front();
 		target.expire_timeout = dead_queue.expire_timeout;
 	}
+	if (retry_at)
+		wake_worker_at_commit(*retry_at);
 	uint64 n = for_leased_ids(queue, ids, "retried", [&](int partition, const std::vector<int64> &part_ids) {
 		RetryOutcome outcome =
 			storage_retry(queue.id, partition, part_ids, retry_at, dead, queue.max_attempts, target);
@@ -266,6 +278,7 @@ queue_extend(FunctionCallInfo fcinfo)
 	SpiConnection spi;
 	QueueDef queue = catalog_get(name);
 	Interval timeout = lease_timeout.value_or(queue.lease_timeout);
+	wake_worker_at_commit(timestamp_plus(GetCurrentTimestamp(), timeout));
 	uint64 n = for_leased_ids(queue, ids, "extended", [&](int partition, const std::vector<int64> &part_ids) {
 		return storage_extend(queue.id, partition, part_ids, timeout);
 	});

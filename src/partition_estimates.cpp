@@ -153,6 +153,10 @@ estimates_read(int32 queue_id, int partitions)
 			result[p] = static_cast<int64>(pg_atomic_read_u64(&entry->unleased));
 	}
 	LWLockRelease(estimates_lock);
+	/* This transaction's own changes count too, so two produces in one transaction spread. */
+	for (const PendingDelta &d : pending)
+		if (d.queue_id == queue_id && d.partition < partitions)
+			result[d.partition] += d.delta;
 	return result;
 }
 

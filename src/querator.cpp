@@ -5,6 +5,11 @@
 #include "error.hpp"
 #include "partition_estimates.hpp"
 #include "settings.hpp"
+#include "worker_state.hpp"
+
+extern "C" {
+#include "postmaster/bgworker.h"
+}
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -25,6 +30,7 @@ request_shmem()
 	if (previous_shmem_request_hook)
 		previous_shmem_request_hook();
 	querator::estimates_request_shmem();
+	querator::worker_state_request_shmem();
 }
 
 void
@@ -34,7 +40,23 @@ startup_shmem()
 		previous_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	querator::estimates_startup_shmem();
+	querator::worker_state_startup_shmem();
 	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+register_launcher()
+{
+	BackgroundWorker worker;
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 10; /* seconds; after a crash of the launcher */
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "querator");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "querator_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "querator launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "querator launcher");
+	RegisterBackgroundWorker(&worker);
 }
 
 } // namespace
@@ -51,6 +73,8 @@ _PG_init(void)
 	previous_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = startup_shmem;
 	querator::estimates_register_xact_callback();
+	querator::worker_state_register_xact_callback();
+	register_launcher();
 }
 
 Datum

@@ -8,6 +8,9 @@ extern "C" {
 int max_batch_size = 1000;
 int max_payload_size = 1024 * 1024;
 int max_tracked_partitions = 8192;
+int launcher_naptime = 10;
+int worker_idle_interval = 60;
+int worker_batch_size = 1000;
 }
 
 void
@@ -26,6 +29,18 @@ define_settings()
 							"Partitions (over all databases) whose ready-item estimates are kept in shared memory.",
 							nullptr, &max_tracked_partitions, 8192, 64, 1048576,
 							PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("querator.launcher_naptime",
+							"How often the launcher looks for new databases and restarts failed workers.",
+							nullptr, &launcher_naptime, 10, 1, 3600,
+							PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("querator.worker_idle_interval",
+							"Longest a worker sleeps with no known deadline before it re-reads its queues.",
+							nullptr, &worker_idle_interval, 60, 1, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("querator.worker_batch_size",
+							"Most items a worker moves in one transaction (expired leases, due items, expired items).",
+							nullptr, &worker_batch_size, 1000, 1, 100000,
+							PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
 	MarkGUCPrefixReserved("querator");
 }
 

@@ -14,6 +14,9 @@ extern "C" {
 extern int max_batch_size;     /* querator.max_batch_size */
 extern int max_payload_size;   /* querator.max_payload_size, bytes */
 extern int max_tracked_partitions; /* querator.max_tracked_partitions (shared memory) */
+extern int launcher_naptime;   /* querator.launcher_naptime, seconds */
+extern int worker_idle_interval; /* querator.worker_idle_interval, seconds */
+extern int worker_batch_size;  /* querator.worker_batch_size */
 }
 
 void define_settings();

@@ -119,7 +119,9 @@ storage_create_partitions(int32 queue_id, int from, int to)
 			"  id bigint PRIMARY KEY, enqueue_at timestamptz NOT NULL, attempts integer NOT NULL,"
 			"  created_at timestamptz NOT NULL, expire_deadline timestamptz, source_id bigint,"
 			"  kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL, payload bytea NOT NULL);"
-			"CREATE INDEX ON {scheduled} (enqueue_at, id)",
+			"CREATE INDEX ON {scheduled} (enqueue_at, id);"
+			"CREATE INDEX ON {items} (expire_deadline) WHERE expire_deadline IS NOT NULL;"
+			"CREATE INDEX ON {scheduled} (expire_deadline) WHERE expire_deadline IS NOT NULL",
 			queue_id, p));
 }
 
@@ -222,12 +224,13 @@ storage_lease(int32 queue_id, int partition, const std::string &client_id, int32
 	 */
 	const char *sql =
 		"WITH claimed AS ("
-		"  SELECT i.id, i.attempts, i.kind, i.reference, i.encoding, i.payload, i.created_at FROM {items} i"
+		"  SELECT i.id, i.attempts, i.kind, i.reference, i.encoding, i.payload, i.created_at, i.expire_deadline"
+		"  FROM {items} i"
 		"  WHERE NOT EXISTS (SELECT 1 FROM {leases} l WHERE l.id = i.id OFFSET 0)"
 		"  ORDER BY i.id LIMIT $1 FOR UPDATE OF i SKIP LOCKED"
 		"), leased AS ("
 		"  INSERT INTO {leases} (id, lease_deadline, attempts, client_id)"
-		"  SELECT id, clock_timestamp() + $2, attempts + 1, $3 FROM claimed"
+		"  SELECT id, least(clock_timestamp() + $2, expire_deadline), attempts + 1, $3 FROM claimed"
 		"  ON CONFLICT (id) DO NOTHING"
 		"  RETURNING id, lease_deadline, attempts"
 		") "
@@ -251,47 +254,64 @@ storage_complete(int32 queue_id, int partition, const std::vector<int64> &ids)
 	return collect_int64_column();
 }
 
-RetryOutcome
-storage_retry(int32 queue_id, int partition, const std::vector<int64> &ids, std::optional<TimestampTz> retry_at,
-			  bool dead, int32 max_attempts, const DeadLetterTarget &target)
+namespace {
+
+/*
+ * The dead-letter INSERT fed by a CTE named "taken" (item columns plus
+ * dead_reason): into the queue's own dead table, or as new items of the
+ * dead queue (source_id = old id, attempts 0). Parameters $6..$8.
+ */
+std::string
+dead_letter_insert(const DeadLetterTarget &target)
 {
-	const char *own_dead_sql =
-		"INSERT INTO {dead} (id, partition, attempts, created_at, expire_deadline, source_id, kind, reference,"
-		"  encoding, payload, dead_at, reason) "
-		"SELECT id, $6, attempts, created_at, expire_deadline, source_id, kind, reference, encoding, payload,"
-		"  now(), dead_reason FROM taken WHERE dead_reason IS NOT NULL ORDER BY id RETURNING 1";
-	const char *dead_queue_sql =
-		"INSERT INTO {dq_items} (id, attempts, created_at, expire_deadline, source_id, kind, reference, encoding,"
-		"  payload) "
-		"SELECT $7 | nextval({dq_seq}), 0, now(), now() + $8, id, kind, reference, encoding, payload "
-		"FROM taken WHERE dead_reason IS NOT NULL ORDER BY id RETURNING 1";
-	std::string sql = std::string(
-		"WITH released AS ("
-		"  DELETE FROM {leases} WHERE id = ANY ($1) RETURNING id, attempts"
-		"), taken AS ("
+	if (!target.to_dead_queue)
+		return "INSERT INTO {dead} (id, partition, attempts, created_at, expire_deadline, source_id, kind, reference,"
+			   "  encoding, payload, dead_at, reason) "
+			   "SELECT id, $6, attempts, created_at, expire_deadline, source_id, kind, reference, encoding, payload,"
+			   "  now(), dead_reason FROM taken WHERE dead_reason IS NOT NULL ORDER BY id RETURNING 1";
+	return render("INSERT INTO {dq_items} (id, attempts, created_at, expire_deadline, source_id, kind, reference,"
+				  "  encoding, payload) "
+				  "SELECT $7 | nextval({dq_seq}), 0, now(), now() + $8, id, kind, reference, encoding, payload "
+				  "FROM taken WHERE dead_reason IS NOT NULL ORDER BY id RETURNING 1",
+				  {{"dq_items", partition_table(target.queue_id, target.partition, "items")},
+				   {"dq_seq", sequence_literal(target.queue_id)}});
+}
+
+/*
+ * Ends the leases that `released_cte` deletes (a DELETE on {leases}
+ * returning id, attempts) and moves their items: dead-lettered when
+ * dead_reason is set, otherwise to the tail with a new id ($5 NULL) or
+ * scheduled until $5. One statement, so it all commits or not at all.
+ * Parameters: $1 ids, $2 dead, $3 max_attempts, $4 partition bits,
+ * $5 retry_at, $6..$8 dead letter target, $9 limit.
+ */
+RetryOutcome
+release_leases(int32 queue_id, int partition, const char *released_cte, const std::vector<int64> &ids,
+			   std::optional<TimestampTz> retry_at, bool dead, int32 max_attempts, const DeadLetterTarget &target,
+			   int32 limit)
+{
+	std::string sql = std::string("WITH released AS (") + released_cte + "), taken AS ("
 		"  DELETE FROM {items} i USING released r WHERE i.id = r.id"
 		"  RETURNING i.id, r.attempts, i.created_at, i.expire_deadline, i.source_id, i.kind, i.reference,"
 		"    i.encoding, i.payload,"
-		"    CASE WHEN $2 THEN 'retry' WHEN $3 > 0 AND r.attempts >= $3 THEN 'max_attempts' END AS dead_reason"
+		"    CASE WHEN $2 THEN 'retry' WHEN i.expire_deadline <= clock_timestamp() THEN 'expired'"
+		"         WHEN $3 > 0 AND r.attempts >= $3 THEN 'max_attempts' END AS dead_reason"
 		"), requeued AS ("
-		"  INSERT INTO {items} (id, ") + kItemColumns + ")"
+		"  INSERT INTO {items} (id, " + kItemColumns + ")"
 		"  SELECT $4 | nextval({seq}), " + kItemColumns + " FROM taken"
 		"  WHERE dead_reason IS NULL AND $5::timestamptz IS NULL ORDER BY id RETURNING 1"
 		"), rescheduled AS ("
 		"  INSERT INTO {scheduled} (id, enqueue_at, " + kItemColumns + ")"
 		"  SELECT $4 | nextval({seq}), $5, " + kItemColumns + " FROM taken"
 		"  WHERE dead_reason IS NULL AND $5 IS NOT NULL ORDER BY id RETURNING 1"
-		"), buried AS (" + (target.to_dead_queue ? dead_queue_sql : own_dead_sql) + ") "
+		"), buried AS (" + dead_letter_insert(target) + ") "
 		"SELECT id, dead_reason IS NOT NULL FROM taken ORDER BY id";
-	if (target.to_dead_queue)
-		sql = render(sql, {{"dq_items", partition_table(target.queue_id, target.partition, "items")},
-						   {"dq_seq", sequence_literal(target.queue_id)}});
 	const Interval *dq_expire = target.expire_timeout ? &*target.expire_timeout : nullptr;
 	const TimestampTz *at = retry_at ? &*retry_at : nullptr;
 	spi_run(render_partition(sql, queue_id, partition),
 			{param_int64_array(ids), param_bool(dead), param_int32(max_attempts), param_int64(partition_bits(partition)),
 			 param_timestamptz(at), param_int32(partition), param_int64(partition_bits(target.partition)),
-			 param_interval(dq_expire)});
+			 param_interval(dq_expire), param_int32(limit)});
 	RetryOutcome outcome;
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -306,11 +326,85 @@ storage_retry(int32 queue_id, int partition, const std::vector<int64> &ids, std:
 	return outcome;
 }
 
+} // namespace
+
+RetryOutcome
+storage_retry(int32 queue_id, int partition, const std::vector<int64> &ids, std::optional<TimestampTz> retry_at,
+			  bool dead, int32 max_attempts, const DeadLetterTarget &target)
+{
+	return release_leases(queue_id, partition, "DELETE FROM {leases} WHERE id = ANY ($1) RETURNING id, attempts", ids,
+						  retry_at, dead, max_attempts, target, 0);
+}
+
+RetryOutcome
+storage_expire_leases(int32 queue_id, int partition, int32 max_attempts, const DeadLetterTarget &target, int32 limit)
+{
+	/* SKIP LOCKED: a lease being completed or extended right now is left to that call. */
+	return release_leases(queue_id, partition,
+						  "DELETE FROM {leases} WHERE id = ANY (ARRAY("
+						  "  SELECT id FROM {leases} WHERE lease_deadline <= clock_timestamp()"
+						  "  ORDER BY lease_deadline LIMIT $9 FOR UPDATE SKIP LOCKED)) RETURNING id, attempts",
+						  {}, std::nullopt, false, max_attempts, target, limit);
+}
+
+uint64
+storage_expire_items(int32 queue_id, int partition, const DeadLetterTarget &target, int32 limit)
+{
+	/*
+	 * Unleased items past expire_deadline, ready or scheduled. Leased ones
+	 * are handled by lease expiry: a lease never outlives its item's
+	 * expire_deadline.
+	 */
+	const char *sql_template =
+		"WITH taken AS ("
+		"  DELETE FROM {table} WHERE id = ANY (ARRAY("
+		"    SELECT t.id FROM {table} t WHERE t.expire_deadline <= clock_timestamp() {unleased}"
+		"    ORDER BY t.expire_deadline LIMIT $9 FOR UPDATE SKIP LOCKED))"
+		"  RETURNING id, attempts, created_at, expire_deadline, source_id, kind, reference, encoding, payload,"
+		"    'expired'::text AS dead_reason"
+		"), buried AS ({bury}) "
+		"SELECT count(*) FROM taken";
+	uint64 total = 0;
+	for (bool scheduled : {false, true})
+	{
+		std::string sql = render(sql_template,
+								 {{"table", scheduled ? "{scheduled}" : "{items}"},
+								  {"unleased", scheduled ? "" : "AND NOT EXISTS (SELECT 1 FROM {leases} l WHERE l.id = t.id OFFSET 0)"},
+								  {"bury", dead_letter_insert(target)}});
+		const Interval *dq_expire = target.expire_timeout ? &*target.expire_timeout : nullptr;
+		/* $1..$5 are unused here; typed so every variant shares the parameter list of release_leases. */
+		spi_run(render_partition(sql, queue_id, partition),
+				{param_int64_array({}), param_bool(false), param_int32(0), param_int64(0), param_timestamptz(nullptr),
+				 param_int32(partition), param_int64(partition_bits(target.partition)), param_interval(dq_expire),
+				 param_int32(limit)});
+		total += static_cast<uint64>(spi_get_int64(0, 1));
+	}
+	return total;
+}
+
+std::optional<TimestampTz>
+storage_next_deadline(int32 queue_id, int partition)
+{
+	spi_run(render_partition("SELECT least((SELECT min(lease_deadline) FROM {leases}),"
+							 "  (SELECT min(enqueue_at) FROM {scheduled}),"
+							 "  (SELECT min(expire_deadline) FROM {items}),"
+							 "  (SELECT min(expire_deadline) FROM {scheduled}))",
+							 queue_id, partition),
+			{}, true);
+	if (spi_is_null(0, 1))
+		return std::nullopt;
+	bool is_null = false;
+	Datum d = pg_guard([&] { return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null); });
+	return DatumGetTimestampTz(d);
+}
+
 std::vector<int64>
 storage_extend(int32 queue_id, int partition, const std::vector<int64> &ids, const Interval &lease_timeout)
 {
-	spi_run(render_partition("UPDATE {leases} SET lease_deadline = clock_timestamp() + $2 WHERE id = ANY ($1) "
-							 "RETURNING id",
+	/* A lease never outlives its item: capped at expire_deadline. */
+	spi_run(render_partition("UPDATE {leases} l SET lease_deadline = least(clock_timestamp() + $2,"
+							 "  (SELECT i.expire_deadline FROM {items} i WHERE i.id = l.id)) "
+							 "WHERE l.id = ANY ($1) RETURNING l.id",
 							 queue_id, partition),
 			{param_int64_array(ids), param_interval(&lease_timeout)});
 	return collect_int64_column();

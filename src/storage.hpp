@@ -69,6 +69,12 @@ std::vector<int64> storage_complete(int32 queue_id, int partition, const std::ve
 RetryOutcome storage_retry(int32 queue_id, int partition, const std::vector<int64> &ids,
 						   std::optional<TimestampTz> retry_at, bool dead, int32 max_attempts,
 						   const DeadLetterTarget &target);
+/* Background duties: end expired leases, dead-letter expired items; the earliest deadline. */
+RetryOutcome storage_expire_leases(int32 queue_id, int partition, int32 max_attempts, const DeadLetterTarget &target,
+								   int32 limit);
+uint64 storage_expire_items(int32 queue_id, int partition, const DeadLetterTarget &target, int32 limit);
+std::optional<TimestampTz> storage_next_deadline(int32 queue_id, int partition);
+
 std::vector<int64> storage_extend(int32 queue_id, int partition, const std::vector<int64> &ids,
 								  const Interval &lease_timeout);
 

@@ -71,13 +71,24 @@ interval_compare(const Interval &a, const Interval &b)
 	});
 }
 
+TimestampTz
+timestamp_plus(TimestampTz t, const Interval &value)
+{
+	Interval copy = value;
+	return pg_guard([&] {
+		return DatumGetTimestampTz(
+			DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(t), IntervalPGetDatum(&copy)));
+	});
+}
+
 void
 validate_positive_interval(const Interval &value, const char *field)
 {
 	Interval zero{};
 	if (interval_compare(value, zero) <= 0)
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
-					std::string(field) + " is invalid; must be greater than 00:00:00, received " + interval_text(value));
+					std::string(field) + " is invalid; must be greater than " + interval_text(zero) + ", received " +
+						interval_text(value));
 }
 
 void

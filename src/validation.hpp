@@ -23,5 +23,6 @@ void validate_list_limit(int32 limit);
 /* Formats an interval the way PostgreSQL prints it, e.g. 01:00:00. */
 std::string interval_text(const Interval &value);
 int interval_compare(const Interval &a, const Interval &b);
+TimestampTz timestamp_plus(TimestampTz t, const Interval &value);
 
 } // namespace querator

@@ -1,0 +1,124 @@
+/* One maintenance round of a database's worker; see maintenance.hpp. */
+#include "maintenance.hpp"
+#include "catalog.hpp"
+#include "error.hpp"
+#include "partition_estimates.hpp"
+#include "settings.hpp"
+#include "spi.hpp"
+#include "storage.hpp"
+
+extern "C" {
+#include "commands/extension.h"
+#include "pgstat.h"
+}
+
+#include <algorithm>
+
+namespace querator {
+
+namespace {
+
+/* Runs f in its own transaction. On an exception the transaction stays open;
+ * the worker's error recovery aborts it. */
+template <typename F>
+void
+in_transaction(F &&f)
+{
+	pg_guard([] {
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+	});
+	f();
+	pg_guard([] {
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_stat(false);
+	});
+}
+
+DeadLetterTarget
+dead_letter_target(const QueueDef &queue, const std::vector<QueueDef> &queues)
+{
+	DeadLetterTarget target;
+	if (queue.dead_queue.empty())
+		return target;
+	for (const QueueDef &q : queues)
+		if (q.name == queue.dead_queue)
+		{
+			target.to_dead_queue = true;
+			target.queue_id = q.id;
+			target.partition = partitions_for_produce(q.id, q.partitions).front();
+			target.expire_timeout = q.expire_timeout;
+		}
+	return target;
+}
+
+void
+note_deadline(RoundResult &result, std::optional<TimestampTz> deadline)
+{
+	if (deadline && (!result.next_deadline || *deadline < *result.next_deadline))
+		result.next_deadline = deadline;
+}
+
+/* Works one partition until no batch comes back full. */
+void
+maintain_partition(RoundResult &result, const QueueDef &queue, int partition, const DeadLetterTarget &target)
+{
+	const int32 batch = worker_batch_size;
+	bool more = true;
+	while (more)
+	{
+		in_transaction([&] {
+			SpiConnection spi;
+			RetryOutcome leases = storage_expire_leases(queue.id, partition, queue.max_attempts, target, batch);
+			uint64 expired = storage_expire_items(queue.id, partition, target, batch);
+			uint64 promoted = storage_promote_due(queue.id, partition, batch);
+			estimates_add_at_commit(queue.id, partition, static_cast<int64>(leases.requeued + promoted));
+			if (target.to_dead_queue)
+				estimates_add_at_commit(target.queue_id, target.partition,
+										static_cast<int64>(leases.dead + expired));
+			result.counters.expired_leases += leases.taken_ids.size();
+			result.counters.promoted += promoted;
+			result.counters.expired_items += expired;
+			result.counters.dead_lettered += leases.dead + expired;
+			result.made_progress = result.made_progress || !leases.taken_ids.empty() || expired > 0 || promoted > 0;
+			more = leases.taken_ids.size() >= static_cast<size_t>(batch) || expired >= static_cast<uint64>(batch) ||
+				   promoted >= static_cast<uint64>(batch);
+			if (!more)
+				note_deadline(result, storage_next_deadline(queue.id, partition));
+			spi.finish();
+		});
+		pg_guard([] { CHECK_FOR_INTERRUPTS(); });
+	}
+}
+
+} // namespace
+
+RoundResult
+maintenance_round()
+{
+	RoundResult result;
+	result.counters.rounds = 1;
+	std::vector<QueueDef> queues;
+	in_transaction([&] {
+		/* DROP EXTENSION: the worker leaves instead of touching anything. */
+		result.extension_present = pg_guard([] { return OidIsValid(get_extension_oid("querator", true)); });
+		if (!result.extension_present)
+			return;
+		SpiConnection spi;
+		queues = catalog_all();
+		spi.finish();
+	});
+	if (!result.extension_present)
+		return result;
+	for (const QueueDef &queue : queues)
+	{
+		DeadLetterTarget target = dead_letter_target(queue, queues);
+		for (int partition = 0; partition < queue.partitions; partition++)
+			maintain_partition(result, queue, partition, target);
+	}
+	return result;
+}
+
+} // namespace querator

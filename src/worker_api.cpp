@@ -1,0 +1,71 @@
+/* SQL entry points about the background worker: worker_status() and the CREATE EXTENSION hook. */
+#include "arguments.hpp"
+#include "error.hpp"
+#include "worker_state.hpp"
+
+extern "C" {
+#include "commands/dbcommands.h"
+}
+
+namespace querator {
+
+namespace {
+
+Datum
+worker_status(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *out = begin_set_result(fcinfo);
+	for (const WorkerStatus &s : worker_status_all())
+	{
+		const char *name = pg_guard([&] { return static_cast<const char *>(get_database_name(s.database)); });
+		if (name == nullptr || !s.wanted)
+			continue; /* dropped, or a database without querator */
+		Datum values[11];
+		bool nulls[11] = {};
+		values[0] = pg_guard([&] { return CStringGetTextDatum(name); });
+		values[1] = BoolGetDatum(s.pid != 0);
+		values[2] = Int32GetDatum(s.pid);
+		nulls[2] = s.pid == 0;
+		values[3] = TimestampTzGetDatum(s.started_at);
+		nulls[3] = s.started_at == 0;
+		values[4] = TimestampTzGetDatum(s.last_run);
+		nulls[4] = s.last_run == 0;
+		values[5] = TimestampTzGetDatum(s.next_wakeup);
+		nulls[5] = s.next_wakeup == 0 || TIMESTAMP_IS_NOEND(s.next_wakeup);
+		values[6] = Int64GetDatum(static_cast<int64>(s.counters.rounds));
+		values[7] = Int64GetDatum(static_cast<int64>(s.counters.expired_leases));
+		values[8] = Int64GetDatum(static_cast<int64>(s.counters.promoted));
+		values[9] = Int64GetDatum(static_cast<int64>(s.counters.expired_items));
+		values[10] = Int64GetDatum(static_cast<int64>(s.counters.dead_lettered));
+		pg_guard([&] { tuplestore_putvalues(out->setResult, out->setDesc, values, nulls); });
+	}
+	return (Datum) 0;
+}
+
+Datum
+request_worker(FunctionCallInfo fcinfo)
+{
+	request_service_at_commit();
+	PG_RETURN_VOID();
+}
+
+} // namespace
+
+} // namespace querator
+
+extern "C" {
+PG_FUNCTION_INFO_V1(querator_worker_status);
+PG_FUNCTION_INFO_V1(querator_request_worker);
+
+Datum
+querator_worker_status(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::worker_status(fcinfo); });
+}
+
+Datum
+querator_request_worker(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::request_worker(fcinfo); });
+}
+}

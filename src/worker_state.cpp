@@ -1,0 +1,261 @@
+/* Shared worker state; see worker_state.hpp. */
+#include "worker_state.hpp"
+
+extern "C" {
+#include "storage/latch.h"
+#include "storage/proc.h"
+}
+
+#include <cstring>
+
+namespace querator {
+
+namespace {
+
+struct DatabaseSlot
+{
+	Oid database;      /* InvalidOid: free */
+	bool wanted;       /* serve it: the extension exists, or it has not been probed yet */
+	int worker_pid;    /* 0: no worker attached */
+	Latch *worker_latch;
+	TimestampTz started_at;
+	TimestampTz last_run;
+	TimestampTz next_wakeup; /* 0: nothing known; DT_NOEND: nothing due */
+	WorkerCounters counters;
+};
+
+struct SharedState
+{
+	int launcher_pid;
+	Latch *launcher_latch;
+	DatabaseSlot slots[kMaxServedDatabases];
+};
+
+SharedState *state = nullptr;
+LWLock *state_lock = nullptr;
+
+/* Per-transaction intentions, acted on at commit. */
+bool pending_service_request = false;
+TimestampTz pending_deadline = 0; /* 0: none */
+
+DatabaseSlot *
+find_slot(Oid database)
+{
+	for (DatabaseSlot &slot : state->slots)
+		if (slot.database == database)
+			return &slot;
+	return nullptr;
+}
+
+DatabaseSlot *
+find_or_add_slot(Oid database)
+{
+	if (DatabaseSlot *slot = find_slot(database))
+		return slot;
+	DatabaseSlot *slot = find_slot(InvalidOid);
+	if (slot != nullptr)
+	{
+		memset(slot, 0, sizeof(*slot));
+		slot->database = database;
+		slot->wanted = true;
+	}
+	return slot;
+}
+
+void
+on_commit()
+{
+	if (state == nullptr)
+		return;
+	if (pending_service_request)
+	{
+		LWLockAcquire(state_lock, LW_EXCLUSIVE);
+		DatabaseSlot *slot = find_or_add_slot(MyDatabaseId);
+		if (slot != nullptr)
+			slot->wanted = true;
+		Latch *launcher = state->launcher_latch;
+		LWLockRelease(state_lock);
+		if (slot == nullptr)
+			elog(WARNING, "querator: more than %d databases use querator; this one is not served", kMaxServedDatabases);
+		if (launcher != nullptr)
+			SetLatch(launcher);
+	}
+	if (pending_deadline != 0)
+	{
+		Latch *worker = nullptr;
+		LWLockAcquire(state_lock, LW_EXCLUSIVE);
+		DatabaseSlot *slot = find_slot(MyDatabaseId);
+		if (slot != nullptr && slot->worker_latch != nullptr &&
+			(slot->next_wakeup == 0 || pending_deadline < slot->next_wakeup))
+		{
+			slot->next_wakeup = pending_deadline;
+			worker = slot->worker_latch;
+		}
+		LWLockRelease(state_lock);
+		if (worker != nullptr)
+			SetLatch(worker);
+	}
+}
+
+void
+on_xact_event(XactEvent event, void *)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+		on_commit();
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_ABORT)
+	{
+		pending_service_request = false;
+		pending_deadline = 0;
+	}
+}
+
+} // namespace
+
+void
+worker_state_request_shmem()
+{
+	RequestAddinShmemSpace(MAXALIGN(sizeof(SharedState)));
+	RequestNamedLWLockTranche("querator_worker_state", 1);
+}
+
+void
+worker_state_startup_shmem()
+{
+	bool found = false;
+	state = static_cast<SharedState *>(ShmemInitStruct("querator worker state", sizeof(SharedState), &found));
+	state_lock = &(GetNamedLWLockTranche("querator_worker_state"))->lock;
+	if (!found)
+		memset(state, 0, sizeof(SharedState));
+}
+
+void
+worker_state_register_xact_callback()
+{
+	RegisterXactCallback(on_xact_event, nullptr);
+}
+
+void
+launcher_attach()
+{
+	LWLockAcquire(state_lock, LW_EXCLUSIVE);
+	state->launcher_pid = MyProcPid;
+	state->launcher_latch = MyLatch;
+	LWLockRelease(state_lock);
+}
+
+void
+launcher_sync_databases(const std::vector<Oid> &databases)
+{
+	LWLockAcquire(state_lock, LW_EXCLUSIVE);
+	/* Forget dropped databases; start probing new ones. */
+	for (DatabaseSlot &slot : state->slots)
+	{
+		if (slot.database == InvalidOid || slot.worker_pid != 0)
+			continue;
+		bool exists = false;
+		for (Oid db : databases)
+			exists = exists || db == slot.database;
+		if (!exists)
+			memset(&slot, 0, sizeof(slot));
+	}
+	for (Oid db : databases)
+		if (find_slot(db) == nullptr)
+			find_or_add_slot(db);
+	LWLockRelease(state_lock);
+}
+
+std::vector<Oid>
+launcher_wanted_databases()
+{
+	std::vector<Oid> result;
+	result.reserve(kMaxServedDatabases);
+	LWLockAcquire(state_lock, LW_SHARED);
+	for (const DatabaseSlot &slot : state->slots)
+		if (slot.database != InvalidOid && slot.wanted)
+			result.push_back(slot.database);
+	LWLockRelease(state_lock);
+	return result;
+}
+
+bool
+worker_attach(Oid database)
+{
+	LWLockAcquire(state_lock, LW_EXCLUSIVE);
+	DatabaseSlot *slot = find_or_add_slot(database);
+	bool ok = slot != nullptr && slot->worker_pid == 0;
+	if (ok)
+	{
+		slot->worker_pid = MyProcPid;
+		slot->worker_latch = MyLatch;
+		slot->started_at = GetCurrentTimestamp();
+		slot->next_wakeup = 0;
+	}
+	LWLockRelease(state_lock);
+	return ok;
+}
+
+void
+worker_detach(Oid database, bool extension_gone)
+{
+	if (state == nullptr)
+		return;
+	LWLockAcquire(state_lock, LW_EXCLUSIVE);
+	DatabaseSlot *slot = find_slot(database);
+	if (slot != nullptr && slot->worker_pid == MyProcPid)
+	{
+		slot->worker_pid = 0;
+		slot->worker_latch = nullptr;
+		slot->next_wakeup = 0;
+		if (extension_gone)
+			slot->wanted = false;
+	}
+	LWLockRelease(state_lock);
+}
+
+void
+worker_publish_round(Oid database, std::optional<TimestampTz> next_wakeup, const WorkerCounters &added)
+{
+	LWLockAcquire(state_lock, LW_EXCLUSIVE);
+	DatabaseSlot *slot = find_slot(database);
+	if (slot != nullptr)
+	{
+		slot->last_run = GetCurrentTimestamp();
+		slot->next_wakeup = next_wakeup.value_or(DT_NOEND);
+		slot->counters.rounds += added.rounds;
+		slot->counters.expired_leases += added.expired_leases;
+		slot->counters.promoted += added.promoted;
+		slot->counters.expired_items += added.expired_items;
+		slot->counters.dead_lettered += added.dead_lettered;
+	}
+	LWLockRelease(state_lock);
+}
+
+void
+request_service_at_commit()
+{
+	pending_service_request = true;
+}
+
+void
+wake_worker_at_commit(TimestampTz deadline)
+{
+	if (pending_deadline == 0 || deadline < pending_deadline)
+		pending_deadline = deadline;
+}
+
+std::vector<WorkerStatus>
+worker_status_all()
+{
+	std::vector<WorkerStatus> result;
+	result.reserve(kMaxServedDatabases);
+	LWLockAcquire(state_lock, LW_SHARED);
+	for (const DatabaseSlot &slot : state->slots)
+		if (slot.database != InvalidOid)
+			result.push_back(WorkerStatus{slot.database, slot.wanted, slot.worker_pid, slot.started_at,
+										  slot.last_run, slot.next_wakeup, slot.counters});
+	LWLockRelease(state_lock);
+	return result;
+}
+
+} // namespace querator

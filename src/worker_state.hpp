@@ -1,0 +1,60 @@
+/*
+ * Shared memory between the launcher, the per-database workers and the
+ * backends: which databases want a worker, each worker's latch and next
+ * wake-up, and its counters. Backends wake a worker after commit when they
+ * created a deadline earlier than the one it sleeps towards.
+ */
+#pragma once
+
+#include "pg_prelude.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace querator {
+
+constexpr int kMaxServedDatabases = 64;
+
+struct WorkerCounters
+{
+	uint64 rounds = 0;
+	uint64 expired_leases = 0;  /* leases that ended by their deadline */
+	uint64 promoted = 0;        /* scheduled items that came due */
+	uint64 expired_items = 0;   /* items dead-lettered by expire_timeout */
+	uint64 dead_lettered = 0;   /* all items the worker dead-lettered */
+};
+
+struct WorkerStatus
+{
+	Oid database;
+	bool wanted;
+	int pid;
+	TimestampTz started_at;
+	TimestampTz last_run;
+	TimestampTz next_wakeup; /* 0 = none known */
+	WorkerCounters counters;
+};
+
+void worker_state_request_shmem();
+void worker_state_startup_shmem();
+void worker_state_register_xact_callback();
+
+/* Launcher. */
+void launcher_attach();
+void launcher_sync_databases(const std::vector<Oid> &databases);
+std::vector<Oid> launcher_wanted_databases();
+
+/* Worker of a database. */
+bool worker_attach(Oid database);
+void worker_detach(Oid database, bool extension_gone);
+void worker_publish_round(Oid database, std::optional<TimestampTz> next_wakeup, const WorkerCounters &added);
+
+/* Backends: at commit, ask the launcher to serve this database (CREATE EXTENSION). */
+void request_service_at_commit();
+/* Backends: at commit, wake this database's worker if `deadline` is before its next wake-up. */
+void wake_worker_at_commit(TimestampTz deadline);
+
+std::vector<WorkerStatus> worker_status_all();
+
+} // namespace querator
