@@ -7,7 +7,16 @@
 #include "spi.hpp"
 #include "storage.hpp"
 #include "validation.hpp"
+#include "waiters.hpp"
 #include "worker_state.hpp"
+
+extern "C" {
+#include "storage/latch.h"
+#include "utils/wait_event.h"
+
+/* From libpq/libpq.h, whose backend headers pull in GSSAPI headers we do not need. */
+extern bool pq_check_connection(void);
+}
 
 #include <algorithm>
 #include <map>
@@ -139,6 +148,76 @@ for_leased_ids(const QueueDef &queue, const std::vector<int64> &ids, const char 
 	return done.size();
 }
 
+/* Leases from the partitions with the most unleased items first; stops at the first that gives items. */
+uint64
+lease_from_queue(const QueueDef &queue, const std::string &client_id, int32 batch_size, ReturnSetInfo *out)
+{
+	for (int partition : partitions_for_lease(queue.id, queue.partitions))
+	{
+		uint64 promoted = storage_promote_due(queue.id, partition, kPromoteBatch);
+		uint64 leased = storage_lease(queue.id, partition, client_id, batch_size, queue.lease_timeout, out);
+		estimates_add_at_commit(queue.id, partition, static_cast<int64>(promoted) - static_cast<int64>(leased));
+		if (leased > 0)
+		{
+			wake_worker_at_commit(timestamp_plus(GetCurrentTimestamp(), queue.lease_timeout));
+			return leased;
+		}
+	}
+	return 0;
+}
+
+/* Milliseconds from now until `t`, at least 0. */
+long
+ms_until(TimestampTz t)
+{
+	long secs = 0;
+	int usecs = 0;
+	TimestampDifference(GetCurrentTimestamp(), t, &secs, &usecs);
+	return secs * 1000L + (usecs + 999) / 1000;
+}
+
+/*
+ * Sleeps on the latch until items are dealt to this waiter (see waiters.hpp)
+ * or `deadline`, then leases up to what was dealt. Uses no CPU while asleep:
+ * it wakes once a second only to notice a vanished client, and re-tries a
+ * lease every querator.wait_recheck_interval in case a wake-up was missed
+ * (for example items freed by a rolled-back lease, which wakes nobody).
+ */
+void
+wait_and_lease(const QueueDef &queue, const std::string &client_id, int32 batch_size, TimestampTz deadline,
+			   ReturnSetInfo *out)
+{
+	TimestampTz next_recheck = GetCurrentTimestamp() + static_cast<int64>(wait_recheck_interval) * USECS_PER_SEC;
+	for (;;)
+	{
+		long ms = std::min({ms_until(deadline), ms_until(next_recheck), 1000L});
+		if (ms_until(deadline) <= 0)
+			return;
+		pg_guard([&] {
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			/* A client that went away ends the wait (and the backend), as PostgreSQL itself does. */
+			if (MyProcPort != nullptr && !pq_check_connection())
+			{
+				ClientConnectionLost = true;
+				InterruptPending = true;
+			}
+			CHECK_FOR_INTERRUPTS();
+		});
+		int32 allowance = waiter_take_allowance();
+		bool recheck = GetCurrentTimestamp() >= next_recheck;
+		if (allowance == 0 && !recheck)
+			continue;
+		if (recheck)
+			next_recheck = GetCurrentTimestamp() + static_cast<int64>(wait_recheck_interval) * USECS_PER_SEC;
+		SpiConnection spi;
+		uint64 leased = lease_from_queue(queue, client_id, allowance > 0 ? allowance : batch_size, out);
+		spi.finish();
+		if (leased > 0)
+			return;
+	}
+}
+
 Datum
 queue_produce(FunctionCallInfo fcinfo)
 {
@@ -188,7 +267,7 @@ queue_lease(FunctionCallInfo fcinfo)
 					"batch size is invalid; must be greater than 0, received " + std::to_string(batch_size));
 	validate_batch_count(batch_size, "batch size");
 	Interval wait = arg_interval(fcinfo, 3).value_or(Interval{});
-	const Interval max_wait{15 * USECS_PER_MINUTE, 0, 0};
+	const Interval max_wait{kMaxWaitMinutes * USECS_PER_MINUTE, 0, 0};
 	if (interval_compare(wait, Interval{}) < 0 || interval_compare(wait, max_wait) > 0)
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
 					"wait is invalid; must be between " + interval_text(Interval{}) + " and " + interval_text(max_wait) +
@@ -202,18 +281,16 @@ queue_lease(FunctionCallInfo fcinfo)
 	ReturnSetInfo *out = begin_set_result(fcinfo);
 	SpiConnection spi;
 	QueueDef queue = catalog_get(name);
-	for (int partition : partitions_for_lease(queue.id, queue.partitions))
-	{
-		uint64 promoted = storage_promote_due(queue.id, partition, kPromoteBatch);
-		uint64 leased = storage_lease(queue.id, partition, client_id, batch_size, queue.lease_timeout, out);
-		estimates_add_at_commit(queue.id, partition, static_cast<int64>(promoted) - static_cast<int64>(leased));
-		if (leased > 0)
-		{
-			wake_worker_at_commit(timestamp_plus(GetCurrentTimestamp(), queue.lease_timeout));
-			break;
-		}
-	}
+	const bool waiting = interval_compare(wait, Interval{}) > 0;
+	/* Registered before the first try, so an item committed in between still wakes us. */
+	if (waiting)
+		waiter_register(queue.id, client_id, batch_size);
+	uint64 leased = lease_from_queue(queue, client_id, batch_size, out);
 	spi.finish();
+	if (waiting && leased == 0)
+		wait_and_lease(queue, client_id, batch_size, timestamp_plus(GetCurrentTimestamp(), wait), out);
+	if (waiting)
+		waiter_unregister();
 	return (Datum) 0;
 }
 

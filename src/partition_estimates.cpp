@@ -1,6 +1,7 @@
 /* Shared-memory estimates of unleased items per partition; see the header for why. */
 #include "partition_estimates.hpp"
 #include "settings.hpp"
+#include "waiters.hpp"
 
 extern "C" {
 #include "common/pg_prng.h"
@@ -165,6 +166,8 @@ estimates_add_at_commit(int32 queue_id, int partition, int64 delta)
 {
 	if (delta != 0)
 		pending.push_back(PendingDelta{queue_id, partition, delta});
+	/* New ready items: waiting consumers get them dealt at commit. */
+	waiters_notify_at_commit(queue_id, delta);
 }
 
 void

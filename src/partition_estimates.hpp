@@ -22,7 +22,11 @@ void estimates_register_xact_callback();
 /* Current estimates for partitions [0, partitions) of a queue in this database. */
 std::vector<int64> estimates_read(int32 queue_id, int partitions);
 
-/* Records a change, applied when the current transaction commits. */
+/*
+ * Records a change in a partition's unleased items, applied when the current
+ * transaction commits; new ready items (delta > 0) are also dealt to the
+ * queue's waiting consumers then (waiters.hpp).
+ */
 void estimates_add_at_commit(int32 queue_id, int partition, int64 delta);
 
 /* Forgets a queue's partitions from `first_partition` on (after delete or shrink). */

@@ -5,6 +5,7 @@
 #include "error.hpp"
 #include "partition_estimates.hpp"
 #include "settings.hpp"
+#include "waiters.hpp"
 #include "worker_state.hpp"
 
 extern "C" {
@@ -31,6 +32,7 @@ request_shmem()
 		previous_shmem_request_hook();
 	querator::estimates_request_shmem();
 	querator::worker_state_request_shmem();
+	querator::waiters_request_shmem();
 }
 
 void
@@ -41,6 +43,7 @@ startup_shmem()
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	querator::estimates_startup_shmem();
 	querator::worker_state_startup_shmem();
+	querator::waiters_startup_shmem();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -74,6 +77,7 @@ _PG_init(void)
 	shmem_startup_hook = startup_shmem;
 	querator::estimates_register_xact_callback();
 	querator::worker_state_register_xact_callback();
+	querator::waiters_register_xact_callback();
 	register_launcher();
 }
 

@@ -11,6 +11,7 @@ int max_tracked_partitions = 8192;
 int launcher_naptime = 10;
 int worker_idle_interval = 60;
 int worker_batch_size = 1000;
+int wait_recheck_interval = 5;
 }
 
 void
@@ -41,6 +42,10 @@ define_settings()
 							"Most items a worker moves in one transaction (expired leases, due items, expired items).",
 							nullptr, &worker_batch_size, 1000, 1, 100000,
 							PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("querator.wait_recheck_interval",
+							"How often a waiting lease re-tries on its own, in case a wake-up was missed.",
+							nullptr, &wait_recheck_interval, 5, 1, 900,
+							PGC_USERSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
 	MarkGUCPrefixReserved("querator");
 }
 

@@ -9,6 +9,7 @@ constexpr int kMaxPartitions = 256;
 constexpr int kMaxAttemptsLimit = 65536;
 constexpr int kMaxTextFieldLength = 1024; /* kind, reference, encoding, client_id */
 constexpr int kMaxListLimit = 10000;
+constexpr int kMaxWaitMinutes = 15;
 
 extern "C" {
 extern int max_batch_size;     /* querator.max_batch_size */
@@ -17,6 +18,7 @@ extern int max_tracked_partitions; /* querator.max_tracked_partitions (shared me
 extern int launcher_naptime;   /* querator.launcher_naptime, seconds */
 extern int worker_idle_interval; /* querator.worker_idle_interval, seconds */
 extern int worker_batch_size;  /* querator.worker_batch_size */
+extern int wait_recheck_interval; /* querator.wait_recheck_interval, seconds */
 }
 
 void define_settings();

@@ -1,0 +1,250 @@
+/* Waiting consumers in shared memory; see waiters.hpp. */
+#include "waiters.hpp"
+#include "error.hpp"
+#include "settings.hpp"
+
+extern "C" {
+#include "port/atomics.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+}
+
+#include <algorithm>
+#include <cstring>
+
+namespace querator {
+
+namespace {
+
+struct WaiterSlot
+{
+	bool used;
+	Oid database;
+	int32 queue_id;
+	uint64 arrival;       /* order of arrival, for fairness */
+	int32 batch_size;
+	int32 allowance;      /* items dealt to it, not yet leased */
+	Latch *latch;
+	char client_id[kMaxTextFieldLength + 1];
+};
+
+struct WaiterTable
+{
+	uint64 next_arrival;
+	pg_atomic_uint32 active; /* used slots: lets committers skip the table when nobody waits */
+	int size;
+	WaiterSlot slots[FLEXIBLE_ARRAY_MEMBER];
+};
+
+WaiterTable *table = nullptr;
+LWLock *table_lock = nullptr;
+int my_slot = -1;
+
+/* Items made ready by the running transaction, per queue; dealt at commit. */
+constexpr int kMaxPendingQueues = 64;
+struct PendingReady
+{
+	int32 queue_id;
+	int64 count;
+};
+PendingReady pending[kMaxPendingQueues];
+int pending_count = 0;
+bool pending_overflow = false; /* more queues than fit: wake every waiter of the database */
+
+int
+table_size()
+{
+	return MaxBackends;
+}
+
+Size
+table_bytes()
+{
+	return add_size(offsetof(WaiterTable, slots), mul_size(sizeof(WaiterSlot), table_size()));
+}
+
+/* Deals `count` items round-robin to the waiters of a queue (all queues of the database when queue_id < 0). */
+void
+deal(int32 queue_id, int64 count)
+{
+	int order[1024];
+	int n = 0;
+	for (int i = 0; i < table->size && n < 1024; i++)
+	{
+		const WaiterSlot &s = table->slots[i];
+		if (s.used && s.database == MyDatabaseId && (queue_id < 0 || s.queue_id == queue_id))
+			order[n++] = i;
+	}
+	std::sort(order, order + n, [](int a, int b) { return table->slots[a].arrival < table->slots[b].arrival; });
+	bool dealt = true;
+	while (count > 0 && dealt)
+	{
+		dealt = false;
+		for (int k = 0; k < n && count > 0; k++)
+		{
+			WaiterSlot &s = table->slots[order[k]];
+			if (s.allowance < s.batch_size)
+			{
+				s.allowance++;
+				count--;
+				dealt = true;
+			}
+		}
+	}
+	for (int k = 0; k < n; k++)
+		if (table->slots[order[k]].allowance > 0)
+			SetLatch(table->slots[order[k]].latch);
+}
+
+void
+on_xact_event(XactEvent event, void *)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (table != nullptr && pg_atomic_read_u32(&table->active) > 0 && (pending_count > 0 || pending_overflow))
+			{
+				LWLockAcquire(table_lock, LW_EXCLUSIVE);
+				if (pending_overflow)
+					deal(-1, INT64_MAX / 2);
+				else
+					for (int i = 0; i < pending_count; i++)
+						deal(pending[i].queue_id, pending[i].count);
+				LWLockRelease(table_lock);
+			}
+			pending_count = 0;
+			pending_overflow = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			pending_count = 0;
+			pending_overflow = false;
+			/* A cancelled or failed waiting lease leaves the wait queue here. */
+			waiter_unregister();
+			break;
+		default:
+			break;
+	}
+}
+
+} // namespace
+
+void
+waiters_request_shmem()
+{
+	RequestAddinShmemSpace(MAXALIGN(table_bytes()));
+	RequestNamedLWLockTranche("querator_waiters", 1);
+}
+
+void
+waiters_startup_shmem()
+{
+	bool found = false;
+	table = static_cast<WaiterTable *>(ShmemInitStruct("querator waiters", table_bytes(), &found));
+	table_lock = &(GetNamedLWLockTranche("querator_waiters"))->lock;
+	if (!found)
+	{
+		memset(table, 0, table_bytes());
+		pg_atomic_init_u32(&table->active, 0);
+		table->size = table_size();
+	}
+}
+
+void
+waiters_register_xact_callback()
+{
+	RegisterXactCallback(on_xact_event, nullptr);
+}
+
+void
+waiter_register(int32 queue_id, const std::string &client_id, int32 batch_size)
+{
+	bool duplicate = false;
+	bool full = false;
+	LWLockAcquire(table_lock, LW_EXCLUSIVE);
+	int free_slot = -1;
+	for (int i = 0; i < table->size; i++)
+	{
+		WaiterSlot &s = table->slots[i];
+		if (!s.used)
+		{
+			if (free_slot < 0)
+				free_slot = i;
+			continue;
+		}
+		if (s.database == MyDatabaseId && s.queue_id == queue_id && client_id == s.client_id)
+			duplicate = true;
+	}
+	if (!duplicate && free_slot >= 0)
+	{
+		WaiterSlot &s = table->slots[free_slot];
+		s.used = true;
+		s.database = MyDatabaseId;
+		s.queue_id = queue_id;
+		s.arrival = table->next_arrival++;
+		s.batch_size = batch_size;
+		s.allowance = 0;
+		s.latch = MyLatch;
+		strlcpy(s.client_id, client_id.c_str(), sizeof(s.client_id));
+		pg_atomic_fetch_add_u32(&table->active, 1);
+		my_slot = free_slot;
+	}
+	full = free_slot < 0;
+	LWLockRelease(table_lock);
+	if (duplicate)
+		throw Error(ERRCODE_OBJECT_IN_USE,
+					"duplicate client id; a client cannot make multiple leased requests to the same queue");
+	if (full)
+		throw Error(ERRCODE_TOO_MANY_CONNECTIONS, "too many waiting leases; no waiter slot is free");
+}
+
+int32
+waiter_take_allowance()
+{
+	if (my_slot < 0)
+		return 0;
+	LWLockAcquire(table_lock, LW_EXCLUSIVE);
+	int32 allowance = table->slots[my_slot].allowance;
+	table->slots[my_slot].allowance = 0;
+	LWLockRelease(table_lock);
+	return allowance;
+}
+
+void
+waiter_unregister()
+{
+	if (my_slot < 0 || table == nullptr)
+		return;
+	LWLockAcquire(table_lock, LW_EXCLUSIVE);
+	WaiterSlot &s = table->slots[my_slot];
+	int32 leftover = s.allowance;
+	int32 queue_id = s.queue_id;
+	s.used = false;
+	s.allowance = 0;
+	pg_atomic_fetch_sub_u32(&table->active, 1);
+	/* Items dealt to us but not taken go to the next waiters. */
+	if (leftover > 0)
+		deal(queue_id, leftover);
+	LWLockRelease(table_lock);
+	my_slot = -1;
+}
+
+void
+waiters_notify_at_commit(int32 queue_id, int64 count)
+{
+	if (count <= 0)
+		return;
+	for (int i = 0; i < pending_count; i++)
+		if (pending[i].queue_id == queue_id)
+		{
+			pending[i].count += count;
+			return;
+		}
+	if (pending_count < kMaxPendingQueues)
+		pending[pending_count++] = PendingReady{queue_id, count};
+	else
+		pending_overflow = true;
+}
+
+} // namespace querator

@@ -1,0 +1,32 @@
+/*
+ * Long-poll leases: consumers waiting on a queue, in shared memory.
+ *
+ * A waiting queue_lease registers a waiter (arrival order, batch size). When
+ * a transaction that made items ready commits (produce, retry, expiry,
+ * promotion), the new items are dealt round-robin among the queue's waiters
+ * in arrival order, each up to its batch size, as an allowance; their latches
+ * are set. A woken waiter leases up to its allowance. Nothing is dealt for a
+ * transaction that rolls back.
+ */
+#pragma once
+
+#include "pg_prelude.hpp"
+
+#include <string>
+
+namespace querator {
+
+void waiters_request_shmem();
+void waiters_startup_shmem();
+void waiters_register_xact_callback();
+
+/* Registers this backend as a waiter; throws 55006 if client_id already waits on the queue. */
+void waiter_register(int32 queue_id, const std::string &client_id, int32 batch_size);
+/* Takes the allowance dealt to this backend's waiter (0 if none) and resets it. */
+int32 waiter_take_allowance();
+void waiter_unregister();
+
+/* At commit of the current transaction, deal `count` new ready items of the queue to its waiters. */
+void waiters_notify_at_commit(int32 queue_id, int64 count);
+
+} // namespace querator
