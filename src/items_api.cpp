@@ -210,11 +210,19 @@ wait_and_lease(const QueueDef &queue, const std::string &client_id, int32 batch_
 			continue;
 		if (recheck)
 			next_recheck = GetCurrentTimestamp() + static_cast<int64>(wait_recheck_interval) * USECS_PER_SEC;
-		SpiConnection spi;
-		uint64 leased = lease_from_queue(queue, client_id, allowance > 0 ? allowance : batch_size, out);
-		spi.finish();
-		if (leased > 0)
-			return;
+		/*
+		 * Items were dealt to us, but a lease can come back empty when it
+		 * loses a race for the same rows (a lease committed after our
+		 * snapshot); try again at once rather than sleeping until the recheck.
+		 */
+		for (int attempt = 0; attempt < (allowance > 0 ? 3 : 1); attempt++)
+		{
+			SpiConnection spi;
+			uint64 leased = lease_from_queue(queue, client_id, allowance > 0 ? allowance : batch_size, out);
+			spi.finish();
+			if (leased > 0)
+				return;
+		}
 	}
 }
 

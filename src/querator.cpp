@@ -9,6 +9,9 @@
 #include "worker_state.hpp"
 
 extern "C" {
+#include "catalog/objectaccess.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
 #include "postmaster/bgworker.h"
 }
 
@@ -24,6 +27,17 @@ namespace {
 bool loaded_at_startup = false;
 shmem_request_hook_type previous_shmem_request_hook = nullptr;
 shmem_startup_hook_type previous_shmem_startup_hook = nullptr;
+object_access_hook_type previous_object_access_hook = nullptr;
+
+/* DROP EXTENSION querator: wake the database's worker at commit so it leaves at once, not when it next wakes. */
+void
+on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void *arg)
+{
+	if (previous_object_access_hook)
+		previous_object_access_hook(access, class_id, object_id, sub_id, arg);
+	if (access == OAT_DROP && class_id == ExtensionRelationId && object_id == get_extension_oid("querator", true))
+		querator::wake_worker_at_commit(GetCurrentTimestamp());
+}
 
 void
 request_shmem()
@@ -79,6 +93,8 @@ _PG_init(void)
 	querator::worker_state_register_xact_callback();
 	querator::waiters_register_xact_callback();
 	register_launcher();
+	previous_object_access_hook = object_access_hook;
+	object_access_hook = on_object_access;
 }
 
 Datum

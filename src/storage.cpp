@@ -413,10 +413,11 @@ storage_extend(int32 queue_id, int partition, const std::vector<int64> &ids, con
 std::vector<int64>
 storage_existing_ids(int32 queue_id, int partition, const std::vector<int64> &ids)
 {
+	/* Not read-only: a fresh snapshot sees what a concurrent complete or retry we waited for did. */
 	spi_run(render_partition("SELECT id FROM {items} WHERE id = ANY ($1) "
 							 "UNION ALL SELECT id FROM {scheduled} WHERE id = ANY ($1)",
 							 queue_id, partition),
-			{param_int64_array(ids)}, true);
+			{param_int64_array(ids)}, false);
 	return collect_int64_column();
 }
 

@@ -3,6 +3,10 @@
 #include "error.hpp"
 #include "settings.hpp"
 
+extern "C" {
+#include "utils/datetime.h"
+}
+
 namespace querator {
 
 namespace {
@@ -55,11 +59,16 @@ validate_text_field(const std::string &value, const char *field, bool allow_empt
 std::string
 interval_text(const Interval &value)
 {
+	/* Always PostgreSQL style (01:00:00), whatever the session's IntervalStyle: messages stay stable. */
+	char buffer[MAXDATELEN + 1];
+	char *out = buffer;
 	Interval copy = value;
-	const char *text = pg_guard([&] {
-		return static_cast<const char *>(DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(&copy))));
+	pg_guard([&] {
+		struct pg_itm itm;
+		interval2itm(copy, &itm);
+		EncodeInterval(&itm, INTSTYLE_POSTGRES, out);
 	});
-	return std::string(text);
+	return std::string(buffer);
 }
 
 int

@@ -128,6 +128,14 @@ on_xact_event(XactEvent event, void *)
 	}
 }
 
+/* A waiting lease interrupted inside a subtransaction (savepoint, PL/pgSQL EXCEPTION block). */
+void
+on_subxact_event(SubXactEvent event, SubTransactionId, SubTransactionId, void *)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		waiter_unregister();
+}
+
 } // namespace
 
 void
@@ -155,6 +163,7 @@ void
 waiters_register_xact_callback()
 {
 	RegisterXactCallback(on_xact_event, nullptr);
+	RegisterSubXactCallback(on_subxact_event, nullptr);
 }
 
 void

@@ -1,0 +1,5 @@
+-- cycle-100 (querator): lease 100 items, then complete them: two autocommit calls
+SELECT count(*) AS n, array_agg(id) AS ids FROM querator.queue_lease('bench', :client_id, 100) \gset
+\if :n > 0
+SELECT querator.queue_complete('bench', :ids::bigint[]);
+\endif

@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Turns what bench/run measured into the Markdown report and the JSON rows.
+
+Inputs in --dir: results.tsv (tab-separated records written by bench/run),
+latency.json (bench/latency.py), meta.tsv (machine, versions, settings).
+"""
+import argparse
+import json
+import os
+import statistics
+from collections import defaultdict
+
+THROUGHPUT = ["produce-1", "produce-100", "cycle-1", "cycle-100"]
+
+
+def load(workdir):
+    tput = defaultdict(list)      # (scenario, side, clients) -> [(items/s, calls/s)]
+    windows = defaultdict(list)   # (scenario, side) -> [(items/s, depth)]
+    storage, offered = {}, {}
+    with open(os.path.join(workdir, "results.tsv")) as f:
+        for line in f:
+            kind, *r = line.rstrip("\n").split("\t")
+            if kind == "tput":
+                tput[(r[0], r[1], int(r[2]))].append((float(r[4]), float(r[5]), float(r[6])))
+            elif kind == "window":
+                windows[(r[0], r[1])].append((float(r[3]), int(r[4])))
+            elif kind == "storage":
+                storage[(r[0], r[1])] = [int(x) for x in r[2:6]]
+            elif kind == "offered":
+                offered[r[0]] = (float(r[1]), int(r[2]), int(r[3]))
+    with open(os.path.join(workdir, "latency.json")) as f:
+        latency = json.load(f)
+    with open(os.path.join(workdir, "meta.tsv")) as f:
+        meta = [line.rstrip("\n").split("\t", 1) for line in f]
+    return tput, windows, storage, offered, latency, meta
+
+
+def median(runs, i=0):
+    return statistics.median(r[i] for r in runs) if runs else None
+
+
+def ratio(a, b):
+    return round(a / b, 3) if a is not None and b else None
+
+
+def build_rows(tput, windows, storage, offered, latency):
+    clients = sorted({c for (_, _, c) in tput})
+    rows = []
+    ceiling = {c: median(tput[("ceiling", "ceiling", c)]) for c in clients}
+    for c in clients:
+        rows.append({"scenario": "ceiling", "clients": c, "items_per_s": ceiling[c],
+                     "ratio_to_handrolled": None, "unit": "SELECT 1 transactions/s"})
+    for s in THROUGHPUT:
+        for c in clients:
+            q, h = tput[(s, "querator", c)], tput[(s, "handrolled", c)]
+            rows.append({
+                "scenario": s, "clients": c,
+                "items_per_s": median(q), "handrolled_items_per_s": median(h),
+                "ratio_to_handrolled": ratio(median(q), median(h)),
+                # round trips per second used, as a fraction of SELECT 1's
+                "ceiling_fraction": ratio(median(q, 1), ceiling[c]),
+                "handrolled_ceiling_fraction": ratio(median(h, 1), ceiling[c]),
+                # items a call returned / items it asked for (< 1: short or empty leases)
+                "batch_fill": median(q, 2), "handrolled_batch_fill": median(h, 2),
+                "querator_runs": [r[0] for r in q], "handrolled_runs": [r[0] for r in h],
+            })
+    for s in ("steady", "held-xmin"):
+        if s not in offered:
+            continue
+        rate, producers, consumers = offered[s]
+        row = {"scenario": s, "clients": consumers, "producers": producers,
+               "offered_items_per_s": rate}
+        for side in ("querator", "handrolled"):
+            w = windows[(s, side)]
+            prefix = "" if side == "querator" else "handrolled_"
+            rates = [x[0] for x in w]
+            row[prefix + "items_per_s"] = round(statistics.mean(rates), 1) if rates else None
+            row[prefix + "last_window_ratio"] = ratio(rates[-1], rates[0]) if rates else None
+            row[prefix + "windows_items_per_s"] = rates
+            row[prefix + "depth_per_window"] = [x[1] for x in w]
+            b0, d0, b1, d1 = storage.get((s, side), [None] * 4)
+            row[side + "_bytes_start"], row[side + "_bytes_end"] = b0, b1
+            row[side + "_bytes_growth"] = b1 - b0 if b0 is not None else None
+            row[side + "_dead_tuples_start"], row[side + "_dead_tuples_end"] = d0, d1
+        row["ratio_to_handrolled"] = ratio(row["items_per_s"], row["handrolled_items_per_s"])
+        row["storage_growth_ratio_to_handrolled"] = ratio(row["querator_bytes_growth"],
+                                                          row["handrolled_bytes_growth"])
+        rows.append(row)
+    wake, expiry = latency["wake"], latency["expiry"]
+    rows.append({"scenario": "wake-latency", "clients": wake["consumers"], "items_per_s": None,
+                 "ratio_to_handrolled": None, "handrolled": "n/a (no wait)", **wake})
+    rows.append({"scenario": "expiry-precision", "clients": 1, "items_per_s": None,
+                 "ratio_to_handrolled": None, "handrolled": "n/a (vt polling)", **expiry})
+    return rows
+
+
+def fmt(x, suffix=""):
+    if x is None:
+        return "n/a"
+    return f"{x:,.0f}{suffix}" if abs(x) >= 100 else f"{x:.2f}{suffix}"
+
+
+def mib(b):
+    return f"{b / 1048576:.1f} MiB" if b is not None else "n/a"
+
+
+def targets(rows):
+    """bench.md's targets, each with the measured figure and whether it is met."""
+    by = {(r["scenario"], r["clients"]): r for r in rows}
+    out = []
+
+    def check(name, value, ok, shown):
+        out.append((name, shown, "met" if ok else "**not met**") if value is not None
+                   else (name, "n/a", "n/a"))
+
+    top = max(c for (s, c) in by if s == "cycle-1")
+    for s, need in (("cycle-1", 2), ("cycle-100", 2), ("produce-1", 1), ("produce-100", 1)):
+        r = by[(s, top)]["ratio_to_handrolled"]
+        check(f"{s} at {top} clients >= {need}x hand-rolled", r, r is not None and r >= need,
+              f"{r:.2f}x" if r is not None else "")
+    for s in ("steady", "held-xmin"):
+        r = [x for x in rows if x["scenario"] == s]
+        if not r:
+            continue
+        lw = r[0]["last_window_ratio"]
+        check(f"{s}: last window >= 0.9 x first", lw, lw is not None and lw >= 0.9,
+              f"{lw:.2f}" if lw is not None else "")
+    held = [x for x in rows if x["scenario"] == "held-xmin"]
+    if held:
+        g = held[0]["storage_growth_ratio_to_handrolled"]
+        check("held-xmin: storage growth a small fraction (< 0.25) of hand-rolled's", g,
+              g is not None and g < 0.25, f"{g:.2f}" if g is not None else "")
+    for s, limit in (("wake-latency", 5), ("expiry-precision", 100)):
+        r = [x for x in rows if x["scenario"] == s][0]
+        p99 = r["p99_ms"]
+        check(f"{s} p99 < {limit} ms", p99, p99 is not None and p99 < limit,
+              f"{p99:.2f} ms" if p99 is not None else "")
+    return out
+
+
+def markdown(rows, meta):
+    md = [f"# querator benchmark, {dict(meta).get('date', '')}", "", "| | |", "|---|---|"]
+    md += [f"| {k} | {v} |" for k, v in meta]
+    md += ["", "Items per second (median of the repetitions). *ratio* = querator / hand-rolled; "
+           "*ceiling* = round trips per second used (statements, 2 per cycle) / `SELECT 1` "
+           "transactions per second at the same client count.", "",
+           "| scenario | clients | querator items/s | hand-rolled items/s | ratio | ceiling (querator / hand-rolled) |",
+           "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        s, c = r["scenario"], r["clients"]
+        if s == "ceiling":
+            md.append(f"| ceiling (`SELECT 1` tx/s) | {c} | {fmt(r['items_per_s'])} | | | 1.00 |")
+        elif s in THROUGHPUT:
+            md.append(f"| {s} | {c} | {fmt(r['items_per_s'])} | {fmt(r['handrolled_items_per_s'])} "
+                      f"| {fmt(r['ratio_to_handrolled'], 'x')} | {fmt(r['ceiling_fraction'])} / "
+                      f"{fmt(r['handrolled_ceiling_fraction'])} |")
+        elif s in ("steady", "held-xmin"):
+            md.append(f"| {s} ({r['producers']} producers at {fmt(r['offered_items_per_s'])}/s) | {c} "
+                      f"| {fmt(r['items_per_s'])} | {fmt(r['handrolled_items_per_s'])} "
+                      f"| {fmt(r['ratio_to_handrolled'], 'x')} | |")
+        else:
+            md.append(f"| {s} | {c} | p50 {fmt(r['p50_ms'])} ms, p99 {fmt(r['p99_ms'])} ms "
+                      f"({r['samples']} items) | {r['handrolled']} | | |")
+    steady = [r for r in rows if r["scenario"] in ("steady", "held-xmin")]
+    if steady:
+        md += ["", "Steady state: consumed items/s per 10 s window, queue depth at the end of each "
+               "window, queue tables (table + indexes + TOAST) and dead tuples at the start and end.", "",
+               "| scenario | queue | items/s per window | last / first | depth per window "
+               "| bytes start -> end | dead tuples start -> end |", "|---|---|---|---:|---|---|---|"]
+        for r in steady:
+            for side, p in (("querator", ""), ("handrolled", "handrolled_")):
+                md.append(
+                    f"| {r['scenario']} | {side} | {', '.join(fmt(x) for x in r[p + 'windows_items_per_s'])} "
+                    f"| {fmt(r[p + 'last_window_ratio'])} | {', '.join(map(str, r[p + 'depth_per_window']))} "
+                    f"| {mib(r[side + '_bytes_start'])} -> {mib(r[side + '_bytes_end'])} "
+                    f"| {r[side + '_dead_tuples_start']} -> {r[side + '_dead_tuples_end']} |")
+    md += ["", "Targets of shared/bench.md:", "", "| target | measured | |", "|---|---:|---|"]
+    md += [f"| {n} | {v} | {ok} |" for n, v, ok in targets(rows)]
+    return "\n".join(md) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--markdown", required=True)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    tput, windows, storage, offered, latency, meta = load(args.dir)
+    rows = build_rows(tput, windows, storage, offered, latency)
+    text = markdown(rows, meta)
+    with open(args.markdown, "w") as f:
+        f.write(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+            f.write("\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

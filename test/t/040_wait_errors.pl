@@ -1,0 +1,246 @@
+# Long-poll lease (issue 4): the errors and the ways out of a wait. A client_id
+# already waiting on a queue is refused at once (55006) while other queues and
+# sequential reuse are fine; pg_cancel_backend, statement_timeout and a client
+# disconnect end a wait and free its place; the wait bounds (22023) and the
+# REPEATABLE READ / SERIALIZABLE refusal (25000); server shutdown ends waits.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep time);
+use QueratorTap;
+
+my $node = querator_node('wait_errors');
+my $db = 'postgres';
+
+sub sql { return $node->safe_psql($db, $_[0]); }
+
+# Runs $sql in a new psql; returns (stdout, stderr with SQLSTATEs, seconds taken).
+sub try_sql
+{
+	my ($sql) = @_;
+	my $t0 = time;
+	my ($ret, $out, $err) = $node->psql($db, "\\set VERBOSITY verbose\n$sql", timeout => 30);
+	return ($out, $err, time - $t0);
+}
+
+# --- sessions that run one query in the background -------------------------
+
+# A psql session that keeps going after errors, prints SQLSTATEs, knows its backend pid.
+sub session
+{
+	my $s = $node->background_psql($db, on_error_stop => 0);
+	$s->query_safe('\set VERBOSITY verbose');
+	$s->{backend_pid} = $s->query_safe('SELECT pg_backend_pid()');
+	return $s;
+}
+
+# Sends $sql without waiting for its result.
+sub send_query
+{
+	my ($s, $sql) = @_;
+	my $banner = 'async_done_' . ++$s->{async_n};
+	$s->{stdout} = '';
+	$s->{stderr} = '';
+	$s->{async_banner} = $banner;
+	$s->{stdin} .= "$sql;\n\\echo '$banner'\n\\warn '$banner'\n";
+	$s->{run}->pump_nb;
+	$s->{sent_at} = time;
+	return;
+}
+
+# True once the query sent last has finished (or psql has ended).
+sub query_done
+{
+	my ($s) = @_;
+	return 1 if $s->{ended};
+	eval { $s->{run}->pump_nb; 1 } or do { $s->{ended} = 1; return 1 };
+	my $b = $s->{async_banner};
+	return $s->{stdout} =~ /$b\n/ && $s->{stderr} =~ /$b\n/;
+}
+
+# Waits at most $timeout_s for the query sent last; returns (stdout, stderr,
+# seconds since it was sent, perl time it was seen done), or () on timeout.
+sub collect
+{
+	my ($s, $timeout_s) = @_;
+	my $deadline = time + $timeout_s;
+	while (time < $deadline)
+	{
+		if (query_done($s))
+		{
+			my $now = time;
+			my $b = $s->{async_banner};
+			my ($out, $err) = ($s->{stdout}, $s->{stderr});
+			$out =~ s/\n?$b\n//;
+			$err =~ s/\n?$b\n//;
+			$s->{stdout} = '';
+			$s->{stderr} = '';
+			return ($out, $err, $now - $s->{sent_at}, $now);
+		}
+		usleep(2_000);
+	}
+	diag("query still running after ${timeout_s}s");
+	return ();
+}
+
+# True once the session's backend sleeps in querator's wait (WaitLatch, PG_WAIT_EXTENSION).
+sub is_waiting
+{
+	my ($s, $timeout_s) = @_;
+	return defined poll_until($node, $db,
+		"SELECT wait_event_type || '/' || wait_event FROM pg_stat_activity WHERE pid = $s->{backend_pid}",
+		'Extension/Extension', $timeout_s // 10, 20);
+}
+
+sub lease_sql
+{
+	my ($queue, $client, $batch, $wait) = @_;
+	return "SELECT count(*) || ':' || coalesce(string_agg(convert_from(payload, 'UTF8'), ',' ORDER BY id), '')"
+	  . " FROM querator.queue_lease('$queue', '$client', $batch, '$wait')";
+}
+
+my $dup_msg = 'duplicate client id; a client cannot make multiple leased requests to the same queue';
+
+$node->safe_psql($db, 'CREATE EXTENSION querator');
+my ($a, $b, $c) = map { session() } 1 .. 3;
+my ($out, $err, $took, $seen);
+
+# --- 6. duplicate client_id ---------------------------------------------------
+sql("SELECT querator.queues_create('dq'); SELECT querator.queues_create('dq2')");
+send_query($a, lease_sql('dq', 'x', 1, '10 s'));
+ok(is_waiting($a), "client x waits on dq");
+($out, $err, $took) = try_sql("SELECT * FROM querator.queue_lease('dq', 'x', 1, '10 s')");
+like($err, qr/ERROR:  55006: \Q$dup_msg\E/, 'a second waiting call of x on dq fails with 55006 and the message');
+cmp_ok($took, '<', 1, 'at once');
+note(sprintf('duplicate refused in %.3f s (incl. psql start-up)', $took));
+($out, $err) = try_sql("SELECT count(*) FROM querator.queue_lease('dq', 'x', 1, '0')");
+note("x on dq with wait 0 while x waits there: " . ($err =~ /55006/ ? '55006' : "no error, $out rows"));
+ok(is_waiting($a, 1), 'the refused call did not disturb the first waiter');
+($out, $err, $took) = try_sql(lease_sql('dq2', 'x', 1, '1 s'));
+is($err, '', 'x may wait on another queue meanwhile');
+is($out, '0:', 'and gets nothing there after its wait');
+sql("SELECT querator.queue_produce('dq', 'first'::text)");
+($out, $err) = collect($a, 5);
+is($out, '1:first', 'the first waiter of x gets the item produced on dq');
+($out, $err, $took) = try_sql(lease_sql('dq', 'x', 1, '1 s'));
+is($err, '', 'after it returned, x can wait on dq again (another session)');
+is($out, '0:', 'and that wait ends empty');
+send_query($a, lease_sql('dq', 'x', 1, '10 s'));
+ok(is_waiting($a), 'the same session can wait again as x');
+sql("SELECT querator.queue_produce('dq', 'second'::text)");
+($out, $err) = collect($a, 5);
+is($out, '1:second', 'and is woken again');
+
+# --- 7. cancellation -------------------------------------------------------
+sql("SELECT querator.queues_create('cq')");
+send_query($a, lease_sql('cq', 'c', 1, '10 s'));
+ok(is_waiting($a), 'client c waits on cq');
+my $t_cancel = time;
+is(sql("SELECT pg_cancel_backend($a->{backend_pid})"), 't', 'pg_cancel_backend on the waiter');
+($out, $err, undef, $seen) = collect($a, 5);
+like($err // '', qr/ERROR:  57014: canceling statement due to user request/, 'the wait ends with 57014');
+cmp_ok($seen - $t_cancel, '<', 2, 'promptly');
+note(sprintf('cancelled wait returned %.3f s after pg_cancel_backend', $seen - $t_cancel));
+($out, $err) = try_sql(lease_sql('cq', 'c', 1, '0.5 s'));
+is($err, '', 'client c can wait again at once from another session (slot freed)');
+send_query($b, lease_sql('cq', 'd', 1, '10 s'));
+ok(is_waiting($b), 'a new waiter d on cq');
+my $t_produce = time;
+sql("SELECT querator.queue_produce('cq', 'after-cancel'::text)");
+($out, $err, undef, $seen) = collect($b, 5);
+is($out, '1:after-cancel', 'the new waiter gets the next item (the cancelled waiter took no share)');
+cmp_ok($seen - $t_produce, '<', 2, 'promptly');
+
+$a->query_safe("SET statement_timeout = '500ms'");
+send_query($a, lease_sql('cq', 'st', 1, '10 s'));
+($out, $err, $took) = collect($a, 5);
+like($err // '', qr/ERROR:  57014: canceling statement due to statement timeout/,
+	"statement_timeout '500ms' ends a wait of 10 s with 57014");
+cmp_ok($took // 99, '<', 2, 'after about 0.5 s');
+note(sprintf('statement_timeout 500ms: wait ended after %.3f s', $took // -1));
+$a->query_safe('RESET statement_timeout');
+($out, $err) = try_sql(lease_sql('cq', 'st', 1, '0.5 s'));
+is($err, '', 'its client id can wait again');
+
+# A client that goes away: its backend notices and ends, freeing the client id.
+send_query($c, lease_sql('cq', 'gone', 1, '30 s'));
+ok(is_waiting($c), 'client gone waits on cq');
+my $gone_pid = $c->{backend_pid};
+$c->{run}->kill_kill;
+my $ended = poll_until($node, $db, "SELECT count(*) FROM pg_stat_activity WHERE pid = $gone_pid", '0', 10, 20);
+ok(defined $ended, 'the backend of a disconnected waiting client ends');
+cmp_ok($ended // 99, '<', 3, 'within about a second');
+note(sprintf('backend of a killed client ended after %.3f s', $ended // -1));
+($out, $err) = try_sql(lease_sql('cq', 'gone', 1, '0.5 s'));
+is($err, '', 'and its client id can wait again');
+
+# --- 8. bounds and isolation levels --------------------------------------------
+sql("SELECT querator.queues_create('bq')");
+for my $bad ('-1 s', '16 minutes', '15 minutes 1 second')
+{
+	($out, $err) = try_sql("SELECT * FROM querator.queue_lease('bq', 'b', 1, '$bad')");
+	like($err, qr/ERROR:  22023: wait is invalid/, "wait '$bad' is refused with 22023");
+}
+sql("SELECT querator.queue_produce('bq', 'ready'::text)");
+($out, $err, $took) = try_sql(lease_sql('bq', 'b', 1, '15 minutes'));
+is("$out|$err", '1:ready|', "wait '15 minutes' (the maximum) is accepted and returns a ready item at once");
+($out, $err, $took) = try_sql(
+	"SELECT count(*) || '|' || (clock_timestamp() - statement_timestamp() < '100 ms')::text FROM querator.queue_lease('bq', 'b', 1, '0')");
+is($out, '0|true', "wait '0' on an empty queue returns no rows at once");
+($out, $err) = try_sql("SELECT count(*) FROM querator.queue_lease('bq', 'b', 1, NULL)");
+note("wait NULL: " . ($err eq '' ? "$out rows, no error" : $err));
+for my $level ('REPEATABLE READ', 'SERIALIZABLE')
+{
+	($out, $err, $took) = try_sql(
+		"BEGIN ISOLATION LEVEL $level;\nSELECT * FROM querator.queue_lease('bq', 'b', 1, '1 s');\nROLLBACK;");
+	like($err, qr/ERROR:  25000: wait is invalid; a waiting lease cannot see new items under REPEATABLE READ or SERIALIZABLE/,
+		"wait '1 s' inside $level fails with 25000");
+	cmp_ok($took, '<', 1, 'at once');
+}
+($out, $err) = try_sql("BEGIN ISOLATION LEVEL REPEATABLE READ;\n" . lease_sql('bq', 'b', 1, '0') . ";\nCOMMIT;");
+is($err, '', "wait '0' is fine under REPEATABLE READ");
+
+# --- a waiting call that fails inside a subtransaction -------------------------
+# A plpgsql block catches the cancel of its waiting lease and its transaction
+# commits. The waiter's place must be freed all the same: its client id must be
+# usable again, and it must not take a share of later items.
+sql("SELECT querator.queues_create('sub')");
+$b->query_safe("SET statement_timeout = '500ms'");
+($out, $err) = $b->query(
+	"DO \$\$ BEGIN PERFORM * FROM querator.queue_lease('sub', 'ghost', 10, '5 s');"
+	  . " EXCEPTION WHEN query_canceled THEN RAISE NOTICE 'caught %', SQLSTATE; END \$\$");
+like($b->{stderr}, qr/caught 57014/, 'a plpgsql block caught the statement_timeout of its waiting lease');
+$b->{stderr} = '';
+$b->query_safe('RESET statement_timeout');
+$b->quit;
+($out, $err) = try_sql(lease_sql('sub', 'ghost', 1, '0.5 s'));
+TODO:
+{
+	local $TODO = 'waiter slot of a lease aborted in a subtransaction is never freed (no subxact callback)';
+	is($err, '', 'the client id of a waiting lease cancelled inside a subtransaction can wait again');
+	send_query($a, lease_sql('sub', 'w', 1, '10 s'));
+	is_waiting($a);
+	$t_produce = time;
+	sql("SELECT querator.queue_produce('sub', 'for-w'::text)");
+	($out, $err, undef, $seen) = collect($a, 8);
+	cmp_ok($seen - $t_produce, '<', 2, 'the next waiter is woken at once (no ghost takes its share)');
+	note(sprintf('waiter after the ghost got its item after %.3f s', $seen - $t_produce));
+}
+
+# --- server shutdown ends waits ---------------------------------------------------
+send_query($a, lease_sql('cq', 'shutdown', 1, '60 s'));
+ok(is_waiting($a), 'a waiter with wait 60 s');
+my $t_stop = time;
+$node->stop('fast');
+my $stop_took = time - $t_stop;
+cmp_ok($stop_took, '<', 10, 'a fast shutdown is not held up by the wait');
+note(sprintf('fast shutdown with a waiter took %.3f s', $stop_took));
+($out, $err) = collect($a, 5);
+like($err // '', qr/terminating connection due to administrator command|server closed the connection/,
+	'the waiting session was ended');
+eval { $a->{run}->kill_kill };
+
+done_testing();

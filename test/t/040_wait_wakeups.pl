@@ -1,0 +1,215 @@
+# Long-poll lease (issue 4): what wakes a waiting queue_lease, and what does not.
+# A waiter on an empty queue is woken by a produce committed elsewhere; three
+# waiters share a burst of 23 items as 16/6/1 in arrival order; a rolled-back
+# produce wakes nobody and an uncommitted one waits for its commit; the worker's
+# lease expiry and a scheduled item coming due wake waiters too.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep time);
+use QueratorTap;
+
+my $node = querator_node('wait_wakeups');
+my $db = 'postgres';
+
+sub sql { return $node->safe_psql($db, $_[0]); }
+
+# --- sessions that run one query in the background -------------------------
+
+# A psql session that keeps going after errors, prints SQLSTATEs, knows its backend pid.
+sub session
+{
+	my $s = $node->background_psql($db, on_error_stop => 0);
+	$s->query_safe('\set VERBOSITY verbose');
+	$s->{backend_pid} = $s->query_safe('SELECT pg_backend_pid()');
+	return $s;
+}
+
+# Sends $sql without waiting for its result.
+sub send_query
+{
+	my ($s, $sql) = @_;
+	my $banner = 'async_done_' . ++$s->{async_n};
+	$s->{stdout} = '';
+	$s->{stderr} = '';
+	$s->{async_banner} = $banner;
+	$s->{stdin} .= "$sql;\n\\echo '$banner'\n\\warn '$banner'\n";
+	$s->{run}->pump_nb;
+	$s->{sent_at} = time;
+	return;
+}
+
+# True once the query sent last has finished (or psql has ended).
+sub query_done
+{
+	my ($s) = @_;
+	return 1 if $s->{ended};
+	eval { $s->{run}->pump_nb; 1 } or do { $s->{ended} = 1; return 1 };
+	my $b = $s->{async_banner};
+	return $s->{stdout} =~ /$b\n/ && $s->{stderr} =~ /$b\n/;
+}
+
+# Waits at most $timeout_s for the query sent last; returns (stdout, stderr,
+# seconds since it was sent, perl time it was seen done), or () on timeout.
+sub collect
+{
+	my ($s, $timeout_s) = @_;
+	my $deadline = time + $timeout_s;
+	while (time < $deadline)
+	{
+		if (query_done($s))
+		{
+			my $now = time;
+			my $b = $s->{async_banner};
+			my ($out, $err) = ($s->{stdout}, $s->{stderr});
+			$out =~ s/\n?$b\n//;
+			$err =~ s/\n?$b\n//;
+			$s->{stdout} = '';
+			$s->{stderr} = '';
+			return ($out, $err, $now - $s->{sent_at}, $now);
+		}
+		usleep(2_000);
+	}
+	diag("query still running after ${timeout_s}s");
+	return ();
+}
+
+# True once the session's backend sleeps in querator's wait (WaitLatch, PG_WAIT_EXTENSION).
+sub is_waiting
+{
+	my ($s, $timeout_s) = @_;
+	return defined poll_until($node, $db,
+		"SELECT wait_event_type || '/' || wait_event FROM pg_stat_activity WHERE pid = $s->{backend_pid}",
+		'Extension/Extension', $timeout_s // 10, 20);
+}
+
+sub lease_sql
+{
+	my ($queue, $client, $batch, $wait) = @_;
+	return "SELECT count(*) || ':' || coalesce(string_agg(convert_from(payload, 'UTF8'), ',' ORDER BY id), '')"
+	  . " FROM querator.queue_lease('$queue', '$client', $batch, '$wait')";
+}
+
+$node->safe_psql($db, 'CREATE EXTENSION querator');
+ok(wait_for_workers($node, $db, 1, 10), 'the querator worker runs');
+
+my @s = map { session() } 1 .. 3;
+my $producer = session();
+
+# --- 1. a produce committed in another session wakes a waiter at once -------
+sql("SELECT querator.queues_create('plain')");
+send_query($s[0], lease_sql('plain', 'c1', 1, '10 s'));
+ok(is_waiting($s[0]), 'a waiter on an empty queue sleeps in the Extension wait event');
+usleep(200_000);
+ok(!query_done($s[0]), 'and has not returned');
+my $t0 = time;
+sql("SELECT querator.queue_produce('plain', 'hello'::text)");
+my ($out, $err, undef, $seen) = collect($s[0], 5);
+is($out, '1:hello', 'the waiter returns the produced item');
+is($err, '', 'without error');
+cmp_ok($seen - $t0, '<', 2, 'within 2 s of the produce (incl. psql start-up)');
+note(sprintf('woken %.3f s after the producer psql started', $seen - $t0));
+
+# --- 2. dealing: waiters of 20, 6 and 1 share 23 items as 16, 6 and 1 --------
+# Several rounds: the woken waiters lease concurrently, so a race between their
+# leases shows up in some rounds only.
+my @asks = ([ 'w20', 20 ], [ 'w6', 6 ], [ 'w1', 1 ]);
+for my $round (1 .. 5)
+{
+	my $q = "deal$round";
+	sql("SELECT querator.queues_create('$q')");
+	my $all_waiting = 1;
+	for my $i (0 .. 2)
+	{
+		# One by one, each confirmed asleep before the next arrives: arrival order is fixed.
+		send_query($s[$i], lease_sql($q, $asks[$i][0], $asks[$i][1], '10 s'));
+		$all_waiting &&= is_waiting($s[$i]);
+	}
+	ok($all_waiting, "round $round: waiters w20, w6, w1 arrived in that order and wait");
+	sql("SELECT querator.queue_produce('$q', ARRAY(SELECT 'i' || g FROM generate_series(1, 23) g))");
+	my (@got, @errs);
+	for my $i (0 .. 2)
+	{
+		my ($o, $e) = collect($s[$i], 12);
+		push @got, defined $o ? (split /:/, $o)[0] : 'timeout';
+		push @errs, $e // 'timeout';
+	}
+	is(join('', @errs), '', "round $round: the waiters return without error");
+	is(join('/', @got), '16/6/1', "round $round: a burst of 23 items is dealt 16/6/1 to waiters of 20/6/1");
+	is(sql("SELECT count(*) FILTER (WHERE leased) || '/' || count(*) FROM querator.storage_items_list('$q')"),
+		'23/23', "round $round: every item is leased once, none is left over");
+}
+
+# --- 3a. a rolled-back produce wakes nobody ----------------------------------
+sql("SELECT querator.queues_create('rollback')");
+send_query($s[0],
+	"SELECT count(*) || '|' || round(extract(epoch FROM clock_timestamp() - statement_timestamp())::numeric, 1)"
+	  . " FROM querator.queue_lease('rollback', 'rb', 1, '3 s')");
+ok(is_waiting($s[0]), 'waiter with wait 3 s is waiting');
+sql("BEGIN; SELECT querator.queue_produce('rollback', 'never'::text); ROLLBACK;");
+usleep(500_000);
+ok(!query_done($s[0]), 'a rolled-back produce does not end the wait');
+ok(is_waiting($s[0], 1), 'the waiter is still asleep after the rollback');
+($out, $err) = collect($s[0], 6);
+my ($rows, $took) = split /\|/, ($out // '');
+is($rows, '0', 'it returns no rows when wait passes');
+cmp_ok($took // 0, '>=', 2.9, 'after the whole wait');
+cmp_ok($took // 99, '<', 4, 'and not much later');
+note("rolled-back case: returned empty after $took s");
+
+# --- 3b. a produce in an open transaction wakes the waiter only at commit ----
+send_query($s[0], lease_sql('rollback', 'ot', 1, '10 s'));
+ok(is_waiting($s[0]), 'waiter with wait 10 s is waiting');
+$producer->query_safe('BEGIN');
+$producer->query_safe("SELECT querator.queue_produce('rollback', 'later'::text)");
+usleep(1_000_000);
+ok(!query_done($s[0]), 'a produce not yet committed does not wake the waiter');
+ok(is_waiting($s[0], 1), 'it is still asleep');
+$producer->query_safe('COMMIT');
+my $committed = time;
+($out, $err, undef, $seen) = collect($s[0], 5);
+is($out, '1:later', 'after COMMIT the waiter gets the item');
+cmp_ok($seen - $committed, '<', 2, 'within 2 s of the commit');
+note(sprintf('woken %.3f s after COMMIT returned', $seen - $committed));
+
+# --- 4. a lease expiry by the worker wakes a waiter --------------------------
+sql("SELECT querator.queues_create('expiry', lease_timeout => '1 s')");
+sql("SELECT querator.queue_produce('expiry', 'e'::text)");
+my $deadline = sql("SELECT lease_deadline FROM querator.queue_lease('expiry', 'holder')");
+send_query($s[1],
+	"SELECT attempts || '|' || convert_from(payload, 'UTF8') || '|'"
+	  . " || round(extract(epoch FROM clock_timestamp() - '$deadline'::timestamptz)::numeric, 3)"
+	  . " FROM querator.queue_lease('expiry', 'taker', 1, '10 s')");
+ok(is_waiting($s[1]), 'a waiter waits while the only item is leased by another client');
+($out, $err) = collect($s[1], 8);
+my ($attempts, $payload, $late) = split /\|/, ($out // '');
+is($attempts, '2', 'after the lease expired the waiter gets the item with attempts 2');
+is($payload, 'e', 'the same item');
+cmp_ok($late // -1, '>=', 0, 'not before the lease deadline');
+cmp_ok($late // 99, '<', 1, 'and within 1 s of it');
+note("lease expiry: waiter got the item $late s after the lease deadline");
+
+# --- 5. a scheduled item coming due wakes a waiter ---------------------------
+sql("SELECT querator.queues_create('sched')");
+send_query($s[2],
+	"SELECT convert_from(payload, 'UTF8') || '|' || clock_timestamp()"
+	  . " FROM querator.queue_lease('sched', 'sw', 1, '10 s')");
+ok(is_waiting($s[2]), 'a waiter waits on a queue with nothing ready');
+my $enqueue_at = sql("SELECT clock_timestamp() + interval '1 s'");
+sql("SELECT querator.queue_produce('sched', 's'::text, enqueue_at => '$enqueue_at')");
+usleep(300_000);
+ok(!query_done($s[2]), 'a scheduled item does not wake the waiter before it is due');
+($out, $err) = collect($s[2], 8);
+my ($spayload, $got_at) = split /\|/, ($out // '');
+is($spayload, 's', 'the waiter gets the scheduled item once due');
+my $sched_late = sql("SELECT round(extract(epoch FROM '$got_at'::timestamptz - '$enqueue_at'::timestamptz)::numeric, 3)");
+cmp_ok($sched_late, '>=', 0, 'not before enqueue_at');
+cmp_ok($sched_late, '<', 1, 'and within 1 s of it');
+note("scheduled: waiter got the item $sched_late s after enqueue_at");
+
+$_->quit for (@s, $producer);
+$node->stop;
+done_testing();
