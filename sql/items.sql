@@ -134,3 +134,17 @@ SELECT cardinality(querator.queue_produce('parts', ARRAY['c1']::text[])) AS n;
 SELECT string_agg(convert_from(payload, 'UTF8'), ' ' ORDER BY id) AS items_of_partition
   FROM querator.storage_items_list('parts') GROUP BY partition ORDER BY 1;
 SELECT querator.queues_delete('parts', force => true);
+
+-- items produced in a rolled-back savepoint do not count: the next produces spread evenly
+SELECT querator.queues_create('sp', partitions => 2);
+BEGIN;
+SAVEPOINT a;
+SELECT cardinality(querator.queue_produce('sp', (SELECT array_agg(i::text) FROM generate_series(1, 100) i))) AS n;
+ROLLBACK TO a;
+COMMIT;
+SELECT querator.queue_produce('sp', 'x1'::text) IS NOT NULL, querator.queue_produce('sp', 'x2'::text) IS NOT NULL;
+SELECT querator.queue_produce('sp', 'x3'::text) IS NOT NULL, querator.queue_produce('sp', 'x4'::text) IS NOT NULL;
+SELECT partition_count, count(*) AS partitions
+  FROM (SELECT partition, count(*) AS partition_count FROM querator.storage_items_list('sp') GROUP BY partition) s
+ GROUP BY partition_count;
+SELECT querator.queues_delete('sp', force => true);

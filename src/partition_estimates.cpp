@@ -33,6 +33,7 @@ struct PendingDelta
 	int32 queue_id;
 	int32 partition;
 	int64 delta;
+	SubTransactionId subxact; /* dropped if this subtransaction (or its parent) aborts */
 };
 
 HTAB *estimates_table = nullptr;
@@ -78,6 +79,37 @@ apply_pending()
 	}
 }
 
+/* New ready items per queue go to the queue's waiting consumers. */
+void
+deal_to_waiters()
+{
+	for (size_t i = 0; i < pending.size(); i++)
+	{
+		if (pending[i].delta <= 0)
+			continue;
+		int64 ready = 0;
+		bool first = true;
+		for (size_t j = 0; j < pending.size(); j++)
+			if (pending[j].queue_id == pending[i].queue_id)
+			{
+				first = first && j >= i;
+				ready += pending[j].delta > 0 ? pending[j].delta : 0;
+			}
+		if (first)
+			waiters_deal(pending[i].queue_id, ready);
+	}
+}
+
+void
+on_subxact_event(SubXactEvent event, SubTransactionId subxact, SubTransactionId, void *)
+{
+	/* Subtransactions started later have larger ids: those are this one's children. */
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		pending.erase(std::remove_if(pending.begin(), pending.end(),
+									 [&](const PendingDelta &d) { return d.subxact >= subxact; }),
+					  pending.end());
+}
+
 void
 on_xact_event(XactEvent event, void *)
 {
@@ -86,6 +118,7 @@ on_xact_event(XactEvent event, void *)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			apply_pending();
+			deal_to_waiters();
 			pending.clear();
 			break;
 		case XACT_EVENT_ABORT:
@@ -137,6 +170,7 @@ void
 estimates_register_xact_callback()
 {
 	RegisterXactCallback(on_xact_event, nullptr);
+	RegisterSubXactCallback(on_subxact_event, nullptr);
 }
 
 std::vector<int64>
@@ -164,10 +198,17 @@ estimates_read(int32 queue_id, int partitions)
 void
 estimates_add_at_commit(int32 queue_id, int partition, int64 delta)
 {
-	if (delta != 0)
-		pending.push_back(PendingDelta{queue_id, partition, delta});
-	/* New ready items: waiting consumers get them dealt at commit. */
-	waiters_notify_at_commit(queue_id, delta);
+	if (delta == 0)
+		return;
+	SubTransactionId subxact = GetCurrentSubTransactionId();
+	/* One entry per (queue, partition, subtransaction): a transaction of many calls stays small. */
+	for (PendingDelta &d : pending)
+		if (d.queue_id == queue_id && d.partition == partition && d.subxact == subxact && (d.delta > 0) == (delta > 0))
+		{
+			d.delta += delta;
+			return;
+		}
+	pending.push_back(PendingDelta{queue_id, partition, delta, subxact});
 }
 
 void

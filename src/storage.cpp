@@ -220,7 +220,9 @@ storage_lease(int32 queue_id, int partition, const std::string &client_id, int32
 	 * table. OFFSET 0 keeps NOT EXISTS a per-row probe of the lease primary
 	 * key, so even a generic plan walks the item index in id order and stops
 	 * at LIMIT. ON CONFLICT skips an item whose lease another session
-	 * committed after our snapshot was taken.
+	 * committed after our snapshot was taken; such rows come back with
+	 * "granted" false, and the claim is repeated (with a fresh snapshot) for
+	 * what is still missing.
 	 */
 	const char *sql =
 		"WITH claimed AS ("
@@ -234,21 +236,39 @@ storage_lease(int32 queue_id, int partition, const std::string &client_id, int32
 		"  ON CONFLICT (id) DO NOTHING"
 		"  RETURNING id, lease_deadline, attempts"
 		") "
-		"SELECT l.id, $4::integer AS partition, c.kind, c.reference, c.encoding, c.payload, l.attempts,"
-		"  l.lease_deadline, c.created_at "
-		"FROM leased l JOIN claimed c ON c.id = l.id ORDER BY l.id";
-	uint64 n = spi_run(render_partition(sql, queue_id, partition),
-					   {param_int32(batch_size), param_interval(&lease_timeout), param_text(client_id),
-						param_int32(partition)});
-	spi_copy_result_to(out);
-	return n;
+		"SELECT c.id, $4::integer AS partition, c.kind, c.reference, c.encoding, c.payload, l.attempts,"
+		"  l.lease_deadline, c.created_at, l.id IS NOT NULL AS granted "
+		"FROM claimed c LEFT JOIN leased l ON l.id = c.id ORDER BY c.id";
+	const std::string rendered = render_partition(sql, queue_id, partition);
+	uint64 total = 0;
+	constexpr int kMaxPasses = 4;
+	for (int pass = 0; pass < kMaxPasses && total < static_cast<uint64>(batch_size); pass++)
+	{
+		uint64 claimed = spi_run(rendered, {param_int32(batch_size - static_cast<int32>(total)),
+											param_interval(&lease_timeout), param_text(client_id),
+											param_int32(partition)});
+		uint64 granted = spi_copy_rows_to(out, 9, 10);
+		total += granted;
+		if (granted == claimed)
+			break; /* no race lost: what is missing is not there */
+	}
+	return total;
 }
+
+/*
+ * Lock order, everywhere: the item row first, then its lease row. A lease
+ * locks the item and then inserts the lease; complete, retry and expiry lock
+ * the item (the "candidates" CTE) before they delete the lease. Any other
+ * order deadlocks a lease against a complete of the same item.
+ */
+const char *const kLockRequestedItems =
+	"SELECT id FROM {items} WHERE id = ANY ($1) ORDER BY id FOR UPDATE";
 
 std::vector<int64>
 storage_complete(int32 queue_id, int partition, const std::vector<int64> &ids)
 {
-	const char *sql =
-		"WITH released AS (DELETE FROM {leases} WHERE id = ANY ($1) RETURNING id) "
+	const std::string sql = std::string("WITH candidates AS MATERIALIZED (") + kLockRequestedItems + "), "
+		"released AS (DELETE FROM {leases} l USING candidates c WHERE l.id = c.id RETURNING l.id) "
 		"DELETE FROM {items} i USING released r WHERE i.id = r.id RETURNING i.id";
 	spi_run(render_partition(sql, queue_id, partition), {param_int64_array(ids)});
 	return collect_int64_column();
@@ -278,19 +298,24 @@ dead_letter_insert(const DeadLetterTarget &target)
 }
 
 /*
- * Ends the leases that `released_cte` deletes (a DELETE on {leases}
- * returning id, attempts) and moves their items: dead-lettered when
+ * Ends the leases of the items `candidates_cte` locks (a SELECT ... FOR
+ * UPDATE on {items}; lease rows that fail `lease_condition` are kept) and
+ * moves their items: dead-lettered when
  * dead_reason is set, otherwise to the tail with a new id ($5 NULL) or
  * scheduled until $5. One statement, so it all commits or not at all.
  * Parameters: $1 ids, $2 dead, $3 max_attempts, $4 partition bits,
  * $5 retry_at, $6..$8 dead letter target, $9 limit.
  */
 RetryOutcome
-release_leases(int32 queue_id, int partition, const char *released_cte, const std::vector<int64> &ids,
+release_leases(int32 queue_id, int partition, const char *candidates_cte, const char *lease_condition,
+			   const std::vector<int64> &ids,
 			   std::optional<TimestampTz> retry_at, bool dead, int32 max_attempts, const DeadLetterTarget &target,
 			   int32 limit)
 {
-	std::string sql = std::string("WITH released AS (") + released_cte + "), taken AS ("
+	std::string sql = std::string("WITH candidates AS MATERIALIZED (") + candidates_cte + "), released AS ("
+		"  DELETE FROM {leases} l USING candidates c WHERE l.id = c.id " + lease_condition +
+		"  RETURNING l.id, l.attempts"
+		"), taken AS ("
 		"  DELETE FROM {items} i USING released r WHERE i.id = r.id"
 		"  RETURNING i.id, r.attempts, i.created_at, i.expire_deadline, i.source_id, i.kind, i.reference,"
 		"    i.encoding, i.payload,"
@@ -332,19 +357,35 @@ RetryOutcome
 storage_retry(int32 queue_id, int partition, const std::vector<int64> &ids, std::optional<TimestampTz> retry_at,
 			  bool dead, int32 max_attempts, const DeadLetterTarget &target)
 {
-	return release_leases(queue_id, partition, "DELETE FROM {leases} WHERE id = ANY ($1) RETURNING id, attempts", ids,
-						  retry_at, dead, max_attempts, target, 0);
+	return release_leases(queue_id, partition, kLockRequestedItems, "", ids, retry_at, dead, max_attempts, target, 0);
 }
 
 RetryOutcome
 storage_expire_leases(int32 queue_id, int partition, int32 max_attempts, const DeadLetterTarget &target, int32 limit)
 {
-	/* SKIP LOCKED: a lease being completed or extended right now is left to that call. */
-	return release_leases(queue_id, partition,
-						  "DELETE FROM {leases} WHERE id = ANY (ARRAY("
-						  "  SELECT id FROM {leases} WHERE lease_deadline <= clock_timestamp()"
-						  "  ORDER BY lease_deadline LIMIT $9 FOR UPDATE SKIP LOCKED)) RETURNING id, attempts",
-						  {}, std::nullopt, false, max_attempts, target, limit);
+	/*
+	 * SKIP LOCKED: an item being completed or retried right now is left to
+	 * that call. The deadline is checked again on the lease row itself, as a
+	 * concurrent extend may have moved it.
+	 */
+	RetryOutcome outcome = release_leases(
+		queue_id, partition,
+		"SELECT i.id FROM {items} i WHERE i.id = ANY (ARRAY("
+		"  SELECT id FROM {leases} WHERE lease_deadline <= clock_timestamp() ORDER BY lease_deadline LIMIT $9))"
+		"  ORDER BY i.id FOR UPDATE OF i SKIP LOCKED",
+		"AND l.lease_deadline <= clock_timestamp()", {}, std::nullopt, false, max_attempts, target, limit);
+	/*
+	 * A lease whose item is gone (expired as unleased by a worker whose
+	 * snapshot predates the lease) has nothing to return; drop it so it does
+	 * not hold the next deadline.
+	 */
+	spi_run(render_partition("DELETE FROM {leases} l WHERE l.id = ANY (ARRAY("
+							 "  SELECT id FROM {leases} WHERE lease_deadline <= clock_timestamp()"
+							 "  ORDER BY lease_deadline LIMIT $1))"
+							 "AND NOT EXISTS (SELECT 1 FROM {items} i WHERE i.id = l.id)",
+							 queue_id, partition),
+			{param_int32(limit)});
+	return outcome;
 }
 
 uint64

@@ -40,17 +40,6 @@ WaiterTable *table = nullptr;
 LWLock *table_lock = nullptr;
 int my_slot = -1;
 
-/* Items made ready by the running transaction, per queue; dealt at commit. */
-constexpr int kMaxPendingQueues = 64;
-struct PendingReady
-{
-	int32 queue_id;
-	int64 count;
-};
-PendingReady pending[kMaxPendingQueues];
-int pending_count = 0;
-bool pending_overflow = false; /* more queues than fit: wake every waiter of the database */
-
 int
 table_size()
 {
@@ -63,7 +52,7 @@ table_bytes()
 	return add_size(offsetof(WaiterTable, slots), mul_size(sizeof(WaiterSlot), table_size()));
 }
 
-/* Deals `count` items round-robin to the waiters of a queue (all queues of the database when queue_id < 0). */
+/* Deals `count` items round-robin to the waiters of a queue, in arrival order. */
 void
 deal(int32 queue_id, int64 count)
 {
@@ -72,7 +61,7 @@ deal(int32 queue_id, int64 count)
 	for (int i = 0; i < table->size && n < 1024; i++)
 	{
 		const WaiterSlot &s = table->slots[i];
-		if (s.used && s.database == MyDatabaseId && (queue_id < 0 || s.queue_id == queue_id))
+		if (s.used && s.database == MyDatabaseId && s.queue_id == queue_id)
 			order[n++] = i;
 	}
 	std::sort(order, order + n, [](int a, int b) { return table->slots[a].arrival < table->slots[b].arrival; });
@@ -99,33 +88,9 @@ deal(int32 queue_id, int64 count)
 void
 on_xact_event(XactEvent event, void *)
 {
-	switch (event)
-	{
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
-			if (table != nullptr && pg_atomic_read_u32(&table->active) > 0 && (pending_count > 0 || pending_overflow))
-			{
-				LWLockAcquire(table_lock, LW_EXCLUSIVE);
-				if (pending_overflow)
-					deal(-1, INT64_MAX / 2);
-				else
-					for (int i = 0; i < pending_count; i++)
-						deal(pending[i].queue_id, pending[i].count);
-				LWLockRelease(table_lock);
-			}
-			pending_count = 0;
-			pending_overflow = false;
-			break;
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-			pending_count = 0;
-			pending_overflow = false;
-			/* A cancelled or failed waiting lease leaves the wait queue here. */
-			waiter_unregister();
-			break;
-		default:
-			break;
-	}
+	/* A cancelled or failed waiting lease leaves the wait queue here. */
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		waiter_unregister();
 }
 
 /* A waiting lease interrupted inside a subtransaction (savepoint, PL/pgSQL EXCEPTION block). */
@@ -240,20 +205,13 @@ waiter_unregister()
 }
 
 void
-waiters_notify_at_commit(int32 queue_id, int64 count)
+waiters_deal(int32 queue_id, int64 count)
 {
-	if (count <= 0)
+	if (table == nullptr || count <= 0 || pg_atomic_read_u32(&table->active) == 0)
 		return;
-	for (int i = 0; i < pending_count; i++)
-		if (pending[i].queue_id == queue_id)
-		{
-			pending[i].count += count;
-			return;
-		}
-	if (pending_count < kMaxPendingQueues)
-		pending[pending_count++] = PendingReady{queue_id, count};
-	else
-		pending_overflow = true;
+	LWLockAcquire(table_lock, LW_EXCLUSIVE);
+	deal(queue_id, count);
+	LWLockRelease(table_lock);
 }
 
 } // namespace querator

@@ -3,7 +3,7 @@
  *
  * A waiting queue_lease registers a waiter (arrival order, batch size). When
  * a transaction that made items ready commits (produce, retry, expiry,
- * promotion), the new items are dealt round-robin among the queue's waiters
+ * promotion: every change recorded with estimates_add_at_commit), the new items are dealt round-robin among the queue's waiters
  * in arrival order, each up to its batch size, as an allowance; their latches
  * are set. A woken waiter leases up to its allowance. Nothing is dealt for a
  * transaction that rolls back.
@@ -26,7 +26,7 @@ void waiter_register(int32 queue_id, const std::string &client_id, int32 batch_s
 int32 waiter_take_allowance();
 void waiter_unregister();
 
-/* At commit of the current transaction, deal `count` new ready items of the queue to its waiters. */
-void waiters_notify_at_commit(int32 queue_id, int64 count);
+/* Deals `count` new ready items of a queue to its waiters; called at commit (partition_estimates.cpp). */
+void waiters_deal(int32 queue_id, int64 count);
 
 } // namespace querator
