@@ -14,6 +14,9 @@ PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-
 ifdef WERROR
 PG_CXXFLAGS += -Werror
 endif
+# Rebuild objects when a header they include changes (PGXS does not track C++ headers).
+PG_CXXFLAGS += -MMD -MP
+EXTRA_CLEAN = src/*.d
 SHLIB_LINK  = -lstdc++
 # No LLVM bitcode for C++ sources: the JIT inlining gains nothing here.
 override with_llvm = no
@@ -21,3 +24,5 @@ override with_llvm = no
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+-include $(OBJS:.o=.d)

@@ -23,6 +23,14 @@ CREATE TABLE querator.queues (
     dead_queue     text,
     reference      text NOT NULL DEFAULT '',
     partitions     integer NOT NULL DEFAULT 1,
+    paused         boolean NOT NULL DEFAULT false,
+    owner          text NOT NULL,          -- role name of the creator (names survive pg_dump/restore)
+    webhook_url    text,
+    webhook_headers jsonb NOT NULL DEFAULT '{}',
+    webhook_timeout interval NOT NULL DEFAULT '10 seconds',
+    webhook_concurrency integer NOT NULL DEFAULT 8,
+    webhook_backoff interval NOT NULL DEFAULT '1 second',
+    webhook_backoff_max interval NOT NULL DEFAULT '5 minutes',
     created_at     timestamptz NOT NULL DEFAULT now(),
     updated_at     timestamptz NOT NULL DEFAULT now()
 );
@@ -30,6 +38,16 @@ ALTER SEQUENCE querator.queue_id_seq OWNED BY querator.queues.id;
 SELECT pg_catalog.pg_extension_config_dump('querator.queues', '');
 SELECT pg_catalog.pg_extension_config_dump('querator.queue_id_seq', '');
 REVOKE ALL ON querator.queues FROM PUBLIC;
+
+-- Per-queue privileges: produce, consume (lease, complete, retry, extend), admin.
+CREATE TABLE querator.queue_grants (
+    queue_name text NOT NULL,
+    role_name  text NOT NULL,
+    privilege  text NOT NULL CHECK (privilege IN ('produce', 'consume', 'admin')),
+    PRIMARY KEY (queue_name, role_name, privilege)
+);
+SELECT pg_catalog.pg_extension_config_dump('querator.queue_grants', '');
+REVOKE ALL ON querator.queue_grants FROM PUBLIC;
 
 ---------------------------------------------------------------- queues
 
@@ -40,9 +58,15 @@ CREATE FUNCTION querator.queues_create(
     max_attempts   integer  DEFAULT 0,
     dead_queue     text     DEFAULT NULL,
     reference      text     DEFAULT '',
-    partitions     integer  DEFAULT 1)
+    partitions     integer  DEFAULT 1,
+    webhook_url    text     DEFAULT NULL,
+    webhook_headers jsonb   DEFAULT NULL,
+    webhook_timeout interval DEFAULT NULL,
+    webhook_concurrency integer DEFAULT NULL,
+    webhook_backoff interval DEFAULT NULL,
+    webhook_backoff_max interval DEFAULT NULL)
 RETURNS void
-LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_queues_create';
 
 CREATE FUNCTION querator.queues_update(
@@ -52,28 +76,36 @@ CREATE FUNCTION querator.queues_update(
     max_attempts   integer  DEFAULT NULL,
     dead_queue     text     DEFAULT NULL,
     reference      text     DEFAULT NULL,
-    partitions     integer  DEFAULT NULL)
+    partitions     integer  DEFAULT NULL,
+    webhook_url    text     DEFAULT NULL,
+    webhook_headers jsonb   DEFAULT NULL,
+    webhook_timeout interval DEFAULT NULL,
+    webhook_concurrency integer DEFAULT NULL,
+    webhook_backoff interval DEFAULT NULL,
+    webhook_backoff_max interval DEFAULT NULL)
 RETURNS void
-LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_queues_update';
 
 CREATE FUNCTION querator.queues_delete(queue_name text, force boolean DEFAULT false)
 RETURNS void
-LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_queues_delete';
 
 CREATE FUNCTION querator.queues_list(pivot text DEFAULT NULL, "limit" integer DEFAULT 1000)
 RETURNS TABLE(queue_name text, lease_timeout interval, expire_timeout interval,
               max_attempts integer, dead_queue text, reference text, partitions integer,
+              paused boolean, owner text, webhook_url text,
               created_at timestamptz, updated_at timestamptz)
-LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_queues_list';
 
 CREATE FUNCTION querator.queues_info(queue_name text)
 RETURNS TABLE(queue_name text, lease_timeout interval, expire_timeout interval,
               max_attempts integer, dead_queue text, reference text, partitions integer,
+              paused boolean, owner text, webhook_url text,
               created_at timestamptz, updated_at timestamptz)
-LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_queues_info';
 
 ---------------------------------------------------------------- items
@@ -87,7 +119,7 @@ CREATE FUNCTION querator.queue_produce(
     enqueue_at      timestamptz DEFAULT NULL,
     encoding        text        DEFAULT 'application/octet-stream')
 RETURNS bigint[]
-LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_queue_produce';
 
 CREATE FUNCTION querator.queue_produce(
@@ -161,12 +193,12 @@ CREATE FUNCTION querator.queue_lease(
     wait       interval DEFAULT '0')
 RETURNS TABLE(id bigint, partition integer, kind text, reference text, encoding text,
               payload bytea, attempts integer, lease_deadline timestamptz, created_at timestamptz)
-LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_queue_lease';
 
 CREATE FUNCTION querator.queue_complete(queue_name text, ids bigint[])
 RETURNS integer
-LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_queue_complete';
 
 CREATE FUNCTION querator.queue_complete(queue_name text, id bigint)
@@ -180,7 +212,7 @@ CREATE FUNCTION querator.queue_retry(
     retry_at   timestamptz DEFAULT NULL,
     dead       boolean     DEFAULT false)
 RETURNS integer
-LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_queue_retry';
 
 CREATE FUNCTION querator.queue_retry(
@@ -197,7 +229,7 @@ CREATE FUNCTION querator.queue_extend(
     ids           bigint[],
     lease_timeout interval DEFAULT NULL)
 RETURNS integer
-LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_queue_extend';
 
 CREATE FUNCTION querator.queue_extend(
@@ -216,7 +248,7 @@ RETURNS TABLE(id bigint, partition integer, kind text, reference text, encoding 
               payload bytea, attempts integer, created_at timestamptz,
               expire_deadline timestamptz, source_id bigint,
               leased boolean, lease_deadline timestamptz, client_id text)
-LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_storage_items_list';
 
 CREATE FUNCTION querator.storage_scheduled_list(queue_name text, pivot bigint DEFAULT NULL,
@@ -224,7 +256,7 @@ CREATE FUNCTION querator.storage_scheduled_list(queue_name text, pivot bigint DE
 RETURNS TABLE(id bigint, partition integer, kind text, reference text, encoding text,
               payload bytea, attempts integer, created_at timestamptz,
               expire_deadline timestamptz, source_id bigint, enqueue_at timestamptz)
-LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_storage_scheduled_list';
 
 CREATE FUNCTION querator.storage_dead_list(queue_name text, pivot bigint DEFAULT NULL,
@@ -233,7 +265,7 @@ RETURNS TABLE(id bigint, partition integer, kind text, reference text, encoding 
               payload bytea, attempts integer, created_at timestamptz,
               expire_deadline timestamptz, source_id bigint, dead_at timestamptz,
               reason text)
-LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_storage_dead_list';
 
 ---------------------------------------------------------------- background worker
@@ -249,3 +281,21 @@ AS 'MODULE_PATHNAME', 'querator_worker_status';
 CREATE FUNCTION querator._request_worker() RETURNS void
     LANGUAGE c AS 'MODULE_PATHNAME', 'querator_request_worker';
 SELECT querator._request_worker();
+
+---------------------------------------------------------------- operations and access
+
+CREATE FUNCTION querator.queue_pause(queue_name text) RETURNS void
+LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'querator_queue_pause';
+
+CREATE FUNCTION querator.queue_resume(queue_name text) RETURNS void
+LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'querator_queue_resume';
+
+CREATE FUNCTION querator.queue_grant(queue_name text, role_name text, privilege text) RETURNS void
+LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'querator_queue_grant';
+
+CREATE FUNCTION querator.queue_revoke(queue_name text, role_name text, privilege text) RETURNS void
+LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'querator_queue_revoke';
+
+-- Who may create queues is decided with plain GRANT EXECUTE on this function.
+REVOKE EXECUTE ON FUNCTION querator.queues_create(text, interval, interval, integer, text, text, integer,
+    text, jsonb, interval, integer, interval, interval) FROM PUBLIC;

@@ -53,6 +53,16 @@ arg_timestamptz(FunctionCallInfo fcinfo, int n)
 	return PG_GETARG_TIMESTAMPTZ(n);
 }
 
+std::optional<std::string>
+arg_jsonb_text(FunctionCallInfo fcinfo, int n)
+{
+	if (PG_ARGISNULL(n))
+		return std::nullopt;
+	Datum d = PG_GETARG_DATUM(n);
+	const char *s = pg_guard([&] { return static_cast<const char *>(DatumGetCString(DirectFunctionCall1(jsonb_out, d))); });
+	return std::string(s);
+}
+
 std::optional<Datum>
 arg_array(FunctionCallInfo fcinfo, int n)
 {

@@ -15,6 +15,8 @@ std::optional<int64> arg_int64(FunctionCallInfo fcinfo, int n);
 std::optional<bool> arg_bool(FunctionCallInfo fcinfo, int n);
 std::optional<Interval> arg_interval(FunctionCallInfo fcinfo, int n);
 std::optional<TimestampTz> arg_timestamptz(FunctionCallInfo fcinfo, int n);
+/* A jsonb argument as its text form. */
+std::optional<std::string> arg_jsonb_text(FunctionCallInfo fcinfo, int n);
 /* A detoasted array argument, or nothing for NULL. */
 std::optional<Datum> arg_array(FunctionCallInfo fcinfo, int n);
 /* Elements of a bigint[] argument; NULL elements are an error naming `field`. */

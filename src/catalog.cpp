@@ -8,12 +8,14 @@ namespace querator {
 namespace {
 
 const char *const kSelectColumns =
-	"SELECT id, name, lease_timeout, expire_timeout, max_attempts, coalesce(dead_queue, ''), reference, partitions "
+	"SELECT id, name, lease_timeout, expire_timeout, max_attempts, coalesce(dead_queue, ''), reference, partitions, "
+	"  paused, owner, coalesce(webhook_url, ''), webhook_headers::text, webhook_timeout, webhook_concurrency, "
+	"  webhook_backoff, webhook_backoff_max "
 	"FROM querator.queues ";
 
 const char *const kListColumns =
-	"SELECT name, lease_timeout, expire_timeout, max_attempts, dead_queue, reference, partitions, "
-	"created_at, updated_at FROM querator.queues ";
+	"SELECT name, lease_timeout, expire_timeout, max_attempts, dead_queue, reference, partitions, paused, owner, "
+	"  webhook_url, created_at, updated_at FROM querator.queues ";
 
 QueueDef
 def_from_row(uint64 row)
@@ -28,6 +30,14 @@ def_from_row(uint64 row)
 	def.dead_queue = spi_get_text(row, 6);
 	def.reference = spi_get_text(row, 7);
 	def.partitions = spi_get_int32(row, 8);
+	def.paused = spi_get_bool(row, 9);
+	def.owner = spi_get_text(row, 10);
+	def.webhook.url = spi_get_text(row, 11);
+	def.webhook.headers_json = spi_get_text(row, 12);
+	def.webhook.timeout = spi_get_interval(row, 13);
+	def.webhook.concurrency = spi_get_int32(row, 14);
+	def.webhook.backoff = spi_get_interval(row, 15);
+	def.webhook.backoff_max = spi_get_interval(row, 16);
 	return def;
 }
 
@@ -36,8 +46,12 @@ definition_params(const QueueDef &def)
 {
 	const Interval *expire = def.expire_timeout ? &*def.expire_timeout : nullptr;
 	SqlParam dead = def.dead_queue.empty() ? param_datum(TEXTOID, 0, true) : param_text(def.dead_queue);
+	SqlParam url = def.webhook.url.empty() ? param_datum(TEXTOID, 0, true) : param_text(def.webhook.url);
 	return {param_text(def.name), param_interval(&def.lease_timeout), param_interval(expire),
-			param_int32(def.max_attempts), dead, param_text(def.reference), param_int32(def.partitions)};
+			param_int32(def.max_attempts), dead, param_text(def.reference), param_int32(def.partitions),
+			param_bool(def.paused), param_text(def.owner), url, param_text(def.webhook.headers_json),
+			param_interval(&def.webhook.timeout), param_int32(def.webhook.concurrency),
+			param_interval(&def.webhook.backoff), param_interval(&def.webhook.backoff_max)};
 }
 
 } // namespace
@@ -75,7 +89,9 @@ int32
 catalog_insert(const QueueDef &def)
 {
 	spi_run("INSERT INTO querator.queues (name, lease_timeout, expire_timeout, max_attempts, dead_queue, "
-			"reference, partitions) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+			"reference, partitions, paused, owner, webhook_url, webhook_headers, webhook_timeout, "
+			"webhook_concurrency, webhook_backoff, webhook_backoff_max) "
+			"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15) RETURNING id",
 			definition_params(def));
 	return spi_get_int32(0, 1);
 }
@@ -86,13 +102,17 @@ catalog_update(const QueueDef &def)
 	std::vector<SqlParam> params = definition_params(def);
 	params.push_back(param_int32(def.id));
 	spi_run("UPDATE querator.queues SET name = $1, lease_timeout = $2, expire_timeout = $3, max_attempts = $4, "
-			"dead_queue = $5, reference = $6, partitions = $7, updated_at = now() WHERE id = $8",
+			"dead_queue = $5, reference = $6, partitions = $7, paused = $8, owner = $9, webhook_url = $10, "
+			"webhook_headers = $11::jsonb, webhook_timeout = $12, webhook_concurrency = $13, webhook_backoff = $14, "
+			"webhook_backoff_max = $15, updated_at = now() WHERE id = $16",
 			params);
 }
 
 void
 catalog_delete(int32 queue_id)
 {
+	spi_run("DELETE FROM querator.queue_grants WHERE queue_name = (SELECT name FROM querator.queues WHERE id = $1)",
+			{param_int32(queue_id)});
 	spi_run("DELETE FROM querator.queues WHERE id = $1", {param_int32(queue_id)});
 }
 
@@ -108,11 +128,18 @@ catalog_queues_using_dead_queue(const std::string &name)
 }
 
 void
-catalog_list_to(ReturnSetInfo *rsinfo, const std::string *pivot, int32 limit)
+catalog_list_to(ReturnSetInfo *rsinfo, const std::string *pivot, int32 limit, Oid role, bool all)
 {
 	SqlParam pivot_param = pivot ? param_text(*pivot) : param_datum(TEXTOID, 0, true);
-	spi_run(std::string(kListColumns) + "WHERE $1 IS NULL OR name COLLATE \"C\" >= $1 ORDER BY name COLLATE \"C\" LIMIT $2",
-			{pivot_param, param_int32(limit)}, true);
+	spi_run(std::string(kListColumns) +
+				"q WHERE ($1 IS NULL OR name COLLATE \"C\" >= $1) "
+				"AND ($3 OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = q.owner "
+				"     AND pg_catalog.pg_has_role($4, r.oid, 'USAGE')) "
+				"  OR EXISTS (SELECT 1 FROM querator.queue_grants g JOIN pg_catalog.pg_roles r ON r.rolname = g.role_name "
+				"     WHERE g.queue_name = q.name AND pg_catalog.pg_has_role($4, r.oid, 'USAGE'))) "
+				"ORDER BY name COLLATE \"C\" LIMIT $2",
+			{pivot_param, param_int32(limit), param_bool(all), param_datum(OIDOID, ObjectIdGetDatum(role), false)},
+			true);
 	spi_copy_result_to(rsinfo);
 }
 

@@ -13,6 +13,17 @@
 
 namespace querator {
 
+/* Outgoing delivery of a queue's items (empty url: none). */
+struct Webhook
+{
+	std::string url;
+	std::string headers_json = "{}"; /* a JSON object of extra request headers */
+	Interval timeout{10 * USECS_PER_SEC, 0, 0};
+	int32 concurrency = 8;
+	Interval backoff{USECS_PER_SEC, 0, 0};          /* first retry delay, doubled per attempt */
+	Interval backoff_max{5 * USECS_PER_MINUTE, 0, 0};
+};
+
 struct QueueDef
 {
 	int32 id = 0;                  /* internal id; names the queue's tables */
@@ -23,6 +34,9 @@ struct QueueDef
 	std::string dead_queue;        /* empty = own dead-letter table */
 	std::string reference;
 	int32 partitions = 1;
+	bool paused = false;           /* lease returns nothing while paused */
+	std::string owner;             /* role name of the creator: holds every privilege */
+	Webhook webhook;
 };
 
 /* The queue named `name`; lock_for_update serializes with other definition changes. */
@@ -43,7 +57,8 @@ void catalog_delete(int32 queue_id);
 std::vector<std::string> catalog_queues_using_dead_queue(const std::string &name);
 
 /* Puts the catalog rows of queues_list / queues_info into a materialized SRF result. */
-void catalog_list_to(ReturnSetInfo *rsinfo, const std::string *pivot, int32 limit);
+/* Lists only queues `role` may see (owner, any grant) unless `all`. */
+void catalog_list_to(ReturnSetInfo *rsinfo, const std::string *pivot, int32 limit, Oid role, bool all);
 void catalog_info_to(ReturnSetInfo *rsinfo, const std::string &name);
 
 } // namespace querator

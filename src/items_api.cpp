@@ -1,4 +1,5 @@
 /* SQL entry points for items: queue_produce / lease / complete / retry / extend. */
+#include "access.hpp"
 #include "arguments.hpp"
 #include "catalog.hpp"
 #include "error.hpp"
@@ -152,6 +153,8 @@ for_leased_ids(const QueueDef &queue, const std::vector<int64> &ids, const char 
 uint64
 lease_from_queue(const QueueDef &queue, const std::string &client_id, int32 batch_size, ReturnSetInfo *out)
 {
+	if (queue.paused)
+		return 0; /* paused: nothing to lease; waiters keep waiting */
 	for (int partition : partitions_for_lease(queue.id, queue.partitions))
 	{
 		uint64 promoted = storage_promote_due(queue.id, partition, kPromoteBatch);
@@ -218,7 +221,9 @@ wait_and_lease(const QueueDef &queue, const std::string &client_id, int32 batch_
 		for (int attempt = 0; attempt < (allowance > 0 ? 3 : 1); attempt++)
 		{
 			SpiConnection spi;
-			uint64 leased = lease_from_queue(queue, client_id, allowance > 0 ? allowance : batch_size, out);
+			/* Re-read: the queue may have been paused, resumed or changed meanwhile. */
+			QueueDef current = catalog_get(queue.name);
+			uint64 leased = lease_from_queue(current, client_id, allowance > 0 ? allowance : batch_size, out);
 			spi.finish();
 			if (leased > 0)
 				return;
@@ -249,6 +254,7 @@ queue_produce(FunctionCallInfo fcinfo)
 
 	SpiConnection spi;
 	QueueDef queue = catalog_get(name);
+	require_privilege(queue, Privilege::produce);
 	batch.expire_timeout = queue.expire_timeout;
 	int partition = partitions_for_produce(queue.id, queue.partitions).front();
 	std::vector<int64> ids = storage_produce(queue.id, partition, batch);
@@ -289,6 +295,7 @@ queue_lease(FunctionCallInfo fcinfo)
 	ReturnSetInfo *out = begin_set_result(fcinfo);
 	SpiConnection spi;
 	QueueDef queue = catalog_get(name);
+	require_privilege(queue, Privilege::consume);
 	const bool waiting = interval_compare(wait, Interval{}) > 0;
 	/* Registered before the first try, so an item committed in between still wakes us. */
 	if (waiting)
@@ -309,6 +316,7 @@ queue_complete(FunctionCallInfo fcinfo)
 	std::vector<int64> ids = ids_arg(fcinfo, 1);
 	SpiConnection spi;
 	QueueDef queue = catalog_get(name);
+	require_privilege(queue, Privilege::consume);
 	uint64 n = for_leased_ids(queue, ids, "completed", [&](int partition, const std::vector<int64> &part_ids) {
 		return storage_complete(queue.id, partition, part_ids);
 	});
@@ -328,6 +336,7 @@ queue_retry(FunctionCallInfo fcinfo)
 
 	SpiConnection spi;
 	QueueDef queue = catalog_get(name);
+	require_privilege(queue, Privilege::consume);
 	DeadLetterTarget target;
 	if (!queue.dead_queue.empty())
 	{
@@ -362,6 +371,7 @@ queue_extend(FunctionCallInfo fcinfo)
 
 	SpiConnection spi;
 	QueueDef queue = catalog_get(name);
+	require_privilege(queue, Privilege::consume);
 	Interval timeout = lease_timeout.value_or(queue.lease_timeout);
 	wake_worker_at_commit(timestamp_plus(GetCurrentTimestamp(), timeout));
 	uint64 n = for_leased_ids(queue, ids, "extended", [&](int partition, const std::vector<int64> &part_ids) {

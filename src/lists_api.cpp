@@ -1,4 +1,5 @@
 /* SQL entry points for the read-only storage lists: items, scheduled items, dead letters. */
+#include "access.hpp"
 #include "arguments.hpp"
 #include "catalog.hpp"
 #include "error.hpp"
@@ -29,6 +30,8 @@ storage_list(FunctionCallInfo fcinfo, ListKind kind)
 	ReturnSetInfo *out = begin_set_result(fcinfo);
 	SpiConnection spi;
 	QueueDef queue = catalog_get(name);
+	/* Lists show payloads: for consumers and admins only. */
+	require_privilege(queue, Privilege::consume);
 	switch (kind)
 	{
 		case ListKind::items:

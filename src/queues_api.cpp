@@ -1,4 +1,5 @@
 /* SQL entry points for queue definitions: queues_create / update / delete / list / info. */
+#include "access.hpp"
 #include "arguments.hpp"
 #include "catalog.hpp"
 #include "error.hpp"
@@ -31,6 +32,38 @@ validate_definition(const QueueDef &def)
 	validate_max_attempts(def.max_attempts);
 	validate_partitions(def.partitions);
 	validate_text_field(def.reference, "reference", true);
+	validate_webhook(def.webhook);
+}
+
+/* Reads the webhook options (arguments first..first+5); NULL leaves a value unchanged, url '' removes it. */
+void
+read_webhook_options(FunctionCallInfo fcinfo, int first, Webhook &webhook)
+{
+	if (auto v = arg_text(fcinfo, first))
+		webhook.url = *v;
+	if (auto v = arg_jsonb_text(fcinfo, first + 1))
+		webhook.headers_json = *v;
+	if (auto v = arg_interval(fcinfo, first + 2))
+		webhook.timeout = *v;
+	if (auto v = arg_int32(fcinfo, first + 3))
+		webhook.concurrency = *v;
+	if (auto v = arg_interval(fcinfo, first + 4))
+		webhook.backoff = *v;
+	if (auto v = arg_interval(fcinfo, first + 5))
+		webhook.backoff_max = *v;
+}
+
+/* Extra request headers must be a JSON object of header names to string values. */
+void
+validate_webhook_headers(const Webhook &webhook)
+{
+	spi_run("SELECT jsonb_typeof($1::jsonb) = 'object' AND NOT EXISTS (SELECT 1 FROM jsonb_each($1::jsonb) e "
+			"WHERE jsonb_typeof(e.value) <> 'string' OR e.key !~ '^[A-Za-z0-9!#$%&''*+.^_`|~-]+$' OR length(e.key) > 256 "
+			"OR e.value #>> '{}' ~ '[\r\n]')",
+			{param_text(webhook.headers_json)}, true);
+	if (!spi_get_bool(0, 1))
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+					"webhook headers is invalid; must be a JSON object of header names to single-line string values");
 }
 
 /* Checks that def.dead_queue may receive def's dead letters (no self, no chains). */
@@ -65,9 +98,12 @@ queues_create(FunctionCallInfo fcinfo)
 	def.dead_queue = arg_text(fcinfo, 4).value_or("");
 	def.reference = arg_text(fcinfo, 5).value_or("");
 	def.partitions = arg_int32(fcinfo, 6).value_or(1);
+	read_webhook_options(fcinfo, 7, def.webhook);
 	validate_definition(def);
 
 	SpiConnection spi;
+	def.owner = invoking_role_name();
+	validate_webhook_headers(def.webhook);
 	if (catalog_find(def.name))
 		throw Error(ERRCODE_DUPLICATE_OBJECT, "invalid queue; '" + def.name + "' already exists");
 	validate_dead_queue(def);
@@ -83,6 +119,7 @@ queues_update(FunctionCallInfo fcinfo)
 	std::string name = queue_name_arg(fcinfo, 0);
 	SpiConnection spi;
 	QueueDef def = catalog_get(name, true);
+	require_privilege(def, Privilege::admin);
 	const int old_partitions = def.partitions;
 
 	if (auto v = arg_interval(fcinfo, 1))
@@ -103,7 +140,9 @@ queues_update(FunctionCallInfo fcinfo)
 		def.reference = *v;
 	if (auto v = arg_int32(fcinfo, 6))
 		def.partitions = *v;
+	read_webhook_options(fcinfo, 7, def.webhook);
 	validate_definition(def);
+	validate_webhook_headers(def.webhook);
 	validate_dead_queue(def);
 
 	if (def.partitions > old_partitions)
@@ -130,6 +169,7 @@ queues_delete(FunctionCallInfo fcinfo)
 	bool force = arg_bool(fcinfo, 1).value_or(false);
 	SpiConnection spi;
 	QueueDef def = catalog_get(name, true);
+	require_privilege(def, Privilege::admin);
 	std::vector<std::string> feeders = catalog_queues_using_dead_queue(name);
 	if (!feeders.empty())
 		throw Error(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
@@ -154,7 +194,7 @@ queues_list(FunctionCallInfo fcinfo)
 	validate_list_limit(limit);
 	ReturnSetInfo *out = begin_set_result(fcinfo);
 	SpiConnection spi;
-	catalog_list_to(out, pivot ? &*pivot : nullptr, limit);
+	catalog_list_to(out, pivot ? &*pivot : nullptr, limit, invoking_role(), invoker_is_superuser());
 	spi.finish();
 	return (Datum) 0;
 }
@@ -165,9 +205,41 @@ queues_info(FunctionCallInfo fcinfo)
 	std::string name = queue_name_arg(fcinfo, 0);
 	ReturnSetInfo *out = begin_set_result(fcinfo);
 	SpiConnection spi;
+	require_visibility(catalog_get(name));
 	catalog_info_to(out, name);
 	spi.finish();
 	return (Datum) 0;
+}
+
+Datum
+set_paused(FunctionCallInfo fcinfo, bool paused)
+{
+	std::string name = queue_name_arg(fcinfo, 0);
+	SpiConnection spi;
+	QueueDef def = catalog_get(name, true);
+	require_privilege(def, Privilege::admin);
+	def.paused = paused;
+	catalog_update(def);
+	spi.finish();
+	PG_RETURN_VOID();
+}
+
+Datum
+change_grant(FunctionCallInfo fcinfo, bool grant)
+{
+	std::string name = queue_name_arg(fcinfo, 0);
+	std::string role = arg_text(fcinfo, 1).value_or("");
+	validate_text_field(role, "role", false);
+	Privilege privilege = parse_privilege(arg_text(fcinfo, 2).value_or(""));
+	SpiConnection spi;
+	QueueDef def = catalog_get(name, true);
+	require_privilege(def, Privilege::admin);
+	if (grant)
+		grant_privilege(def, role, privilege);
+	else
+		revoke_privilege(def, role, privilege);
+	spi.finish();
+	PG_RETURN_VOID();
 }
 
 } // namespace
@@ -175,6 +247,35 @@ queues_info(FunctionCallInfo fcinfo)
 } // namespace querator
 
 extern "C" {
+PG_FUNCTION_INFO_V1(querator_queue_pause);
+PG_FUNCTION_INFO_V1(querator_queue_resume);
+PG_FUNCTION_INFO_V1(querator_queue_grant);
+PG_FUNCTION_INFO_V1(querator_queue_revoke);
+
+Datum
+querator_queue_pause(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::set_paused(fcinfo, true); });
+}
+
+Datum
+querator_queue_resume(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::set_paused(fcinfo, false); });
+}
+
+Datum
+querator_queue_grant(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::change_grant(fcinfo, true); });
+}
+
+Datum
+querator_queue_revoke(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::change_grant(fcinfo, false); });
+}
+
 PG_FUNCTION_INFO_V1(querator_queues_create);
 PG_FUNCTION_INFO_V1(querator_queues_update);
 PG_FUNCTION_INFO_V1(querator_queues_delete);

@@ -3,6 +3,13 @@
 #include "arguments.hpp"
 #include "error.hpp"
 
+extern "C" {
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "utils/syscache.h"
+}
+
 #include <unordered_map>
 
 namespace querator {
@@ -120,9 +127,47 @@ param_int64_array(const std::vector<int64> &v)
 	return SqlParam{INT8ARRAYOID, make_int64_array(v), false};
 }
 
-SpiConnection::SpiConnection() : caller_context_(CurrentMemoryContext)
+namespace {
+
+Oid current_invoker = InvalidOid;
+
+/* Owner of the querator_data schema: the role that created the extension. */
+Oid
+storage_owner()
 {
-	pg_guard([] {
+	return pg_guard([] {
+		Oid schema = get_namespace_oid("querator_data", false);
+		HeapTuple tuple = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(schema));
+		if (!HeapTupleIsValid(tuple))
+			elog(ERROR, "querator: cache lookup failed for schema %u", schema);
+		Oid owner = reinterpret_cast<Form_pg_namespace>(GETSTRUCT(tuple))->nspowner;
+		ReleaseSysCache(tuple);
+		return owner;
+	});
+}
+
+} // namespace
+
+SqlParam
+param_text_array(const std::vector<std::string> &v)
+{
+	std::vector<Datum> texts;
+	for (const std::string &t : v)
+		texts.push_back(param_text(t).value);
+	Datum *elems = texts.data();
+	int n = static_cast<int>(texts.size());
+	Datum d = pg_guard([&] { return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT)); });
+	return SqlParam{TEXTARRAYOID, d, false};
+}
+
+SpiConnection::SpiConnection()
+{
+	GetUserIdAndSecContext(&saved_user_, &saved_context_);
+	current_invoker = saved_user_;
+	Oid owner = storage_owner();
+	const int context = saved_context_ | SECURITY_LOCAL_USERID_CHANGE;
+	pg_guard([&] {
+		SetUserIdAndSecContext(owner, context);
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "querator: SPI_connect failed");
 	});
@@ -131,7 +176,18 @@ SpiConnection::SpiConnection() : caller_context_(CurrentMemoryContext)
 void
 SpiConnection::finish()
 {
-	pg_guard([] { SPI_finish(); });
+	const Oid user = saved_user_;
+	const int context = saved_context_;
+	pg_guard([&] {
+		SPI_finish();
+		SetUserIdAndSecContext(user, context);
+	});
+}
+
+Oid
+invoking_role()
+{
+	return current_invoker;
 }
 
 uint64

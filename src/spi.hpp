@@ -25,12 +25,16 @@ SqlParam param_text(const std::string &v);
 SqlParam param_interval(const Interval *v); /* nullptr = NULL */
 SqlParam param_timestamptz(const TimestampTz *v); /* nullptr = NULL */
 SqlParam param_int64_array(const std::vector<int64> &v);
+SqlParam param_text_array(const std::vector<std::string> &v);
 SqlParam param_datum(Oid type, Datum value, bool is_null);
 
 /*
- * SPI_connect for the lifetime of one SQL entry point. finish() must be
- * called on success; on an error the transaction (or subtransaction) abort
- * releases the connection, so the destructor does nothing.
+ * SPI_connect for the lifetime of one SQL entry point, running as the owner
+ * of querator's schemas: roles reach queue tables only through querator's
+ * functions, which check their per-queue privileges first (access.hpp).
+ * finish() must be called on success; on an error the transaction (or
+ * subtransaction) abort releases the connection and restores the user, so
+ * the destructor does nothing.
  */
 class SpiConnection
 {
@@ -39,12 +43,14 @@ public:
 	SpiConnection(const SpiConnection &) = delete;
 	SpiConnection &operator=(const SpiConnection &) = delete;
 	void finish();
-	/* The memory context of the caller, for results that outlive SPI. */
-	MemoryContext caller_context() const { return caller_context_; }
 
 private:
-	MemoryContext caller_context_;
+	Oid saved_user_;
+	int saved_context_;
 };
+
+/* The role that called querator's function (before the switch to the owner). */
+Oid invoking_role();
 
 /* Runs sql through a saved plan (prepared on first use); returns rows processed. */
 uint64 spi_run(const std::string &sql, const std::vector<SqlParam> &params, bool read_only = false);

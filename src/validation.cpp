@@ -150,3 +150,39 @@ validate_list_limit(int32 limit)
 }
 
 } // namespace querator
+
+namespace querator {
+
+void
+validate_webhook(const Webhook &webhook)
+{
+	if (!webhook.url.empty())
+	{
+		if (webhook.url.rfind("http://", 0) != 0 && webhook.url.rfind("https://", 0) != 0)
+			throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+						"webhook url is invalid; must start with http:// or https://, received '" + webhook.url + "'");
+		if (webhook.url.size() > 2048)
+			throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "webhook url is invalid; cannot be greater than 2048 characters");
+		for (unsigned char c : webhook.url)
+			if (c <= 0x20 || c == 0x7f)
+				throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+							"webhook url is invalid; cannot contain whitespace or control characters");
+	}
+	validate_positive_interval(webhook.timeout, "webhook timeout");
+	const Interval max_timeout{USECS_PER_HOUR, 0, 0};
+	if (interval_compare(webhook.timeout, max_timeout) > 0)
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "webhook timeout is invalid; cannot be greater than " +
+														 interval_text(max_timeout) + ", received " +
+														 interval_text(webhook.timeout));
+	if (webhook.concurrency < 1 || webhook.concurrency > 256)
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "webhook concurrency is invalid; must be between 1 and 256, received " +
+														 std::to_string(webhook.concurrency));
+	validate_positive_interval(webhook.backoff, "webhook backoff");
+	if (interval_compare(webhook.backoff_max, webhook.backoff) < 0)
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "webhook backoff max is invalid; " +
+														 interval_text(webhook.backoff_max) +
+														 " cannot be less than the webhook backoff " +
+														 interval_text(webhook.backoff));
+}
+
+} // namespace querator

@@ -5,6 +5,7 @@
  */
 #pragma once
 
+#include "catalog.hpp"
 #include "pg_prelude.hpp"
 
 #include <string>
@@ -19,6 +20,8 @@ void validate_max_attempts(int32 value);
 void validate_partitions(int32 value);
 void validate_batch_count(int64 count, const char *field);
 void validate_list_limit(int32 limit);
+/* url, timeout, concurrency and backoff of a queue's webhook (headers: validate_webhook_headers). */
+void validate_webhook(const Webhook &webhook);
 
 /* Formats an interval the way PostgreSQL prints it, e.g. 01:00:00. */
 std::string interval_text(const Interval &value);

@@ -55,7 +55,7 @@ find_or_add_slot(Oid database)
 	DatabaseSlot *slot = find_slot(InvalidOid);
 	if (slot != nullptr)
 	{
-		memset(slot, 0, sizeof(*slot));
+		*slot = DatabaseSlot{};
 		slot->database = database;
 		slot->wanted = true;
 	}
@@ -126,7 +126,7 @@ worker_state_startup_shmem()
 	state = static_cast<SharedState *>(ShmemInitStruct("querator worker state", sizeof(SharedState), &found));
 	state_lock = &(GetNamedLWLockTranche("querator_worker_state"))->lock;
 	if (!found)
-		memset(state, 0, sizeof(SharedState));
+		*state = SharedState{};
 }
 
 void
@@ -157,7 +157,7 @@ launcher_sync_databases(const std::vector<Oid> &databases)
 		for (Oid db : databases)
 			exists = exists || db == slot.database;
 		if (!exists)
-			memset(&slot, 0, sizeof(slot));
+			slot = DatabaseSlot{};
 	}
 	for (Oid db : databases)
 		if (find_slot(db) == nullptr)

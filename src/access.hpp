@@ -1,0 +1,43 @@
+/*
+ * Per-queue privileges: produce, consume (lease, complete, retry, extend) and
+ * admin (update, delete, clear, pause, redrive, grant). The queue's owner
+ * (its creator) and superusers hold all of them; other roles need a grant
+ * (querator.queue_grants), directly or through a role they are a member of.
+ * Requires an open SpiConnection.
+ */
+#pragma once
+
+#include "catalog.hpp"
+
+#include <string>
+#include <vector>
+
+namespace querator {
+
+enum class Privilege
+{
+	produce,
+	consume,
+	admin
+};
+
+const char *privilege_name(Privilege privilege);
+/* Parses 'produce' | 'consume' | 'admin'; 22023 otherwise. */
+Privilege parse_privilege(const std::string &text);
+
+/* Throws 42501 unless the invoking role holds `privilege` on the queue (admin implies all). */
+void require_privilege(const QueueDef &queue, Privilege privilege);
+
+/* Throws 42501 unless the invoking role holds some privilege on the queue (to see it at all). */
+void require_visibility(const QueueDef &queue);
+
+/* The invoking role's name, recorded as owner of the queues it creates. */
+std::string invoking_role_name();
+
+/* True if the invoking role bypasses per-queue checks (superuser). */
+bool invoker_is_superuser();
+
+void grant_privilege(const QueueDef &queue, const std::string &role, Privilege privilege);
+void revoke_privilege(const QueueDef &queue, const std::string &role, Privilege privilege);
+
+} // namespace querator
