@@ -247,7 +247,7 @@ CREATE FUNCTION querator.storage_items_list(queue_name text, pivot bigint DEFAUL
 RETURNS TABLE(id bigint, partition integer, kind text, reference text, encoding text,
               payload bytea, attempts integer, created_at timestamptz,
               expire_deadline timestamptz, source_id bigint,
-              leased boolean, lease_deadline timestamptz, client_id text)
+              leased boolean, lease_deadline timestamptz, client_id text, last_error text)
 LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_storage_items_list';
 
@@ -255,7 +255,7 @@ CREATE FUNCTION querator.storage_scheduled_list(queue_name text, pivot bigint DE
                                                 "limit" integer DEFAULT 100)
 RETURNS TABLE(id bigint, partition integer, kind text, reference text, encoding text,
               payload bytea, attempts integer, created_at timestamptz,
-              expire_deadline timestamptz, source_id bigint, enqueue_at timestamptz)
+              expire_deadline timestamptz, source_id bigint, enqueue_at timestamptz, last_error text)
 LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_storage_scheduled_list';
 
@@ -264,7 +264,7 @@ CREATE FUNCTION querator.storage_dead_list(queue_name text, pivot bigint DEFAULT
 RETURNS TABLE(id bigint, partition integer, kind text, reference text, encoding text,
               payload bytea, attempts integer, created_at timestamptz,
               expire_deadline timestamptz, source_id bigint, dead_at timestamptz,
-              reason text)
+              reason text, last_error text)
 LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_storage_dead_list';
 

@@ -66,7 +66,8 @@ render_partition(const std::string &sql, int32 queue_id, int partition)
 }
 
 /* Columns every stored item carries, in table order after id. */
-const char *const kItemColumns = "attempts, created_at, expire_deadline, source_id, kind, reference, encoding, payload";
+const char *const kItemColumns =
+	"attempts, created_at, expire_deadline, source_id, source_queue, last_error, kind, reference, encoding, payload";
 
 std::vector<int64>
 collect_int64_column()
@@ -94,8 +95,8 @@ storage_create_queue(int32 queue_id, int partitions)
 		"CREATE SEQUENCE {seq_name} AS bigint MAXVALUE 281474976710655;"
 		"CREATE TABLE {dead} ("
 		"  id bigint PRIMARY KEY, partition integer NOT NULL, attempts integer NOT NULL,"
-		"  created_at timestamptz NOT NULL, expire_deadline timestamptz, source_id bigint,"
-		"  kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL, payload bytea NOT NULL,"
+		"  created_at timestamptz NOT NULL, expire_deadline timestamptz, source_id bigint, source_queue integer,"
+		"  last_error text, kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL, payload bytea NOT NULL,"
 		"  dead_at timestamptz NOT NULL, reason text NOT NULL)",
 		{{"seq_name", data_object_name(queue_prefix(queue_id) + "_seq")},
 		 {"dead", data_object_name(queue_prefix(queue_id) + "_dead")}}));
@@ -109,7 +110,7 @@ storage_create_partitions(int32 queue_id, int from, int to)
 		spi_exec_utility(render_partition(
 			"CREATE TABLE {items} ("
 			"  id bigint PRIMARY KEY, attempts integer NOT NULL, created_at timestamptz NOT NULL,"
-			"  expire_deadline timestamptz, source_id bigint,"
+			"  expire_deadline timestamptz, source_id bigint, source_queue integer, last_error text,"
 			"  kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL, payload bytea NOT NULL);"
 			"CREATE TABLE {leases} ("
 			"  id bigint PRIMARY KEY, lease_deadline timestamptz NOT NULL, attempts integer NOT NULL,"
@@ -117,8 +118,9 @@ storage_create_partitions(int32 queue_id, int from, int to)
 			"CREATE INDEX ON {leases} (lease_deadline);"
 			"CREATE TABLE {scheduled} ("
 			"  id bigint PRIMARY KEY, enqueue_at timestamptz NOT NULL, attempts integer NOT NULL,"
-			"  created_at timestamptz NOT NULL, expire_deadline timestamptz, source_id bigint,"
-			"  kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL, payload bytea NOT NULL);"
+			"  created_at timestamptz NOT NULL, expire_deadline timestamptz, source_id bigint, source_queue integer,"
+			"  last_error text, kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL,"
+			"  payload bytea NOT NULL);"
 			"CREATE INDEX ON {scheduled} (enqueue_at, id);"
 			"CREATE INDEX ON {items} (expire_deadline) WHERE expire_deadline IS NOT NULL;"
 			"CREATE INDEX ON {scheduled} (expire_deadline) WHERE expire_deadline IS NOT NULL",
@@ -203,10 +205,9 @@ storage_promote_due(int32 queue_id, int partition, int32 limit)
 		"    SELECT id FROM {scheduled} WHERE enqueue_at <= clock_timestamp()"
 		"    ORDER BY enqueue_at, id LIMIT $2 FOR UPDATE SKIP LOCKED))"
 		"  RETURNING *) "
-		"INSERT INTO {items} (id, attempts, created_at, expire_deadline, source_id, kind, reference, encoding, payload) "
-		"SELECT $1 | nextval({seq}), attempts, created_at, expire_deadline, source_id, kind, reference, encoding, "
-		"  payload FROM due ORDER BY enqueue_at, id";
-	return spi_run(render_partition(sql, queue_id, partition),
+		"INSERT INTO {items} (id, {columns}) "
+		"SELECT $1 | nextval({seq}), {columns} FROM due ORDER BY enqueue_at, id";
+	return spi_run(render_partition(render(sql, {{"columns", kItemColumns}}), queue_id, partition),
 				   {param_int64(partition_bits(partition)), param_int32(limit)});
 }
 
@@ -279,22 +280,45 @@ namespace {
 /*
  * The dead-letter INSERT fed by a CTE named "taken" (item columns plus
  * dead_reason): into the queue's own dead table, or as new items of the
- * dead queue (source_id = old id, attempts 0). Parameters $6..$8.
+ * dead queue (source_id = old id, source_queue = this queue, attempts 0).
+ * Parameters $6..$8 and $11 (see ReleaseParams).
  */
 std::string
 dead_letter_insert(const DeadLetterTarget &target)
 {
 	if (!target.to_dead_queue)
-		return "INSERT INTO {dead} (id, partition, attempts, created_at, expire_deadline, source_id, kind, reference,"
-			   "  encoding, payload, dead_at, reason) "
-			   "SELECT id, $6, attempts, created_at, expire_deadline, source_id, kind, reference, encoding, payload,"
-			   "  now(), dead_reason FROM taken WHERE dead_reason IS NOT NULL ORDER BY id RETURNING 1";
-	return render("INSERT INTO {dq_items} (id, attempts, created_at, expire_deadline, source_id, kind, reference,"
-				  "  encoding, payload) "
-				  "SELECT $7 | nextval({dq_seq}), 0, now(), now() + $8, id, kind, reference, encoding, payload "
+		return std::string("INSERT INTO {dead} (id, partition, ") + kItemColumns + ", dead_at, reason) "
+			   "SELECT id, $6, " + kItemColumns + ", clock_timestamp(), dead_reason FROM taken "
+			   "WHERE dead_reason IS NOT NULL ORDER BY id RETURNING 1";
+	return render("INSERT INTO {dq_items} (id, attempts, created_at, expire_deadline, source_id, source_queue,"
+				  "  last_error, kind, reference, encoding, payload) "
+				  "SELECT $7 | nextval({dq_seq}), 0, now(), now() + $8, id, $11, last_error, kind, reference,"
+				  "  encoding, payload "
 				  "FROM taken WHERE dead_reason IS NOT NULL ORDER BY id RETURNING 1",
 				  {{"dq_items", partition_table(target.queue_id, target.partition, "items")},
 				   {"dq_seq", sequence_literal(target.queue_id)}});
+}
+
+/* The parameters every statement that moves items shares, $1..$11. */
+struct ReleaseParams
+{
+	std::vector<int64> ids;                 /* $1 */
+	bool dead = false;                      /* $2 dead-letter all (retry dead) */
+	int32 max_attempts = 0;                 /* $3 */
+	std::optional<TimestampTz> retry_at;    /* $5 scheduled until, or the tail */
+	int32 limit = 0;                        /* $9 */
+	std::optional<std::string> last_error;  /* $10 kept with the item (webhook delivery) */
+};
+
+std::vector<SqlParam>
+release_params(int32 queue_id, int partition, const DeadLetterTarget &target, const ReleaseParams &p)
+{
+	const Interval *dq_expire = target.expire_timeout ? &*target.expire_timeout : nullptr;
+	const TimestampTz *at = p.retry_at ? &*p.retry_at : nullptr;
+	return {param_int64_array(p.ids), param_bool(p.dead), param_int32(p.max_attempts),
+			param_int64(partition_bits(partition)), param_timestamptz(at), param_int32(partition),
+			param_int64(partition_bits(target.partition)), param_interval(dq_expire), param_int32(p.limit),
+			p.last_error ? param_text(*p.last_error) : param_datum(TEXTOID, 0, true), param_int32(queue_id)};
 }
 
 /*
@@ -303,22 +327,18 @@ dead_letter_insert(const DeadLetterTarget &target)
  * moves their items: dead-lettered when
  * dead_reason is set, otherwise to the tail with a new id ($5 NULL) or
  * scheduled until $5. One statement, so it all commits or not at all.
- * Parameters: $1 ids, $2 dead, $3 max_attempts, $4 partition bits,
- * $5 retry_at, $6..$8 dead letter target, $9 limit.
  */
 RetryOutcome
 release_leases(int32 queue_id, int partition, const char *candidates_cte, const char *lease_condition,
-			   const std::vector<int64> &ids,
-			   std::optional<TimestampTz> retry_at, bool dead, int32 max_attempts, const DeadLetterTarget &target,
-			   int32 limit)
+			   const DeadLetterTarget &target, const ReleaseParams &params)
 {
 	std::string sql = std::string("WITH candidates AS MATERIALIZED (") + candidates_cte + "), released AS ("
 		"  DELETE FROM {leases} l USING candidates c WHERE l.id = c.id " + lease_condition +
 		"  RETURNING l.id, l.attempts"
 		"), taken AS ("
 		"  DELETE FROM {items} i USING released r WHERE i.id = r.id"
-		"  RETURNING i.id, r.attempts, i.created_at, i.expire_deadline, i.source_id, i.kind, i.reference,"
-		"    i.encoding, i.payload,"
+		"  RETURNING i.id, r.attempts, i.created_at, i.expire_deadline, i.source_id, i.source_queue,"
+		"    coalesce($10, i.last_error) AS last_error, i.kind, i.reference, i.encoding, i.payload,"
 		"    CASE WHEN $2 THEN 'retry' WHEN i.expire_deadline <= clock_timestamp() THEN 'expired'"
 		"         WHEN $3 > 0 AND r.attempts >= $3 THEN 'max_attempts' END AS dead_reason"
 		"), requeued AS ("
@@ -331,19 +351,14 @@ release_leases(int32 queue_id, int partition, const char *candidates_cte, const 
 		"  WHERE dead_reason IS NULL AND $5 IS NOT NULL ORDER BY id RETURNING 1"
 		"), buried AS (" + dead_letter_insert(target) + ") "
 		"SELECT id, dead_reason IS NOT NULL FROM taken ORDER BY id";
-	const Interval *dq_expire = target.expire_timeout ? &*target.expire_timeout : nullptr;
-	const TimestampTz *at = retry_at ? &*retry_at : nullptr;
-	spi_run(render_partition(sql, queue_id, partition),
-			{param_int64_array(ids), param_bool(dead), param_int32(max_attempts), param_int64(partition_bits(partition)),
-			 param_timestamptz(at), param_int32(partition), param_int64(partition_bits(target.partition)),
-			 param_interval(dq_expire), param_int32(limit)});
+	spi_run(render_partition(sql, queue_id, partition), release_params(queue_id, partition, target, params));
 	RetryOutcome outcome;
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		outcome.taken_ids.push_back(spi_get_int64(i, 1));
 		if (spi_get_bool(i, 2))
 			outcome.dead++;
-		else if (retry_at)
+		else if (params.retry_at)
 			outcome.scheduled++;
 		else
 			outcome.requeued++;
@@ -355,9 +370,15 @@ release_leases(int32 queue_id, int partition, const char *candidates_cte, const 
 
 RetryOutcome
 storage_retry(int32 queue_id, int partition, const std::vector<int64> &ids, std::optional<TimestampTz> retry_at,
-			  bool dead, int32 max_attempts, const DeadLetterTarget &target)
+			  bool dead, int32 max_attempts, const DeadLetterTarget &target, std::optional<std::string> last_error)
 {
-	return release_leases(queue_id, partition, kLockRequestedItems, "", ids, retry_at, dead, max_attempts, target, 0);
+	ReleaseParams params;
+	params.ids = ids;
+	params.retry_at = retry_at;
+	params.dead = dead;
+	params.max_attempts = max_attempts;
+	params.last_error = last_error;
+	return release_leases(queue_id, partition, kLockRequestedItems, "", target, params);
 }
 
 RetryOutcome
@@ -373,7 +394,7 @@ storage_expire_leases(int32 queue_id, int partition, int32 max_attempts, const D
 		"SELECT i.id FROM {items} i WHERE i.id = ANY (ARRAY("
 		"  SELECT id FROM {leases} WHERE lease_deadline <= clock_timestamp() ORDER BY lease_deadline LIMIT $9))"
 		"  ORDER BY i.id FOR UPDATE OF i SKIP LOCKED",
-		"AND l.lease_deadline <= clock_timestamp()", {}, std::nullopt, false, max_attempts, target, limit);
+		"AND l.lease_deadline <= clock_timestamp()", target, ReleaseParams{{}, false, max_attempts, {}, limit, {}});
 	/*
 	 * A lease whose item is gone (expired as unleased by a worker whose
 	 * snapshot predates the lease) has nothing to return; drop it so it does
@@ -401,8 +422,7 @@ storage_expire_items(int32 queue_id, int partition, const DeadLetterTarget &targ
 		"  DELETE FROM {table} WHERE id = ANY (ARRAY("
 		"    SELECT t.id FROM {table} t WHERE t.expire_deadline <= clock_timestamp() {unleased}"
 		"    ORDER BY t.expire_deadline LIMIT $9 FOR UPDATE SKIP LOCKED))"
-		"  RETURNING id, attempts, created_at, expire_deadline, source_id, kind, reference, encoding, payload,"
-		"    'expired'::text AS dead_reason"
+		"  RETURNING id, {columns}, 'expired'::text AS dead_reason"
 		"), buried AS ({bury}) "
 		"SELECT count(*) FROM taken";
 	uint64 total = 0;
@@ -411,13 +431,11 @@ storage_expire_items(int32 queue_id, int partition, const DeadLetterTarget &targ
 		std::string sql = render(sql_template,
 								 {{"table", scheduled ? "{scheduled}" : "{items}"},
 								  {"unleased", scheduled ? "" : "AND NOT EXISTS (SELECT 1 FROM {leases} l WHERE l.id = t.id OFFSET 0)"},
-								  {"bury", dead_letter_insert(target)}});
-		const Interval *dq_expire = target.expire_timeout ? &*target.expire_timeout : nullptr;
-		/* $1..$5 are unused here; typed so every variant shares the parameter list of release_leases. */
-		spi_run(render_partition(sql, queue_id, partition),
-				{param_int64_array({}), param_bool(false), param_int32(0), param_int64(0), param_timestamptz(nullptr),
-				 param_int32(partition), param_int64(partition_bits(target.partition)), param_interval(dq_expire),
-				 param_int32(limit)});
+								  {"bury", dead_letter_insert(target)},
+								  {"columns", kItemColumns}});
+		ReleaseParams params;
+		params.limit = limit;
+		spi_run(render_partition(sql, queue_id, partition), release_params(queue_id, partition, target, params));
 		total += static_cast<uint64>(spi_get_int64(0, 1));
 	}
 	return total;
@@ -488,7 +506,7 @@ storage_list_items(ReturnSetInfo *out, int32 queue_id, int partitions, int64 piv
 	list_partitions(out,
 					"SELECT i.id, $3::integer, i.kind, i.reference, i.encoding, i.payload,"
 					"  coalesce(l.attempts, i.attempts), i.created_at, i.expire_deadline, i.source_id,"
-					"  l.id IS NOT NULL, l.lease_deadline, l.client_id "
+					"  l.id IS NOT NULL, l.lease_deadline, l.client_id, i.last_error "
 					"FROM {items} i LEFT JOIN {leases} l ON l.id = i.id "
 					"WHERE i.id >= $1 ORDER BY i.id LIMIT $2",
 					queue_id, partitions, pivot, limit);
@@ -499,7 +517,7 @@ storage_list_scheduled(ReturnSetInfo *out, int32 queue_id, int partitions, int64
 {
 	list_partitions(out,
 					"SELECT id, $3::integer, kind, reference, encoding, payload, attempts, created_at,"
-					"  expire_deadline, source_id, enqueue_at "
+					"  expire_deadline, source_id, enqueue_at, last_error "
 					"FROM {scheduled} WHERE id >= $1 ORDER BY id LIMIT $2",
 					queue_id, partitions, pivot, limit);
 }
@@ -508,7 +526,7 @@ void
 storage_list_dead(ReturnSetInfo *out, int32 queue_id, int64 pivot, int32 limit)
 {
 	spi_run(render_partition("SELECT id, partition, kind, reference, encoding, payload, attempts, created_at,"
-							 "  expire_deadline, source_id, dead_at, reason "
+							 "  expire_deadline, source_id, dead_at, reason, last_error "
 							 "FROM {dead} WHERE id >= $1 ORDER BY id LIMIT $2",
 							 queue_id, 0),
 			{param_int64(pivot), param_int32(limit)}, true);

@@ -66,9 +66,10 @@ uint64 storage_lease(int32 queue_id, int partition, const std::string &client_id
 					 const Interval &lease_timeout, ReturnSetInfo *out);
 /* complete / retry / extend act on the leased ones among `ids` and report which they took. */
 std::vector<int64> storage_complete(int32 queue_id, int partition, const std::vector<int64> &ids);
+/* last_error, when set, is kept with the items (shown by the lists; webhook delivery records failures). */
 RetryOutcome storage_retry(int32 queue_id, int partition, const std::vector<int64> &ids,
 						   std::optional<TimestampTz> retry_at, bool dead, int32 max_attempts,
-						   const DeadLetterTarget &target);
+						   const DeadLetterTarget &target, std::optional<std::string> last_error = std::nullopt);
 /* Background duties: end expired leases, dead-letter expired items; the earliest deadline. */
 RetryOutcome storage_expire_leases(int32 queue_id, int partition, int32 max_attempts, const DeadLetterTarget &target,
 								   int32 limit);
