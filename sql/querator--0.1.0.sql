@@ -247,7 +247,8 @@ CREATE FUNCTION querator.storage_items_list(queue_name text, pivot bigint DEFAUL
 RETURNS TABLE(id bigint, partition integer, kind text, reference text, encoding text,
               payload bytea, attempts integer, created_at timestamptz,
               expire_deadline timestamptz, source_id bigint,
-              leased boolean, lease_deadline timestamptz, client_id text, last_error text)
+              leased boolean, lease_deadline timestamptz, client_id text, last_error text,
+              payload_preview text)
 LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_storage_items_list';
 
@@ -255,7 +256,8 @@ CREATE FUNCTION querator.storage_scheduled_list(queue_name text, pivot bigint DE
                                                 "limit" integer DEFAULT 100)
 RETURNS TABLE(id bigint, partition integer, kind text, reference text, encoding text,
               payload bytea, attempts integer, created_at timestamptz,
-              expire_deadline timestamptz, source_id bigint, enqueue_at timestamptz, last_error text)
+              expire_deadline timestamptz, source_id bigint, enqueue_at timestamptz, last_error text,
+              payload_preview text)
 LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_storage_scheduled_list';
 
@@ -264,7 +266,7 @@ CREATE FUNCTION querator.storage_dead_list(queue_name text, pivot bigint DEFAULT
 RETURNS TABLE(id bigint, partition integer, kind text, reference text, encoding text,
               payload bytea, attempts integer, created_at timestamptz,
               expire_deadline timestamptz, source_id bigint, dead_at timestamptz,
-              reason text, last_error text)
+              reason text, last_error text, payload_preview text)
 LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_storage_dead_list';
 
@@ -299,3 +301,26 @@ LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'querator
 -- Who may create queues is decided with plain GRANT EXECUTE on this function.
 REVOKE EXECUTE ON FUNCTION querator.queues_create(text, interval, interval, integer, text, text, integer,
     text, jsonb, interval, integer, interval, interval) FROM PUBLIC;
+
+CREATE FUNCTION querator.queue_clear(queue_name text, queue boolean DEFAULT true, scheduled boolean DEFAULT false,
+                                     destructive boolean DEFAULT false)
+RETURNS bigint
+LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'querator_queue_clear';
+
+CREATE FUNCTION querator.queue_redrive(queue_name text, ids bigint[] DEFAULT NULL,
+                                       dead_before timestamptz DEFAULT NULL)
+RETURNS bigint
+LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'querator_queue_redrive';
+
+CREATE FUNCTION querator.queue_stats(queue_name text)
+RETURNS TABLE(queue_name text, partition integer, total bigint, total_leased bigint, scheduled bigint,
+              dead bigint, oldest_age interval, average_age interval, average_lease_remaining interval,
+              paused boolean, produced bigint, leased bigint, completed bigint, retried bigint,
+              lease_expired bigint, dead_lettered bigint, expired bigint)
+LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'querator_queue_stats';
+
+-- Every queue the current role may see, one row per partition.
+CREATE VIEW querator.stats AS
+    SELECT s.*
+      FROM querator.queues_list(NULL, 10000) AS q,
+           LATERAL querator.queue_stats(q.queue_name) AS s;

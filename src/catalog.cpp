@@ -75,6 +75,14 @@ catalog_get(const std::string &name, bool lock_for_update, const char *field)
 	return *def;
 }
 
+std::optional<QueueDef>
+catalog_find_by_id(int32 queue_id)
+{
+	if (spi_run(std::string(kSelectColumns) + "WHERE id = $1", {param_int32(queue_id)}, true) == 0)
+		return std::nullopt;
+	return def_from_row(0);
+}
+
 std::vector<QueueDef>
 catalog_all()
 {

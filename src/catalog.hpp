@@ -45,6 +45,9 @@ std::optional<QueueDef> catalog_find(const std::string &name, bool lock_for_upda
 /* Like catalog_find, but a missing queue is an error (42704) naming `field`. */
 QueueDef catalog_get(const std::string &name, bool lock_for_update = false, const char *field = "queue");
 
+/* The queue with internal id `queue_id`. */
+std::optional<QueueDef> catalog_find_by_id(int32 queue_id);
+
 /* Every queue of this database, by name. */
 std::vector<QueueDef> catalog_all();
 

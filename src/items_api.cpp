@@ -160,6 +160,7 @@ lease_from_queue(const QueueDef &queue, const std::string &client_id, int32 batc
 		uint64 promoted = storage_promote_due(queue.id, partition, kPromoteBatch);
 		uint64 leased = storage_lease(queue.id, partition, client_id, batch_size, queue.lease_timeout, out);
 		estimates_add_at_commit(queue.id, partition, static_cast<int64>(promoted) - static_cast<int64>(leased));
+		count_at_commit(queue.id, partition, Counter::leased, static_cast<int64>(leased));
 		if (leased > 0)
 		{
 			wake_worker_at_commit(timestamp_plus(GetCurrentTimestamp(), queue.lease_timeout));
@@ -258,6 +259,7 @@ queue_produce(FunctionCallInfo fcinfo)
 	batch.expire_timeout = queue.expire_timeout;
 	int partition = partitions_for_produce(queue.id, queue.partitions).front();
 	std::vector<int64> ids = storage_produce(queue.id, partition, batch);
+	count_at_commit(queue.id, partition, Counter::produced, static_cast<int64>(ids.size()));
 	if (!batch.enqueue_at)
 		estimates_add_at_commit(queue.id, partition, static_cast<int64>(ids.size()));
 	/* Deadlines this call created: the worker must wake for them. */
@@ -318,7 +320,9 @@ queue_complete(FunctionCallInfo fcinfo)
 	QueueDef queue = catalog_get(name);
 	require_privilege(queue, Privilege::consume);
 	uint64 n = for_leased_ids(queue, ids, "completed", [&](int partition, const std::vector<int64> &part_ids) {
-		return storage_complete(queue.id, partition, part_ids);
+		std::vector<int64> done = storage_complete(queue.id, partition, part_ids);
+		count_at_commit(queue.id, partition, Counter::completed, static_cast<int64>(done.size()));
+		return done;
 	});
 	spi.finish();
 	PG_RETURN_INT32(static_cast<int32>(n));
@@ -352,6 +356,9 @@ queue_retry(FunctionCallInfo fcinfo)
 		RetryOutcome outcome =
 			storage_retry(queue.id, partition, part_ids, retry_at, dead, queue.max_attempts, target);
 		estimates_add_at_commit(queue.id, partition, static_cast<int64>(outcome.requeued));
+		count_at_commit(queue.id, partition, Counter::retried,
+						static_cast<int64>(outcome.requeued + outcome.scheduled));
+		count_at_commit(queue.id, partition, Counter::dead_lettered, static_cast<int64>(outcome.dead));
 		if (target.to_dead_queue)
 			estimates_add_at_commit(target.queue_id, target.partition, static_cast<int64>(outcome.dead));
 		return outcome.taken_ids;

@@ -75,6 +75,9 @@ maintain_partition(RoundResult &result, const QueueDef &queue, int partition, co
 			uint64 expired = storage_expire_items(queue.id, partition, target, batch);
 			uint64 promoted = storage_promote_due(queue.id, partition, batch);
 			estimates_add_at_commit(queue.id, partition, static_cast<int64>(leases.requeued + promoted));
+			count_at_commit(queue.id, partition, Counter::lease_expired, static_cast<int64>(leases.taken_ids.size()));
+			count_at_commit(queue.id, partition, Counter::dead_lettered, static_cast<int64>(leases.dead + expired));
+			count_at_commit(queue.id, partition, Counter::expired, static_cast<int64>(expired));
 			if (target.to_dead_queue)
 				estimates_add_at_commit(target.queue_id, target.partition,
 										static_cast<int64>(leases.dead + expired));

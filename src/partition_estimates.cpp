@@ -26,14 +26,17 @@ struct PartitionEntry
 {
 	PartitionKey key; /* hash key, must be first */
 	pg_atomic_uint64 unleased; /* signed value stored as unsigned */
+	pg_atomic_uint64 counters[kCounterCount];
 };
 
 struct PendingDelta
 {
 	int32 queue_id;
 	int32 partition;
-	int64 delta;
 	SubTransactionId subxact; /* dropped if this subtransaction (or its parent) aborts */
+	int64 ready_added;        /* new ready items: also dealt to waiters */
+	int64 ready_removed;
+	int64 counters[kCounterCount];
 };
 
 HTAB *estimates_table = nullptr;
@@ -70,12 +73,19 @@ apply_pending()
 			LWLockAcquire(estimates_lock, LW_EXCLUSIVE);
 			entry = static_cast<PartitionEntry *>(hash_search(estimates_table, &key, HASH_ENTER_NULL, &found));
 			if (entry != nullptr && !found)
+			{
 				pg_atomic_init_u64(&entry->unleased, 0);
+				for (pg_atomic_uint64 &c : entry->counters)
+					pg_atomic_init_u64(&c, 0);
+			}
 			LWLockRelease(estimates_lock);
 			if (entry == nullptr)
 				continue; /* table full: the estimate simply stays unknown (zero) */
 		}
-		pg_atomic_fetch_add_u64(&entry->unleased, static_cast<uint64>(d.delta));
+		pg_atomic_fetch_add_u64(&entry->unleased, static_cast<uint64>(d.ready_added - d.ready_removed));
+		for (int c = 0; c < kCounterCount; c++)
+			if (d.counters[c] != 0)
+				pg_atomic_fetch_add_u64(&entry->counters[c], static_cast<uint64>(d.counters[c]));
 	}
 }
 
@@ -85,7 +95,7 @@ deal_to_waiters()
 {
 	for (size_t i = 0; i < pending.size(); i++)
 	{
-		if (pending[i].delta <= 0)
+		if (pending[i].ready_added <= 0)
 			continue;
 		int64 ready = 0;
 		bool first = true;
@@ -93,7 +103,7 @@ deal_to_waiters()
 			if (pending[j].queue_id == pending[i].queue_id)
 			{
 				first = first && j >= i;
-				ready += pending[j].delta > 0 ? pending[j].delta : 0;
+				ready += pending[j].ready_added;
 			}
 		if (first)
 			waiters_deal(pending[i].queue_id, ready);
@@ -191,24 +201,65 @@ estimates_read(int32 queue_id, int partitions)
 	/* This transaction's own changes count too, so two produces in one transaction spread. */
 	for (const PendingDelta &d : pending)
 		if (d.queue_id == queue_id && d.partition < partitions)
-			result[d.partition] += d.delta;
+			result[d.partition] += d.ready_added - d.ready_removed;
 	return result;
 }
+
+namespace {
+
+/* The pending entry of (queue, partition) in the current subtransaction: a transaction of many calls stays small. */
+PendingDelta &
+pending_entry(int32 queue_id, int partition)
+{
+	SubTransactionId subxact = GetCurrentSubTransactionId();
+	for (PendingDelta &d : pending)
+		if (d.queue_id == queue_id && d.partition == partition && d.subxact == subxact)
+			return d;
+	PendingDelta d{};
+	d.queue_id = queue_id;
+	d.partition = partition;
+	d.subxact = subxact;
+	pending.push_back(d);
+	return pending.back();
+}
+
+} // namespace
 
 void
 estimates_add_at_commit(int32 queue_id, int partition, int64 delta)
 {
-	if (delta == 0)
-		return;
-	SubTransactionId subxact = GetCurrentSubTransactionId();
-	/* One entry per (queue, partition, subtransaction): a transaction of many calls stays small. */
-	for (PendingDelta &d : pending)
-		if (d.queue_id == queue_id && d.partition == partition && d.subxact == subxact && (d.delta > 0) == (delta > 0))
-		{
-			d.delta += delta;
-			return;
-		}
-	pending.push_back(PendingDelta{queue_id, partition, delta, subxact});
+	if (delta > 0)
+		pending_entry(queue_id, partition).ready_added += delta;
+	else if (delta < 0)
+		pending_entry(queue_id, partition).ready_removed -= delta;
+}
+
+void
+count_at_commit(int32 queue_id, int partition, Counter counter, int64 n)
+{
+	if (n != 0)
+		pending_entry(queue_id, partition).counters[static_cast<int>(counter)] += n;
+}
+
+std::vector<PartitionCounters>
+counters_read(int32 queue_id, int partitions)
+{
+	std::vector<PartitionCounters> result(partitions);
+	if (estimates_table == nullptr)
+		return result;
+	LWLockAcquire(estimates_lock, LW_SHARED);
+	for (int p = 0; p < partitions; p++)
+	{
+		PartitionKey key = make_key(queue_id, p);
+		auto *entry = static_cast<PartitionEntry *>(hash_search(estimates_table, &key, HASH_FIND, nullptr));
+		if (entry == nullptr)
+			continue;
+		result[p].unleased = static_cast<int64>(pg_atomic_read_u64(&entry->unleased));
+		for (int c = 0; c < kCounterCount; c++)
+			result[p].values[c] = static_cast<int64>(pg_atomic_read_u64(&entry->counters[c]));
+	}
+	LWLockRelease(estimates_lock);
+	return result;
 }
 
 void

@@ -1,5 +1,6 @@
 /*
- * Per-partition estimates of unleased (ready) items, kept in shared memory.
+ * Per-partition estimates of unleased (ready) items and event counters,
+ * kept in shared memory.
  *
  * They only steer choices: produce writes to the partition with the fewest,
  * lease tries partitions with the most first. Correctness never depends on
@@ -28,6 +29,31 @@ std::vector<int64> estimates_read(int32 queue_id, int partitions);
  * queue's waiting consumers then (waiters.hpp).
  */
 void estimates_add_at_commit(int32 queue_id, int partition, int64 delta);
+
+/* Events counted per partition since server start (queue_stats). */
+enum class Counter
+{
+	produced,
+	leased,
+	completed,
+	retried,
+	lease_expired,
+	dead_lettered,
+	expired,
+};
+constexpr int kCounterCount = 7;
+
+struct PartitionCounters
+{
+	int64 unleased = 0; /* the estimate */
+	int64 values[kCounterCount] = {};
+};
+
+/* Counts `n` events of a kind, applied when the current transaction commits. */
+void count_at_commit(int32 queue_id, int partition, Counter counter, int64 n);
+
+/* Estimates and counters of partitions [0, partitions) of a queue. */
+std::vector<PartitionCounters> counters_read(int32 queue_id, int partitions);
 
 /* Forgets a queue's partitions from `first_partition` on (after delete or shrink). */
 void estimates_forget(int32 queue_id, int first_partition);

@@ -2,6 +2,7 @@
 #include "storage.hpp"
 #include "error.hpp"
 #include "spi.hpp"
+#include "storage_sql.hpp"
 
 #include <algorithm>
 #include <initializer_list>
@@ -9,76 +10,6 @@
 
 namespace querator {
 
-namespace {
-
-/* ---- names ---- */
-
-std::string
-queue_prefix(int32 queue_id)
-{
-	return "q" + std::to_string(queue_id);
-}
-
-std::string
-partition_table(int32 queue_id, int partition, const char *kind)
-{
-	return data_object_name(queue_prefix(queue_id) + "_p" + std::to_string(partition) + "_" + kind);
-}
-
-std::string
-sequence_literal(int32 queue_id)
-{
-	/* Only digits vary, but quote anyway: the name ends up inside a string literal. */
-	std::string name = data_object_name(queue_prefix(queue_id) + "_seq");
-	const char *n = name.c_str();
-	const char *lit = pg_guard([&] { return static_cast<const char *>(quote_literal_cstr(n)); });
-	return std::string(lit) + "::regclass";
-}
-
-int64
-partition_bits(int partition)
-{
-	return static_cast<int64>(partition) << kPartitionShift;
-}
-
-/* Replaces each {key} in sql with its value. */
-std::string
-render(std::string sql, std::initializer_list<std::pair<const char *, std::string>> names)
-{
-	for (const auto &entry : names)
-	{
-		const std::string key = std::string("{") + entry.first + "}";
-		for (size_t at = sql.find(key); at != std::string::npos; at = sql.find(key, at + entry.second.size()))
-			sql.replace(at, key.size(), entry.second);
-	}
-	return sql;
-}
-
-/* The table names of one partition, ready for render(). */
-std::string
-render_partition(const std::string &sql, int32 queue_id, int partition)
-{
-	return render(sql, {{"items", partition_table(queue_id, partition, "items")},
-						{"leases", partition_table(queue_id, partition, "leases")},
-						{"scheduled", partition_table(queue_id, partition, "scheduled")},
-						{"dead", data_object_name(queue_prefix(queue_id) + "_dead")},
-						{"seq", sequence_literal(queue_id)}});
-}
-
-/* Columns every stored item carries, in table order after id. */
-const char *const kItemColumns =
-	"attempts, created_at, expire_deadline, source_id, source_queue, last_error, kind, reference, encoding, payload";
-
-std::vector<int64>
-collect_int64_column()
-{
-	std::vector<int64> values;
-	for (uint64 i = 0; i < SPI_processed; i++)
-		values.push_back(spi_get_int64(i, 1));
-	return values;
-}
-
-} // namespace
 
 int
 partition_of_id(int64 id)
@@ -506,7 +437,7 @@ storage_list_items(ReturnSetInfo *out, int32 queue_id, int partitions, int64 piv
 	list_partitions(out,
 					"SELECT i.id, $3::integer, i.kind, i.reference, i.encoding, i.payload,"
 					"  coalesce(l.attempts, i.attempts), i.created_at, i.expire_deadline, i.source_id,"
-					"  l.id IS NOT NULL, l.lease_deadline, l.client_id, i.last_error "
+					"  l.id IS NOT NULL, l.lease_deadline, l.client_id, i.last_error, {preview} "
 					"FROM {items} i LEFT JOIN {leases} l ON l.id = i.id "
 					"WHERE i.id >= $1 ORDER BY i.id LIMIT $2",
 					queue_id, partitions, pivot, limit);
@@ -517,7 +448,7 @@ storage_list_scheduled(ReturnSetInfo *out, int32 queue_id, int partitions, int64
 {
 	list_partitions(out,
 					"SELECT id, $3::integer, kind, reference, encoding, payload, attempts, created_at,"
-					"  expire_deadline, source_id, enqueue_at, last_error "
+					"  expire_deadline, source_id, enqueue_at, last_error, {preview} "
 					"FROM {scheduled} WHERE id >= $1 ORDER BY id LIMIT $2",
 					queue_id, partitions, pivot, limit);
 }
@@ -526,7 +457,7 @@ void
 storage_list_dead(ReturnSetInfo *out, int32 queue_id, int64 pivot, int32 limit)
 {
 	spi_run(render_partition("SELECT id, partition, kind, reference, encoding, payload, attempts, created_at,"
-							 "  expire_deadline, source_id, dead_at, reason, last_error "
+							 "  expire_deadline, source_id, dead_at, reason, last_error, {preview} "
 							 "FROM {dead} WHERE id >= $1 ORDER BY id LIMIT $2",
 							 queue_id, 0),
 			{param_int64(pivot), param_int32(limit)}, true);

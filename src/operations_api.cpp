@@ -1,0 +1,154 @@
+/* SQL entry points for operations: queue_clear, queue_redrive, queue_stats. */
+#include "access.hpp"
+#include "arguments.hpp"
+#include "catalog.hpp"
+#include "error.hpp"
+#include "partition_estimates.hpp"
+#include "spi.hpp"
+#include "storage_admin.hpp"
+#include "validation.hpp"
+
+namespace querator {
+
+namespace {
+
+std::string
+queue_name_arg(FunctionCallInfo fcinfo, int n)
+{
+	std::string name = arg_text(fcinfo, n).value_or("");
+	validate_queue_name(name);
+	return name;
+}
+
+Datum
+queue_clear(FunctionCallInfo fcinfo)
+{
+	std::string name = queue_name_arg(fcinfo, 0);
+	bool ready = arg_bool(fcinfo, 1).value_or(true);
+	bool scheduled = arg_bool(fcinfo, 2).value_or(false);
+	bool destructive = arg_bool(fcinfo, 3).value_or(false);
+	SpiConnection spi;
+	QueueDef queue = catalog_get(name);
+	require_privilege(queue, Privilege::admin);
+	uint64 total = 0;
+	for (int p = 0; p < queue.partitions; p++)
+	{
+		ClearCounts c = storage_clear_partition(queue.id, p, ready, scheduled, destructive);
+		estimates_add_at_commit(queue.id, p, -static_cast<int64>(c.ready));
+		total += c.ready + c.leased + c.scheduled;
+	}
+	spi.finish();
+	PG_RETURN_INT64(static_cast<int64>(total));
+}
+
+Datum
+queue_redrive(FunctionCallInfo fcinfo)
+{
+	std::string name = queue_name_arg(fcinfo, 0);
+	std::optional<std::vector<int64>> ids = arg_int64_array(fcinfo, 1, "ids");
+	if (ids)
+		validate_batch_count(static_cast<int64>(ids->size()), "ids");
+	std::optional<TimestampTz> dead_before = arg_timestamptz(fcinfo, 2);
+	SpiConnection spi;
+	QueueDef queue = catalog_get(name);
+	require_privilege(queue, Privilege::admin);
+	uint64 total = 0;
+	/* The queue's own dead letters, back to the partition they died in. */
+	for (int p = 0; p < queue.partitions; p++)
+	{
+		uint64 n = storage_redrive_dead(queue.id, p, queue.partitions, ids, dead_before, queue.expire_timeout);
+		estimates_add_at_commit(queue.id, p, static_cast<int64>(n));
+		total += n;
+	}
+	/* A dead queue: its items go back to the queue each came from. */
+	for (int p = 0; p < queue.partitions; p++)
+		for (int32 source_id : storage_source_queues(queue.id, p))
+		{
+			std::optional<QueueDef> source = catalog_find_by_id(source_id);
+			if (!source)
+				continue; /* that queue was deleted: the items stay here */
+			int target = partitions_for_produce(source->id, source->partitions).front();
+			uint64 n = storage_redrive_to_source(queue.id, p, source->id, target, ids, dead_before,
+												 source->expire_timeout);
+			estimates_add_at_commit(queue.id, p, -static_cast<int64>(n));
+			estimates_add_at_commit(source->id, target, static_cast<int64>(n));
+			total += n;
+		}
+	spi.finish();
+	PG_RETURN_INT64(static_cast<int64>(total));
+}
+
+Datum
+interval_or_null(const std::optional<Interval> &value, bool *is_null)
+{
+	*is_null = !value;
+	if (!value)
+		return (Datum) 0;
+	Interval v = *value;
+	return pg_guard([&] {
+		Interval *copy = static_cast<Interval *>(palloc(sizeof(Interval)));
+		*copy = v;
+		return IntervalPGetDatum(copy);
+	});
+}
+
+Datum
+queue_stats(FunctionCallInfo fcinfo)
+{
+	std::string name = queue_name_arg(fcinfo, 0);
+	ReturnSetInfo *out = begin_set_result(fcinfo);
+	SpiConnection spi;
+	QueueDef queue = catalog_get(name);
+	require_visibility(queue);
+	std::vector<PartitionCounters> counters = counters_read(queue.id, queue.partitions);
+	Datum name_datum = param_text(queue.name).value;
+	for (int p = 0; p < queue.partitions; p++)
+	{
+		PartitionFigures f = storage_partition_figures(queue.id, p, queue.partitions);
+		Datum values[17];
+		bool nulls[17] = {};
+		values[0] = name_datum;
+		values[1] = Int32GetDatum(p);
+		values[2] = Int64GetDatum(f.ready);
+		values[3] = Int64GetDatum(f.leased);
+		values[4] = Int64GetDatum(f.scheduled);
+		values[5] = Int64GetDatum(f.dead);
+		values[6] = interval_or_null(f.oldest_age, &nulls[6]);
+		values[7] = interval_or_null(f.average_age, &nulls[7]);
+		values[8] = interval_or_null(f.average_lease_remaining, &nulls[8]);
+		values[9] = BoolGetDatum(queue.paused);
+		for (int c = 0; c < kCounterCount; c++)
+			values[10 + c] = Int64GetDatum(counters[p].values[c]);
+		pg_guard([&] { tuplestore_putvalues(out->setResult, out->setDesc, values, nulls); });
+	}
+	spi.finish();
+	return (Datum) 0;
+}
+
+} // namespace
+
+} // namespace querator
+
+extern "C" {
+PG_FUNCTION_INFO_V1(querator_queue_clear);
+PG_FUNCTION_INFO_V1(querator_queue_redrive);
+PG_FUNCTION_INFO_V1(querator_queue_stats);
+
+Datum
+querator_queue_clear(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::queue_clear(fcinfo); });
+}
+
+Datum
+querator_queue_redrive(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::queue_redrive(fcinfo); });
+}
+
+Datum
+querator_queue_stats(PG_FUNCTION_ARGS)
+{
+	return querator::sql_entry([&] { return querator::queue_stats(fcinfo); });
+}
+}

@@ -1,0 +1,52 @@
+/*
+ * Storage for operations (queue_clear, queue_redrive, queue_stats): the
+ * other half of the storage module, off the hot path. Requires an open
+ * SpiConnection.
+ */
+#pragma once
+
+#include "pg_prelude.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace querator {
+
+struct ClearCounts
+{
+	uint64 ready = 0;
+	uint64 leased = 0;
+	uint64 scheduled = 0;
+};
+
+/* Deletes unleased items (ready), scheduled items, and with destructive also leased items. */
+ClearCounts storage_clear_partition(int32 queue_id, int partition, bool ready, bool scheduled, bool destructive);
+
+/* Moves the queue's own dead letters back to the tail of `partition` (attempts 0); returns how many. */
+uint64 storage_redrive_dead(int32 queue_id, int partition, int partitions, const std::optional<std::vector<int64>> &ids,
+							std::optional<TimestampTz> dead_before, const std::optional<Interval> &expire_timeout);
+
+/* Items of a dead queue's partition that came from `source_queue`: moved to that queue's tail. */
+uint64 storage_redrive_to_source(int32 dead_queue_id, int dead_partition, int32 source_queue_id,
+								 int source_partition, const std::optional<std::vector<int64>> &ids,
+								 std::optional<TimestampTz> dead_before, const std::optional<Interval> &expire_timeout);
+
+/* Source queues (internal ids) of the items in a dead queue's partition. */
+std::vector<int32> storage_source_queues(int32 dead_queue_id, int partition);
+
+struct PartitionFigures
+{
+	int64 ready = 0;
+	int64 leased = 0;
+	int64 scheduled = 0;
+	int64 dead = 0;
+	std::optional<Interval> oldest_age;
+	std::optional<Interval> average_age;
+	std::optional<Interval> average_lease_remaining;
+};
+
+/* Cheap figures of a partition: no full scan of a large table (see docs/design.md). */
+PartitionFigures storage_partition_figures(int32 queue_id, int partition, int partitions);
+
+} // namespace querator

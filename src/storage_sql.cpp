@@ -1,0 +1,80 @@
+/* Names and SQL text helpers of the storage modules; see storage_sql.hpp. */
+#include "storage_sql.hpp"
+#include "error.hpp"
+#include "spi.hpp"
+#include "storage.hpp"
+
+namespace querator {
+
+std::string
+queue_prefix(int32 queue_id)
+{
+	return "q" + std::to_string(queue_id);
+}
+
+std::string
+partition_table(int32 queue_id, int partition, const char *kind)
+{
+	return data_object_name(queue_prefix(queue_id) + "_p" + std::to_string(partition) + "_" + kind);
+}
+
+std::string
+sequence_literal(int32 queue_id)
+{
+	/* Only digits vary, but quote anyway: the name ends up inside a string literal. */
+	std::string name = data_object_name(queue_prefix(queue_id) + "_seq");
+	const char *n = name.c_str();
+	const char *lit = pg_guard([&] { return static_cast<const char *>(quote_literal_cstr(n)); });
+	return std::string(lit) + "::regclass";
+}
+
+int64
+partition_bits(int partition)
+{
+	return static_cast<int64>(partition) << kPartitionShift;
+}
+
+/* Replaces each {key} in sql with its value. */
+std::string
+render(std::string sql, std::initializer_list<std::pair<const char *, std::string>> names)
+{
+	for (const auto &entry : names)
+	{
+		const std::string key = std::string("{") + entry.first + "}";
+		for (size_t at = sql.find(key); at != std::string::npos; at = sql.find(key, at + entry.second.size()))
+			sql.replace(at, key.size(), entry.second);
+	}
+	return sql;
+}
+
+/* The table names of one partition, ready for render(). */
+/* Text and JSON payloads, readable: the first 200 bytes, non-printable bytes escaped. */
+const char *const kPayloadPreview =
+	"CASE WHEN encoding ~* '^(text/|application/([a-z0-9.+-]*\\+)?(json|xml))' "
+	"THEN encode(substring(payload FROM 1 FOR 200), 'escape') END";
+
+std::string
+render_partition(const std::string &sql, int32 queue_id, int partition)
+{
+	return render(sql, {{"items", partition_table(queue_id, partition, "items")},
+						{"leases", partition_table(queue_id, partition, "leases")},
+						{"scheduled", partition_table(queue_id, partition, "scheduled")},
+						{"dead", data_object_name(queue_prefix(queue_id) + "_dead")},
+						{"seq", sequence_literal(queue_id)},
+						{"preview", kPayloadPreview}});
+}
+
+/* Columns every stored item carries, in table order after id. */
+const char *const kItemColumns =
+	"attempts, created_at, expire_deadline, source_id, source_queue, last_error, kind, reference, encoding, payload";
+
+std::vector<int64>
+collect_int64_column()
+{
+	std::vector<int64> values;
+	for (uint64 i = 0; i < SPI_processed; i++)
+		values.push_back(spi_get_int64(i, 1));
+	return values;
+}
+
+} // namespace querator

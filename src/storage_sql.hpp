@@ -1,0 +1,35 @@
+/*
+ * Shared by the storage modules (storage.cpp: the item path; storage_admin.cpp:
+ * operations): table names built from internal ids only, quoted, and the
+ * {placeholder} rendering of SQL text. Nothing outside the storage modules
+ * includes this.
+ */
+#pragma once
+
+#include "pg_prelude.hpp"
+
+#include <initializer_list>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace querator {
+
+std::string queue_prefix(int32 queue_id);
+std::string partition_table(int32 queue_id, int partition, const char *kind);
+/* 'querator_data.qQ_seq'::regclass */
+std::string sequence_literal(int32 queue_id);
+int64 partition_bits(int partition);
+
+/* Replaces each {key} in sql with its value. */
+std::string render(std::string sql, std::initializer_list<std::pair<const char *, std::string>> names);
+/* Renders {items}, {leases}, {scheduled}, {dead}, {seq} of one partition, and {preview} (payload_preview). */
+std::string render_partition(const std::string &sql, int32 queue_id, int partition);
+
+/* Columns every stored item carries, in table order after id. */
+extern const char *const kItemColumns;
+
+/* Column 1 of every row of the last SPI result. */
+std::vector<int64> collect_int64_column();
+
+} // namespace querator
