@@ -7,7 +7,7 @@ OBJS       = $(patsubst %.cpp,%.o,$(sort $(wildcard src/*.cpp)))
 DATA       = sql/querator--$(EXTVERSION).sql
 
 # pg_regress files, one per area (sql/NAME.sql, expected/NAME.out)
-REGRESS      = setup queues items lease_complete retry lists errors random_ops
+REGRESS      = setup queues items lease_complete retry lists errors random_ops operations security
 REGRESS_OPTS = --dbname=querator_regress
 
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register -fno-strict-aliasing
@@ -17,7 +17,9 @@ endif
 # Rebuild objects when a header they include changes (PGXS does not track C++ headers).
 PG_CXXFLAGS += -MMD -MP
 EXTRA_CLEAN = src/*.d
-SHLIB_LINK  = -lstdc++
+SHLIB_LINK  = -lstdc++ -lcurl
+# The user agent of webhook requests names the version.
+PG_CPPFLAGS += -DQUERATOR_VERSION='"$(EXTVERSION)"'
 # No LLVM bitcode for C++ sources: the JIT inlining gains nothing here.
 override with_llvm = no
 

@@ -21,11 +21,11 @@ def load(workdir):
         for line in f:
             kind, *r = line.rstrip("\n").split("\t")
             if kind == "tput":
-                tput[(r[0], r[1], int(r[2]))].append((float(r[4]), float(r[5]), float(r[6])))
+                tput[(r[0], r[1], int(r[2]))].append((float(r[4]), float(r[5]), float(r[6]), int(r[7]), int(r[8]), r[9] if len(r) > 9 else ""))
             elif kind == "window":
                 windows[(r[0], r[1])].append((float(r[3]), int(r[4])))
             elif kind == "storage":
-                storage[(r[0], r[1])] = [int(x) for x in r[2:6]]
+                storage[(r[0], r[1])] = [int(x) for x in r[2:6]] + [r[6] if len(r) > 6 else ""]
             elif kind == "offered":
                 offered[r[0]] = (float(r[1]), int(r[2]), int(r[3]))
     with open(os.path.join(workdir, "latency.json")) as f:
@@ -62,6 +62,13 @@ def build_rows(tput, windows, storage, offered, latency):
                 "handrolled_ceiling_fraction": ratio(median(h, 1), ceiling[c]),
                 # items a call returned / items it asked for (< 1: short or empty leases)
                 "batch_fill": median(q, 2), "handrolled_batch_fill": median(h, 2),
+                # transactions retried after a deadlock (all repetitions)
+                "deadlock_retries": sum(r[3] for r in q),
+                "handrolled_deadlock_retries": sum(r[3] for r in h),
+                # a run that emptied its prefilled queue: its figure is a lower bound
+                "ran_dry": any(r[4] for r in q), "handrolled_ran_dry": any(r[4] for r in h),
+                # pgbench errors (aborted clients, failures after retries): the figure is suspect
+                "errors": [r[5] for r in q if r[5]], "handrolled_errors": [r[5] for r in h if r[5]],
                 "querator_runs": [r[0] for r in q], "handrolled_runs": [r[0] for r in h],
             })
     for s in ("steady", "held-xmin"):
@@ -78,7 +85,8 @@ def build_rows(tput, windows, storage, offered, latency):
             row[prefix + "last_window_ratio"] = ratio(rates[-1], rates[0]) if rates else None
             row[prefix + "windows_items_per_s"] = rates
             row[prefix + "depth_per_window"] = [x[1] for x in w]
-            b0, d0, b1, d1 = storage.get((s, side), [None] * 4)
+            b0, d0, b1, d1, err = storage.get((s, side), [None] * 4 + [""])
+            row[prefix + "errors"] = [err] if err else []
             row[side + "_bytes_start"], row[side + "_bytes_end"] = b0, b1
             row[side + "_bytes_growth"] = b1 - b0 if b0 is not None else None
             row[side + "_dead_tuples_start"], row[side + "_dead_tuples_end"] = d0, d1
@@ -151,12 +159,16 @@ def markdown(rows, meta):
         if s == "ceiling":
             md.append(f"| ceiling (`SELECT 1` tx/s) | {c} | {fmt(r['items_per_s'])} | | | 1.00 |")
         elif s in THROUGHPUT:
-            md.append(f"| {s} | {c} | {fmt(r['items_per_s'])} | {fmt(r['handrolled_items_per_s'])} "
+            flag = lambda errs: " (!)" if errs else ""
+            md.append(f"| {s} | {c} | {fmt(r['items_per_s'])}{flag(r['errors'])} "
+                      f"| {fmt(r['handrolled_items_per_s'])}{flag(r['handrolled_errors'])} "
                       f"| {fmt(r['ratio_to_handrolled'], 'x')} | {fmt(r['ceiling_fraction'])} / "
                       f"{fmt(r['handrolled_ceiling_fraction'])} |")
         elif s in ("steady", "held-xmin"):
+            flag = lambda errs: " (!)" if errs else ""
             md.append(f"| {s} ({r['producers']} producers at {fmt(r['offered_items_per_s'])}/s) | {c} "
-                      f"| {fmt(r['items_per_s'])} | {fmt(r['handrolled_items_per_s'])} "
+                      f"| {fmt(r['items_per_s'])}{flag(r['errors'])} "
+                      f"| {fmt(r['handrolled_items_per_s'])}{flag(r['handrolled_errors'])} "
                       f"| {fmt(r['ratio_to_handrolled'], 'x')} | |")
         else:
             md.append(f"| {s} | {c} | p50 {fmt(r['p50_ms'])} ms, p99 {fmt(r['p99_ms'])} ms "
@@ -174,6 +186,13 @@ def markdown(rows, meta):
                     f"| {fmt(r[p + 'last_window_ratio'])} | {', '.join(map(str, r[p + 'depth_per_window']))} "
                     f"| {mib(r[side + '_bytes_start'])} -> {mib(r[side + '_bytes_end'])} "
                     f"| {r[side + '_dead_tuples_start']} -> {r[side + '_dead_tuples_end']} |")
+    errors = [(r["scenario"], r["clients"], side, e) for r in rows
+              for side, key in (("querator", "errors"), ("hand-rolled", "handrolled_errors"))
+              for e in r.get(key, [])]
+    if errors:
+        md += ["", "(!) pgbench reported errors in these runs (a client aborted or a transaction "
+               "failed after 10 tries); the figure counts only what was done:", ""]
+        md += [f"- {s}, {c} clients, {side}: `{e}`" for s, c, side, e in errors]
     md += ["", "Targets of shared/bench.md:", "", "| target | measured | |", "|---|---:|---|"]
     md += [f"| {n} | {v} | {ok} |" for n, v, ok in targets(rows)]
     return "\n".join(md) + "\n"

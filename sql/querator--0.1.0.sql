@@ -4,7 +4,7 @@
 -- Refuses CREATE EXTENSION unless the library was preloaded (the worker and
 -- the shared-memory state need shared_preload_libraries).
 CREATE FUNCTION querator._check_preloaded() RETURNS void
-    LANGUAGE c AS 'MODULE_PATHNAME', 'querator_check_preloaded';
+    LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'querator_check_preloaded';
 SELECT querator._check_preloaded();
 
 -- Item tables of every partition live here, named from internal ids only.
@@ -242,6 +242,11 @@ AS $$ SELECT querator.queue_extend(queue_name, ARRAY[id], lease_timeout) $$;
 
 ---------------------------------------------------------------- storage lists (read-only)
 
+-- The first 200 bytes of a text or JSON payload, readable; NULL for other encodings.
+CREATE FUNCTION querator.payload_preview(payload bytea, encoding text) RETURNS text
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'querator_payload_preview';
+
 CREATE FUNCTION querator.storage_items_list(queue_name text, pivot bigint DEFAULT NULL,
                                             "limit" integer DEFAULT 100)
 RETURNS TABLE(id bigint, partition integer, kind text, reference text, encoding text,
@@ -276,12 +281,12 @@ CREATE FUNCTION querator.worker_status()
 RETURNS TABLE(database text, running boolean, pid integer, started_at timestamptz,
               last_run timestamptz, next_wakeup timestamptz, rounds bigint,
               expired_leases bigint, promoted bigint, expired_items bigint, dead_lettered bigint)
-LANGUAGE c VOLATILE
+LANGUAGE c VOLATILE SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'querator_worker_status';
 
 -- Asks the launcher, once this CREATE EXTENSION commits, to start this database's worker.
 CREATE FUNCTION querator._request_worker() RETURNS void
-    LANGUAGE c AS 'MODULE_PATHNAME', 'querator_request_worker';
+    LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'querator_request_worker';
 SELECT querator._request_worker();
 
 ---------------------------------------------------------------- operations and access
@@ -324,3 +329,13 @@ CREATE VIEW querator.stats AS
     SELECT s.*
       FROM querator.queues_list(NULL, 10000) AS q,
            LATERAL querator.queue_stats(q.queue_name) AS s;
+
+-- Any role may call the API; each function checks the caller's privileges on the queue.
+GRANT USAGE ON SCHEMA querator TO PUBLIC;
+GRANT SELECT ON querator.stats TO PUBLIC;
+
+-- Webhook delivery per webhook queue of this database, since server start (queues the caller may see).
+CREATE FUNCTION querator.webhook_status()
+RETURNS TABLE(queue_name text, deliveries bigint, failures bigint, last_status integer, last_error text,
+              last_delivery_at timestamptz, in_flight integer)
+LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'querator_webhook_status';

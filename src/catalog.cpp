@@ -2,6 +2,7 @@
 #include "catalog.hpp"
 #include "error.hpp"
 #include "spi.hpp"
+#include "webhook_state.hpp"
 
 namespace querator {
 
@@ -60,7 +61,8 @@ std::optional<QueueDef>
 catalog_find(const std::string &name, bool lock_for_update)
 {
 	std::string sql = std::string(kSelectColumns) + "WHERE name = $1" + (lock_for_update ? " FOR UPDATE" : "");
-	if (spi_run(sql, {param_text(name)}, !lock_for_update) == 0)
+	/* Not read-only: a fresh snapshot, so a waiting lease sees a pause or resume that committed meanwhile. */
+	if (spi_run(sql, {param_text(name)}, false) == 0)
 		return std::nullopt;
 	return def_from_row(0);
 }
@@ -96,6 +98,8 @@ catalog_all()
 int32
 catalog_insert(const QueueDef &def)
 {
+	/* The worker re-reads its webhook queues after commit: a new one is delivered without delay. */
+	webhook_catalog_changed_at_commit();
 	spi_run("INSERT INTO querator.queues (name, lease_timeout, expire_timeout, max_attempts, dead_queue, "
 			"reference, partitions, paused, owner, webhook_url, webhook_headers, webhook_timeout, "
 			"webhook_concurrency, webhook_backoff, webhook_backoff_max) "
@@ -107,6 +111,8 @@ catalog_insert(const QueueDef &def)
 void
 catalog_update(const QueueDef &def)
 {
+	/* A webhook set or changed, a queue resumed: the worker re-reads its webhook queues after commit. */
+	webhook_catalog_changed_at_commit();
 	std::vector<SqlParam> params = definition_params(def);
 	params.push_back(param_int32(def.id));
 	spi_run("UPDATE querator.queues SET name = $1, lease_timeout = $2, expire_timeout = $3, max_attempts = $4, "

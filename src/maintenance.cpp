@@ -18,42 +18,6 @@ namespace querator {
 
 namespace {
 
-/* Runs f in its own transaction. On an exception the transaction stays open;
- * the worker's error recovery aborts it. */
-template <typename F>
-void
-in_transaction(F &&f)
-{
-	pg_guard([] {
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-	});
-	f();
-	pg_guard([] {
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		pgstat_report_stat(false);
-	});
-}
-
-DeadLetterTarget
-dead_letter_target(const QueueDef &queue, const std::vector<QueueDef> &queues)
-{
-	DeadLetterTarget target;
-	if (queue.dead_queue.empty())
-		return target;
-	for (const QueueDef &q : queues)
-		if (q.name == queue.dead_queue)
-		{
-			target.to_dead_queue = true;
-			target.queue_id = q.id;
-			target.partition = partitions_for_produce(q.id, q.partitions).front();
-			target.expire_timeout = q.expire_timeout;
-		}
-	return target;
-}
-
 void
 note_deadline(RoundResult &result, std::optional<TimestampTz> deadline)
 {
@@ -69,7 +33,7 @@ maintain_partition(RoundResult &result, const QueueDef &queue, int partition, co
 	bool more = true;
 	while (more)
 	{
-		in_transaction([&] {
+		in_worker_transaction([&] {
 			SpiConnection spi;
 			RetryOutcome leases = storage_expire_leases(queue.id, partition, queue.max_attempts, target, batch);
 			uint64 expired = storage_expire_items(queue.id, partition, target, batch);
@@ -98,13 +62,30 @@ maintain_partition(RoundResult &result, const QueueDef &queue, int partition, co
 
 } // namespace
 
+DeadLetterTarget
+dead_letter_target(const QueueDef &queue, const std::vector<QueueDef> &queues)
+{
+	DeadLetterTarget target;
+	if (queue.dead_queue.empty())
+		return target;
+	for (const QueueDef &q : queues)
+		if (q.name == queue.dead_queue)
+		{
+			target.to_dead_queue = true;
+			target.queue_id = q.id;
+			target.partition = partitions_for_produce(q.id, q.partitions).front();
+			target.expire_timeout = q.expire_timeout;
+		}
+	return target;
+}
+
 RoundResult
 maintenance_round()
 {
 	RoundResult result;
 	result.counters.rounds = 1;
 	std::vector<QueueDef> queues;
-	in_transaction([&] {
+	in_worker_transaction([&] {
 		/* DROP EXTENSION: the worker leaves instead of touching anything. */
 		result.extension_present = pg_guard([] { return OidIsValid(get_extension_oid("querator", true)); });
 		if (!result.extension_present)

@@ -5,7 +5,14 @@
  */
 #pragma once
 
+#include "catalog.hpp"
+#include "error.hpp"
+#include "storage.hpp"
 #include "worker_state.hpp"
+
+extern "C" {
+#include "pgstat.h"
+}
 
 #include <optional>
 
@@ -19,6 +26,28 @@ struct RoundResult
 	WorkerCounters counters;
 };
 
+/* Runs f in its own transaction. On an exception the transaction stays open;
+ * the worker's error recovery aborts it. */
+template <typename F>
+void
+in_worker_transaction(F &&f)
+{
+	pg_guard([] {
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+	});
+	f();
+	pg_guard([] {
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_stat(false);
+	});
+}
+
 RoundResult maintenance_round();
+
+/* Where the dead letters of `queue` go, given every queue of the database. */
+DeadLetterTarget dead_letter_target(const QueueDef &queue, const std::vector<QueueDef> &queues);
 
 } // namespace querator

@@ -2,6 +2,7 @@
 #include "partition_estimates.hpp"
 #include "settings.hpp"
 #include "waiters.hpp"
+#include "webhook_state.hpp"
 
 extern "C" {
 #include "common/pg_prng.h"
@@ -37,6 +38,7 @@ struct PendingDelta
 	int64 ready_added;        /* new ready items: also dealt to waiters */
 	int64 ready_removed;
 	int64 counters[kCounterCount];
+	bool wake_all;            /* deal every waiter a full batch (resume) */
 };
 
 HTAB *estimates_table = nullptr;
@@ -95,6 +97,8 @@ deal_to_waiters()
 {
 	for (size_t i = 0; i < pending.size(); i++)
 	{
+		if (pending[i].wake_all)
+			waiters_deal(pending[i].queue_id, INT32_MAX);
 		if (pending[i].ready_added <= 0)
 			continue;
 		int64 ready = 0;
@@ -106,7 +110,10 @@ deal_to_waiters()
 				ready += pending[j].ready_added;
 			}
 		if (first)
+		{
 			waiters_deal(pending[i].queue_id, ready);
+			webhook_note_ready(pending[i].queue_id); /* the worker delivers webhook queues */
+		}
 	}
 }
 
@@ -232,6 +239,12 @@ estimates_add_at_commit(int32 queue_id, int partition, int64 delta)
 		pending_entry(queue_id, partition).ready_added += delta;
 	else if (delta < 0)
 		pending_entry(queue_id, partition).ready_removed -= delta;
+}
+
+void
+wake_waiters_at_commit(int32 queue_id)
+{
+	pending_entry(queue_id, 0).wake_all = true;
 }
 
 void

@@ -49,6 +49,9 @@ struct PartitionCounters
 	int64 values[kCounterCount] = {};
 };
 
+/* At commit, every waiter of the queue gets to try a lease (queue_resume). */
+void wake_waiters_at_commit(int32 queue_id);
+
 /* Counts `n` events of a kind, applied when the current transaction commits. */
 void count_at_commit(int32 queue_id, int partition, Counter counter, int64 n);
 

@@ -4,8 +4,10 @@
  */
 #include "error.hpp"
 #include "partition_estimates.hpp"
+#include "partition_head.hpp"
 #include "settings.hpp"
 #include "waiters.hpp"
+#include "webhook_state.hpp"
 #include "worker_state.hpp"
 
 extern "C" {
@@ -45,8 +47,10 @@ request_shmem()
 	if (previous_shmem_request_hook)
 		previous_shmem_request_hook();
 	querator::estimates_request_shmem();
+	querator::head_request_shmem();
 	querator::worker_state_request_shmem();
 	querator::waiters_request_shmem();
+	querator::webhook_state_request_shmem();
 }
 
 void
@@ -56,8 +60,10 @@ startup_shmem()
 		previous_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	querator::estimates_startup_shmem();
+	querator::head_startup_shmem();
 	querator::worker_state_startup_shmem();
 	querator::waiters_startup_shmem();
+	querator::webhook_state_startup_shmem();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -90,8 +96,10 @@ _PG_init(void)
 	previous_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = startup_shmem;
 	querator::estimates_register_xact_callback();
+	querator::head_register_xact_callback();
 	querator::worker_state_register_xact_callback();
 	querator::waiters_register_xact_callback();
+	querator::webhook_register_xact_callback();
 	register_launcher();
 	previous_object_access_hook = object_access_hook;
 	object_access_hook = on_object_access;

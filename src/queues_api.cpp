@@ -4,6 +4,7 @@
 #include "catalog.hpp"
 #include "error.hpp"
 #include "partition_estimates.hpp"
+#include "partition_head.hpp"
 #include "settings.hpp"
 #include "spi.hpp"
 #include "storage.hpp"
@@ -156,6 +157,7 @@ queues_update(FunctionCallInfo fcinfo)
 						"Drain or clear the items of the removed partitions first.");
 		storage_drop_partitions(def.id, def.partitions, old_partitions);
 		estimates_forget(def.id, def.partitions);
+		head_forget(def.id, def.partitions);
 	}
 	catalog_update(def);
 	spi.finish();
@@ -182,6 +184,7 @@ queues_delete(FunctionCallInfo fcinfo)
 	storage_drop_queue(def.id, def.partitions);
 	catalog_delete(def.id);
 	estimates_forget(def.id, 0);
+	head_forget(def.id, 0);
 	spi.finish();
 	PG_RETURN_VOID();
 }
@@ -220,6 +223,8 @@ set_paused(FunctionCallInfo fcinfo, bool paused)
 	require_privilege(def, Privilege::admin);
 	def.paused = paused;
 	catalog_update(def);
+	if (!paused)
+		wake_waiters_at_commit(def.id);
 	spi.finish();
 	PG_RETURN_VOID();
 }

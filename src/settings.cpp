@@ -12,6 +12,7 @@ int launcher_naptime = 10;
 int worker_idle_interval = 60;
 int worker_batch_size = 1000;
 int wait_recheck_interval = 5;
+int webhook_max_transfers = 256;
 }
 
 void
@@ -46,6 +47,11 @@ define_settings()
 							"How often a waiting lease re-tries on its own, in case a wake-up was missed.",
 							nullptr, &wait_recheck_interval, 5, 1, 900,
 							PGC_USERSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("querator.webhook_max_transfers",
+							"Most webhook transfers a worker runs at once, over all its queues.",
+							"Each queue also has its own limit, webhook_concurrency.",
+							&webhook_max_transfers, 256, 1, 4096,
+							PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
 	MarkGUCPrefixReserved("querator");
 }
 

@@ -19,6 +19,7 @@ extern int launcher_naptime;   /* querator.launcher_naptime, seconds */
 extern int worker_idle_interval; /* querator.worker_idle_interval, seconds */
 extern int worker_batch_size;  /* querator.worker_batch_size */
 extern int wait_recheck_interval; /* querator.wait_recheck_interval, seconds */
+extern int webhook_max_transfers; /* querator.webhook_max_transfers, per worker */
 }
 
 void define_settings();

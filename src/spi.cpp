@@ -290,28 +290,18 @@ spi_copy_result_to(ReturnSetInfo *rsinfo)
 	});
 }
 
-uint64
-spi_copy_rows_to(ReturnSetInfo *rsinfo, int columns, int filter_col)
+void
+spi_copy_row_to(ReturnSetInfo *rsinfo, uint64 row, int columns)
 {
-	return pg_guard([&] {
-		uint64 copied = 0;
+	pg_guard([&] {
 		Datum values[32];
 		bool nulls[32];
-		Assert(columns <= 32);
+		Assert(columns <= 32 && row < SPI_processed);
 		MemoryContext old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			bool filter_null = false;
-			Datum keep = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, filter_col, &filter_null);
-			if (filter_null || !DatumGetBool(keep))
-				continue;
-			for (int c = 0; c < columns; c++)
-				values[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, c + 1, &nulls[c]);
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-			copied++;
-		}
+		for (int c = 0; c < columns; c++)
+			values[c] = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, c + 1, &nulls[c]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		MemoryContextSwitchTo(old);
-		return copied;
 	});
 }
 

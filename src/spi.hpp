@@ -69,8 +69,8 @@ Interval spi_get_interval(uint64 row, int col);
 /* Appends every row of the last result to a materialized SRF result. */
 void spi_copy_result_to(ReturnSetInfo *rsinfo);
 
-/* Appends the first `columns` columns of the rows whose boolean column `filter_col` is true; returns how many. */
-uint64 spi_copy_rows_to(ReturnSetInfo *rsinfo, int columns, int filter_col);
+/* Appends the first `columns` columns of row `row` of the last result to a materialized SRF result. */
+void spi_copy_row_to(ReturnSetInfo *rsinfo, uint64 row, int columns);
 
 /* Quoted, schema-qualified name of an object in querator_data. */
 std::string data_object_name(const std::string &name);

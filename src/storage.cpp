@@ -2,9 +2,11 @@
 #include "storage.hpp"
 #include "error.hpp"
 #include "spi.hpp"
+#include "partition_head.hpp"
 #include "storage_sql.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <initializer_list>
 #include <utility>
 
@@ -27,7 +29,7 @@ storage_create_queue(int32 queue_id, int partitions)
 		"CREATE TABLE {dead} ("
 		"  id bigint PRIMARY KEY, partition integer NOT NULL, attempts integer NOT NULL,"
 		"  created_at timestamptz NOT NULL, expire_deadline timestamptz, source_id bigint, source_queue integer,"
-		"  last_error text, kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL, payload bytea NOT NULL,"
+		"  last_error text, origin_id bigint, kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL, payload bytea NOT NULL,"
 		"  dead_at timestamptz NOT NULL, reason text NOT NULL)",
 		{{"seq_name", data_object_name(queue_prefix(queue_id) + "_seq")},
 		 {"dead", data_object_name(queue_prefix(queue_id) + "_dead")}}));
@@ -41,7 +43,7 @@ storage_create_partitions(int32 queue_id, int from, int to)
 		spi_exec_utility(render_partition(
 			"CREATE TABLE {items} ("
 			"  id bigint PRIMARY KEY, attempts integer NOT NULL, created_at timestamptz NOT NULL,"
-			"  expire_deadline timestamptz, source_id bigint, source_queue integer, last_error text,"
+			"  expire_deadline timestamptz, source_id bigint, source_queue integer, last_error text, origin_id bigint,"
 			"  kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL, payload bytea NOT NULL);"
 			"CREATE TABLE {leases} ("
 			"  id bigint PRIMARY KEY, lease_deadline timestamptz NOT NULL, attempts integer NOT NULL,"
@@ -50,7 +52,7 @@ storage_create_partitions(int32 queue_id, int from, int to)
 			"CREATE TABLE {scheduled} ("
 			"  id bigint PRIMARY KEY, enqueue_at timestamptz NOT NULL, attempts integer NOT NULL,"
 			"  created_at timestamptz NOT NULL, expire_deadline timestamptz, source_id bigint, source_queue integer,"
-			"  last_error text, kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL,"
+			"  last_error text, origin_id bigint, kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL,"
 			"  payload bytea NOT NULL);"
 			"CREATE INDEX ON {scheduled} (enqueue_at, id);"
 			"CREATE INDEX ON {items} (expire_deadline) WHERE expire_deadline IS NOT NULL;"
@@ -122,6 +124,8 @@ storage_produce(int32 queue_id, int partition, const ProduceBatch &batch)
 	};
 	if (batch.enqueue_at)
 		params.push_back(param_timestamptz(&*batch.enqueue_at));
+	if (!batch.enqueue_at)
+		head_register(queue_id, partition); /* new ids may commit after later ones were consumed */
 	spi_run(render_partition(batch.enqueue_at ? scheduled_sql : ready_sql, queue_id, partition), params);
 	return collect_int64_column();
 }
@@ -135,56 +139,102 @@ storage_promote_due(int32 queue_id, int partition, int32 limit)
 		"  DELETE FROM {scheduled} WHERE id = ANY (ARRAY("
 		"    SELECT id FROM {scheduled} WHERE enqueue_at <= clock_timestamp()"
 		"    ORDER BY enqueue_at, id LIMIT $2 FOR UPDATE SKIP LOCKED))"
-		"  RETURNING *) "
+		"  RETURNING *, coalesce(origin_id, id) AS first_id) "
 		"INSERT INTO {items} (id, {columns}) "
-		"SELECT $1 | nextval({seq}), {columns} FROM due ORDER BY enqueue_at, id";
-	return spi_run(render_partition(render(sql, {{"columns", kItemColumns}}), queue_id, partition),
-				   {param_int64(partition_bits(partition)), param_int32(limit)});
+		"SELECT $1 | nextval({seq}), {moved_columns} FROM due ORDER BY enqueue_at, id";
+	const bool registered_here = head_register(queue_id, partition);
+	/* The item keeps the id it was first given (origin_id) under its new one. */
+	std::string moved = kItemColumns;
+	moved.replace(moved.find("origin_id"), std::strlen("origin_id"), "first_id");
+	uint64 promoted = spi_run(render_partition(render(sql, {{"columns", kItemColumns}, {"moved_columns", moved}}),
+											   queue_id, partition),
+							  {param_int64(partition_bits(partition)), param_int32(limit)});
+	if (promoted == 0 && registered_here)
+		head_unregister(queue_id, partition); /* inserted nothing: nothing can appear below the head */
+	return promoted;
 }
 
+/*
+ * Lock the oldest unleased items (a row lock only: the item tuple and its
+ * payload are not rewritten) and record the leases in the narrow lease
+ * table. OFFSET 0 keeps NOT EXISTS a per-row probe of the lease primary
+ * key, so even a generic plan walks the item index in id order and stops
+ * at LIMIT. ON CONFLICT skips an item whose lease another session
+ * committed after our snapshot was taken; such rows come back with
+ * "granted" false, and the claim is repeated (with a fresh snapshot) for
+ * what is still missing. The walk starts at the partition's head
+ * (partition_head.hpp), not at the start of the index. The one claim of
+ * storage_lease (into a SQL result) and storage_lease_items (into C++
+ * structs, for webhook delivery), both through run_claim.
+ */
+const char *const kLeaseClaimSql =
+	"WITH claimed AS ("
+	"  SELECT i.id, i.attempts, i.kind, i.reference, i.encoding, i.payload, i.created_at, i.expire_deadline,"
+	"    coalesce(i.origin_id, i.id) AS origin_id"
+	"  FROM {items} i"
+	"  WHERE i.id >= $5 AND NOT EXISTS (SELECT 1 FROM {leases} l WHERE l.id = i.id OFFSET 0)"
+	"  ORDER BY i.id LIMIT $1 FOR UPDATE OF i SKIP LOCKED"
+	"), leased AS ("
+	"  INSERT INTO {leases} (id, lease_deadline, attempts, client_id)"
+	"  SELECT id, least(clock_timestamp() + $2, expire_deadline), attempts + 1, $3 FROM claimed"
+	"  ON CONFLICT (id) DO NOTHING"
+	"  RETURNING id, lease_deadline, attempts"
+	") "
+	"SELECT c.id, $4::integer AS partition, c.kind, c.reference, c.encoding, c.payload, l.attempts,"
+	"  l.lease_deadline, c.created_at, l.id IS NOT NULL AS granted, c.origin_id "
+	"FROM claimed c LEFT JOIN leased l ON l.id = c.id ORDER BY c.id";
+
+namespace {
+
+/*
+ * Runs the claim until batch_size items are granted or a pass loses no race;
+ * calls on_granted(row) for each granted row of the current SPI result.
+ * Registers as a leaser first, so the head cannot pass items this
+ * transaction locks and might release by rolling back.
+ */
+template <typename OnGranted>
 uint64
-storage_lease(int32 queue_id, int partition, const std::string &client_id, int32 batch_size,
-			  const Interval &lease_timeout, ReturnSetInfo *out)
+run_claim(int32 queue_id, int partition, const std::string &client_id, int32 batch_size,
+		  const Interval &lease_timeout, OnGranted on_granted)
 {
-	/*
-	 * Lock the oldest unleased items (a row lock only: the item tuple and its
-	 * payload are not rewritten) and record the leases in the narrow lease
-	 * table. OFFSET 0 keeps NOT EXISTS a per-row probe of the lease primary
-	 * key, so even a generic plan walks the item index in id order and stops
-	 * at LIMIT. ON CONFLICT skips an item whose lease another session
-	 * committed after our snapshot was taken; such rows come back with
-	 * "granted" false, and the claim is repeated (with a fresh snapshot) for
-	 * what is still missing.
-	 */
-	const char *sql =
-		"WITH claimed AS ("
-		"  SELECT i.id, i.attempts, i.kind, i.reference, i.encoding, i.payload, i.created_at, i.expire_deadline"
-		"  FROM {items} i"
-		"  WHERE NOT EXISTS (SELECT 1 FROM {leases} l WHERE l.id = i.id OFFSET 0)"
-		"  ORDER BY i.id LIMIT $1 FOR UPDATE OF i SKIP LOCKED"
-		"), leased AS ("
-		"  INSERT INTO {leases} (id, lease_deadline, attempts, client_id)"
-		"  SELECT id, least(clock_timestamp() + $2, expire_deadline), attempts + 1, $3 FROM claimed"
-		"  ON CONFLICT (id) DO NOTHING"
-		"  RETURNING id, lease_deadline, attempts"
-		") "
-		"SELECT c.id, $4::integer AS partition, c.kind, c.reference, c.encoding, c.payload, l.attempts,"
-		"  l.lease_deadline, c.created_at, l.id IS NOT NULL AS granted "
-		"FROM claimed c LEFT JOIN leased l ON l.id = c.id ORDER BY c.id";
-	const std::string rendered = render_partition(sql, queue_id, partition);
+	const std::string rendered = render_partition(kLeaseClaimSql, queue_id, partition);
+	const bool registered_here = head_register(queue_id, partition);
+	const int64 head = head_read(queue_id, partition);
 	uint64 total = 0;
 	constexpr int kMaxPasses = 4;
 	for (int pass = 0; pass < kMaxPasses && total < static_cast<uint64>(batch_size); pass++)
 	{
 		uint64 claimed = spi_run(rendered, {param_int32(batch_size - static_cast<int32>(total)),
 											param_interval(&lease_timeout), param_text(client_id),
-											param_int32(partition)});
-		uint64 granted = spi_copy_rows_to(out, 9, 10);
+											param_int32(partition), param_int64(head)});
+		/* Rows come in id order: the first is the first unleased item at or after the head. */
+		if (claimed > 0)
+			head_advance(queue_id, partition, spi_get_int64(0, 1));
+		uint64 granted = 0;
+		for (uint64 row = 0; row < claimed; row++)
+			if (spi_get_bool(row, 10))
+			{
+				on_granted(row);
+				granted++;
+			}
 		total += granted;
 		if (granted == claimed)
 			break; /* no race lost: what is missing is not there */
 	}
+	/* Nothing leased, nothing to bring back on rollback: do not hold the head (a waiting lease sleeps next). */
+	if (total == 0 && registered_here)
+		head_unregister(queue_id, partition);
 	return total;
+}
+
+} // namespace
+
+uint64
+storage_lease(int32 queue_id, int partition, const std::string &client_id, int32 batch_size,
+			  const Interval &lease_timeout, ReturnSetInfo *out)
+{
+	return run_claim(queue_id, partition, client_id, batch_size, lease_timeout,
+					 [&](uint64 row) { spi_copy_row_to(out, row, 9); });
 }
 
 /*
@@ -269,7 +319,8 @@ release_leases(int32 queue_id, int partition, const char *candidates_cte, const 
 		"), taken AS ("
 		"  DELETE FROM {items} i USING released r WHERE i.id = r.id"
 		"  RETURNING i.id, r.attempts, i.created_at, i.expire_deadline, i.source_id, i.source_queue,"
-		"    coalesce($10, i.last_error) AS last_error, i.kind, i.reference, i.encoding, i.payload,"
+		"    coalesce($10, i.last_error) AS last_error, coalesce(i.origin_id, i.id) AS origin_id, i.kind,"
+		"    i.reference, i.encoding, i.payload,"
 		"    CASE WHEN $2 THEN 'retry' WHEN i.expire_deadline <= clock_timestamp() THEN 'expired'"
 		"         WHEN $3 > 0 AND r.attempts >= $3 THEN 'max_attempts' END AS dead_reason"
 		"), requeued AS ("
@@ -282,6 +333,9 @@ release_leases(int32 queue_id, int partition, const char *candidates_cte, const 
 		"  WHERE dead_reason IS NULL AND $5 IS NOT NULL ORDER BY id RETURNING 1"
 		"), buried AS (" + dead_letter_insert(target) + ") "
 		"SELECT id, dead_reason IS NOT NULL FROM taken ORDER BY id";
+	head_register(queue_id, partition);
+	if (target.to_dead_queue)
+		head_register(target.queue_id, target.partition);
 	spi_run(render_partition(sql, queue_id, partition), release_params(queue_id, partition, target, params));
 	RetryOutcome outcome;
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -366,6 +420,10 @@ storage_expire_items(int32 queue_id, int partition, const DeadLetterTarget &targ
 								  {"columns", kItemColumns}});
 		ReleaseParams params;
 		params.limit = limit;
+		/* It deletes unleased items: if it rolled back, they would be leasable again. */
+		head_register(queue_id, partition);
+		if (target.to_dead_queue)
+			head_register(target.queue_id, target.partition);
 		spi_run(render_partition(sql, queue_id, partition), release_params(queue_id, partition, target, params));
 		total += static_cast<uint64>(spi_get_int64(0, 1));
 	}
@@ -462,6 +520,41 @@ storage_list_dead(ReturnSetInfo *out, int32 queue_id, int64 pivot, int32 limit)
 							 queue_id, 0),
 			{param_int64(pivot), param_int32(limit)}, true);
 	spi_copy_result_to(out);
+}
+
+/* ---------------------------------------------------------------- webhook delivery */
+
+std::vector<LeasedItem>
+storage_lease_items(int32 queue_id, int partition, const std::string &client_id, int32 batch_size,
+					const Interval &lease_timeout)
+{
+	std::vector<LeasedItem> items;
+	run_claim(queue_id, partition, client_id, batch_size, lease_timeout, [&](uint64 row) {
+		LeasedItem item;
+		item.id = spi_get_int64(row, 1);
+		item.partition = partition;
+		item.kind = spi_get_text(row, 3);
+		item.reference = spi_get_text(row, 4);
+		item.encoding = spi_get_text(row, 5);
+		bool is_null = false;
+		const char *data = nullptr;
+		size_t size = 0;
+		pg_guard([&] {
+			Datum d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, 6, &is_null);
+			bytea *b = DatumGetByteaPP(d);
+			data = VARDATA_ANY(b);
+			size = VARSIZE_ANY_EXHDR(b);
+		});
+		item.payload.assign(data, size);
+		item.attempts = spi_get_int32(row, 7);
+		Datum deadline = pg_guard([&] {
+			return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, 8, &is_null);
+		});
+		item.lease_deadline = DatumGetTimestampTz(deadline);
+		item.origin_id = spi_get_int64(row, 11);
+		items.push_back(std::move(item));
+	});
+	return items;
 }
 
 } // namespace querator

@@ -87,4 +87,20 @@ void storage_list_items(ReturnSetInfo *out, int32 queue_id, int partitions, int6
 void storage_list_scheduled(ReturnSetInfo *out, int32 queue_id, int partitions, int64 pivot, int32 limit);
 void storage_list_dead(ReturnSetInfo *out, int32 queue_id, int64 pivot, int32 limit);
 
+/* Webhook delivery: the claim of storage_lease, into C++ values (payload copied). */
+struct LeasedItem
+{
+	int64 id = 0;
+	int64 origin_id = 0;       /* the id it was produced with, kept across retries and expiry */
+	int partition = 0;
+	int32 attempts = 0;        /* this lease's attempt, 1 for the first */
+	std::string kind;
+	std::string reference;
+	std::string encoding;
+	std::string payload;
+	TimestampTz lease_deadline = 0;
+};
+std::vector<LeasedItem> storage_lease_items(int32 queue_id, int partition, const std::string &client_id,
+											int32 batch_size, const Interval &lease_timeout);
+
 } // namespace querator

@@ -2,6 +2,7 @@
 #include "storage_admin.hpp"
 #include "error.hpp"
 #include "spi.hpp"
+#include "partition_head.hpp"
 #include "storage_sql.hpp"
 
 namespace querator {
@@ -47,6 +48,7 @@ ClearCounts
 storage_clear_partition(int32 queue_id, int partition, bool ready, bool scheduled, bool destructive)
 {
 	ClearCounts counts;
+	head_register(queue_id, partition); /* deletes unleased items: a rollback brings them back */
 	if (destructive)
 	{
 		/* Item rows first, then lease rows: the lock order of every statement. */
@@ -78,15 +80,16 @@ storage_redrive_dead(int32 queue_id, int partition, int partitions, const std::o
 		"  DELETE FROM {dead} WHERE ($1::bigint[] IS NULL OR id = ANY ($1)) AND ($2::timestamptz IS NULL OR dead_at < $2)"
 		"    AND (CASE WHEN partition < $4 THEN partition ELSE 0 END) = $5"
 		"  RETURNING *) "
-		"INSERT INTO {items} (id, attempts, created_at, expire_deadline, source_id, source_queue, last_error, kind,"
-		"  reference, encoding, payload) "
-		"SELECT $3 | nextval({seq}), 0, created_at, now() + $6, source_id, source_queue, last_error, kind, reference,"
-		"  encoding, payload FROM moved ORDER BY id";
+		"INSERT INTO {items} (id, attempts, created_at, expire_deadline, source_id, source_queue, last_error,"
+		"  origin_id, kind, reference, encoding, payload) "
+		"SELECT $3 | nextval({seq}), 0, created_at, now() + $6, source_id, source_queue, last_error,"
+		"  coalesce(origin_id, id), kind, reference, encoding, payload FROM moved ORDER BY id";
 	std::vector<SqlParam> params = filter_params(ids, dead_before);
 	params.push_back(param_int64(partition_bits(partition)));
 	params.push_back(param_int32(partitions));
 	params.push_back(param_int32(partition));
 	params.push_back(param_interval(expire_timeout ? &*expire_timeout : nullptr));
+	head_register(queue_id, partition);
 	return spi_run(render_partition(sql, queue_id, partition), params);
 }
 
@@ -112,6 +115,8 @@ storage_redrive_to_source(int32 dead_queue_id, int dead_partition, int32 source_
 	params.push_back(param_int64(partition_bits(source_partition)));
 	params.push_back(param_int32(source_queue_id));
 	params.push_back(param_interval(expire_timeout ? &*expire_timeout : nullptr));
+	head_register(source_queue_id, source_partition);
+	head_register(dead_queue_id, dead_partition); /* deletes unleased items there */
 	return spi_run(render_partition(sql, dead_queue_id, dead_partition), params);
 }
 

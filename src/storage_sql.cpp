@@ -48,10 +48,8 @@ render(std::string sql, std::initializer_list<std::pair<const char *, std::strin
 }
 
 /* The table names of one partition, ready for render(). */
-/* Text and JSON payloads, readable: the first 200 bytes, non-printable bytes escaped. */
-const char *const kPayloadPreview =
-	"CASE WHEN encoding ~* '^(text/|application/([a-z0-9.+-]*\\+)?(json|xml))' "
-	"THEN encode(substring(payload FROM 1 FOR 200), 'escape') END";
+/* Text and JSON payloads, readable (src/preview.cpp). */
+const char *const kPayloadPreview = "querator.payload_preview(payload, encoding)";
 
 std::string
 render_partition(const std::string &sql, int32 queue_id, int partition)
@@ -66,7 +64,8 @@ render_partition(const std::string &sql, int32 queue_id, int partition)
 
 /* Columns every stored item carries, in table order after id. */
 const char *const kItemColumns =
-	"attempts, created_at, expire_deadline, source_id, source_queue, last_error, kind, reference, encoding, payload";
+	"attempts, created_at, expire_deadline, source_id, source_queue, last_error, origin_id, kind, reference, encoding, "
+	"payload";
 
 std::vector<int64>
 collect_int64_column()

@@ -1,12 +1,17 @@
 /*
  * The per-database background worker: runs maintenance rounds and sleeps
  * until the earliest deadline, its latch (set after commit by a backend that
- * created an earlier deadline) or querator.worker_idle_interval. Errors are
- * reported, the transaction aborted, and the loop goes on.
+ * created an earlier deadline) or querator.worker_idle_interval. Between
+ * rounds it delivers webhook items (webhook_delivery.hpp); while transfers
+ * are in flight it waits on their sockets in short slices instead of on the
+ * latch (see docs/design.md, "Webhook delivery"). Errors are reported, the
+ * transaction aborted, and the loop goes on.
  */
 #include "error.hpp"
 #include "maintenance.hpp"
 #include "settings.hpp"
+#include "webhook_delivery.hpp"
+#include "webhook_state.hpp"
 #include "worker_state.hpp"
 
 extern "C" {
@@ -26,6 +31,14 @@ namespace {
 Oid served_database = InvalidOid;
 bool announced = false; /* logged "started": the database has the extension */
 querator::RoundResult last_round; /* static storage: the boundary below leaves it trivially */
+std::optional<TimestampTz> webhook_deadline; /* the earliest deadline the last webhook cycle created */
+
+/*
+ * Longest wait on transfer sockets while transfers are in flight; the latch
+ * (a new earlier deadline, SIGTERM, SIGHUP) is checked between slices, so it
+ * is noticed this late at most.
+ */
+constexpr int kTransferSliceMs = 10;
 
 /* Runs one round behind the C++/PostgreSQL boundary: an exception becomes an ERROR. */
 void
@@ -37,9 +50,39 @@ run_round()
 	});
 }
 
+/* One webhook cycle behind the same boundary: record finished transfers, lease, start new ones. */
+void
+run_webhook_cycle()
+{
+	querator::sql_entry([] {
+		webhook_deadline = querator::webhook_cycle();
+		return (Datum) 0;
+	});
+}
+
+void
+run_webhook_wait(int timeout_ms)
+{
+	querator::sql_entry([timeout_ms] {
+		querator::webhook_wait(timeout_ms);
+		return (Datum) 0;
+	});
+}
+
+/* Milliseconds from now until `t`, at least 0. */
+long
+ms_until(TimestampTz t)
+{
+	long secs = 0;
+	int usecs = 0;
+	TimestampDifference(GetCurrentTimestamp(), t, &secs, &usecs);
+	return secs * 1000L + (usecs + 999) / 1000;
+}
+
 void
 on_worker_exit(int, Datum)
 {
+	querator::webhook_worker_detach();
 	querator::worker_detach(served_database, false);
 	if (announced)
 		elog(LOG, "querator worker stopping");
@@ -75,6 +118,7 @@ querator_worker_main(Datum main_arg)
 	pgstat_report_appname("querator worker");
 	if (!querator::worker_attach(served_database))
 		proc_exit(0); /* another worker already serves this database */
+	querator::webhook_worker_attach();
 	before_shmem_exit(on_worker_exit, (Datum) 0);
 
 	sigjmp_buf recover;
@@ -92,37 +136,66 @@ querator_worker_main(Datum main_arg)
 	}
 	PG_exception_stack = &recover;
 
+	/* Static: kept across the error recovery above. */
+	static TimestampTz next_round_at = 0;
+	static bool round_due = true;
 	for (;;)
 	{
-		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		long sleep_ms = 1000L;
+		long wait_ms = 1000L;
 		/* A standby has nothing to do: wait quietly until promoted. */
 		if (!RecoveryInProgress())
 		{
-			pgstat_report_activity(STATE_RUNNING, "querator maintenance round");
-			run_round();
-			pgstat_report_activity(STATE_IDLE, nullptr);
-			if (!last_round.extension_present)
+			if (round_due || GetCurrentTimestamp() >= next_round_at)
 			{
-				/* Not installed here (a probe), or DROP EXTENSION: leave until CREATE EXTENSION asks again. */
-				querator::worker_detach(served_database, true);
-				proc_exit(0);
+				/* Reset before the round: a wake-up that races with it is not lost. */
+				ResetLatch(MyLatch);
+				round_due = false;
+				pgstat_report_activity(STATE_RUNNING, "querator maintenance round");
+				querator::worker_begin_round(served_database);
+				run_round();
+				pgstat_report_activity(STATE_IDLE, nullptr);
+				if (!last_round.extension_present)
+				{
+					/* Not installed here (a probe), or DROP EXTENSION: leave until CREATE EXTENSION asks again. */
+					querator::worker_detach(served_database, true);
+					proc_exit(0);
+				}
+				if (!announced)
+				{
+					announced = true;
+					elog(LOG, "querator worker started");
+				}
+				querator::worker_publish_round(served_database, last_round.next_deadline, last_round.counters);
+				next_round_at = GetCurrentTimestamp() + sleep_after(last_round) * 1000L;
+				querator::webhook_consider_all_queues();
 			}
-			if (!announced)
-			{
-				announced = true;
-				elog(LOG, "querator worker started");
-			}
-			querator::worker_publish_round(served_database, last_round.next_deadline, last_round.counters);
-			sleep_ms = sleep_after(last_round);
+			run_webhook_cycle();
+			if (webhook_deadline && *webhook_deadline < next_round_at)
+				next_round_at = *webhook_deadline;
+			wait_ms = ms_until(next_round_at);
 		}
-		if (sleep_ms > 0)
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, sleep_ms, PG_WAIT_EXTENSION);
+		else
+			ResetLatch(MyLatch); /* on a standby a set latch only shortens the wait */
+		if (querator::webhook_in_flight() > 0)
+		{
+			/* Transfers run: wait on their sockets, then look at the latch without blocking. */
+			run_webhook_wait(static_cast<int>(std::min<long>(wait_ms, kTransferSliceMs)));
+			int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 0L, PG_WAIT_EXTENSION);
+			if (rc & WL_LATCH_SET)
+				round_due = true;
+		}
+		else if (wait_ms > 0 && querator::webhook_prepare_sleep())
+		{
+			int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
+			querator::webhook_awake();
+			if (rc & WL_LATCH_SET)
+				round_due = true;
+		}
 	}
 }

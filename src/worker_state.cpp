@@ -214,6 +214,16 @@ worker_detach(Oid database, bool extension_gone)
 }
 
 void
+worker_begin_round(Oid database)
+{
+	/* Unknown while the round runs: a deadline committed meanwhile (maybe unseen by the round) wakes us again. */
+	LWLockAcquire(state_lock, LW_EXCLUSIVE);
+	if (DatabaseSlot *slot = find_slot(database))
+		slot->next_wakeup = 0;
+	LWLockRelease(state_lock);
+}
+
+void
 worker_publish_round(Oid database, std::optional<TimestampTz> next_wakeup, const WorkerCounters &added)
 {
 	LWLockAcquire(state_lock, LW_EXCLUSIVE);

@@ -48,6 +48,7 @@ std::vector<Oid> launcher_wanted_databases();
 /* Worker of a database. */
 bool worker_attach(Oid database);
 void worker_detach(Oid database, bool extension_gone);
+void worker_begin_round(Oid database);
 void worker_publish_round(Oid database, std::optional<TimestampTz> next_wakeup, const WorkerCounters &added);
 
 /* Backends: at commit, ask the launcher to serve this database (CREATE EXTENSION). */

@@ -1,0 +1,240 @@
+/* Partition heads in shared memory; see partition_head.hpp for why they are safe. */
+#include "partition_head.hpp"
+#include "settings.hpp"
+
+extern "C" {
+#include "storage/spin.h"
+}
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace querator {
+
+namespace {
+
+constexpr int kMaxRegistrations = 32;
+
+struct HeadKey
+{
+	Oid database;
+	int32 queue_id;
+	int32 partition;
+};
+
+struct Registration
+{
+	int pid;      /* 0: free */
+	int64 floor;  /* the head when it registered: its items are all at or above it */
+};
+
+struct HeadEntry
+{
+	HeadKey key; /* hash key, must be first */
+	slock_t mutex;
+	int64 head;
+	int overflow; /* registrations that found no free slot: the head is frozen while > 0 */
+	Registration registrations[kMaxRegistrations];
+};
+
+HTAB *heads = nullptr;
+LWLock *heads_lock = nullptr;
+
+/* This backend's registrations, released when its transaction ends. */
+struct LocalRegistration
+{
+	HeadKey key;
+	bool overflow;
+};
+std::vector<LocalRegistration> local;
+
+HeadKey
+make_key(int32 queue_id, int partition)
+{
+	HeadKey key;
+	memset(&key, 0, sizeof(key));
+	key.database = MyDatabaseId;
+	key.queue_id = queue_id;
+	key.partition = partition;
+	return key;
+}
+
+HeadEntry *
+find_entry(const HeadKey &key, bool create)
+{
+	LWLockAcquire(heads_lock, LW_SHARED);
+	auto *entry = static_cast<HeadEntry *>(hash_search(heads, &key, HASH_FIND, nullptr));
+	LWLockRelease(heads_lock);
+	if (entry != nullptr || !create)
+		return entry;
+	bool found = false;
+	LWLockAcquire(heads_lock, LW_EXCLUSIVE);
+	entry = static_cast<HeadEntry *>(hash_search(heads, &key, HASH_ENTER_NULL, &found));
+	if (entry != nullptr && !found)
+	{
+		SpinLockInit(&entry->mutex);
+		entry->head = 0;
+		entry->overflow = 0;
+		memset(entry->registrations, 0, sizeof(entry->registrations));
+	}
+	LWLockRelease(heads_lock);
+	return entry;
+}
+
+void
+release_one(const LocalRegistration &reg)
+{
+	HeadEntry *entry = find_entry(reg.key, false);
+	if (entry == nullptr)
+		return;
+	SpinLockAcquire(&entry->mutex);
+	if (reg.overflow)
+		entry->overflow--;
+	else
+		for (Registration &r : entry->registrations)
+			if (r.pid == MyProcPid)
+				r.pid = 0;
+	SpinLockRelease(&entry->mutex);
+}
+
+void
+release_all()
+{
+	for (const LocalRegistration &reg : local)
+		release_one(reg);
+	local.clear();
+}
+
+void
+on_xact_event(XactEvent event, void *)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PARALLEL_ABORT)
+		release_all();
+}
+
+Size
+table_bytes()
+{
+	return hash_estimate_size(max_tracked_partitions, sizeof(HeadEntry));
+}
+
+} // namespace
+
+void
+head_request_shmem()
+{
+	RequestAddinShmemSpace(table_bytes());
+	RequestNamedLWLockTranche("querator_heads", 1);
+}
+
+void
+head_startup_shmem()
+{
+	HASHCTL info;
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(HeadKey);
+	info.entrysize = sizeof(HeadEntry);
+	heads_lock = &(GetNamedLWLockTranche("querator_heads"))->lock;
+	heads = ShmemInitHash("querator partition heads", max_tracked_partitions, max_tracked_partitions, &info,
+						  HASH_ELEM | HASH_BLOBS);
+}
+
+void
+head_register_xact_callback()
+{
+	RegisterXactCallback(on_xact_event, nullptr);
+}
+
+int64
+head_read(int32 queue_id, int partition)
+{
+	if (heads == nullptr)
+		return 0;
+	HeadEntry *entry = find_entry(make_key(queue_id, partition), false);
+	if (entry == nullptr)
+		return 0;
+	SpinLockAcquire(&entry->mutex);
+	int64 head = entry->head;
+	SpinLockRelease(&entry->mutex);
+	return head;
+}
+
+bool
+head_register(int32 queue_id, int partition)
+{
+	if (heads == nullptr)
+		return false;
+	HeadKey key = make_key(queue_id, partition);
+	for (const LocalRegistration &reg : local)
+		if (memcmp(&reg.key, &key, sizeof(key)) == 0)
+			return false; /* registered earlier in this transaction, with a lower or equal floor */
+	local.reserve(local.size() + 1); /* allocate before registering: the release list must not fail */
+	HeadEntry *entry = find_entry(key, true);
+	if (entry == nullptr)
+		return false; /* table full: this partition has no entry, so its head stays 0 */
+	bool overflow = true;
+	SpinLockAcquire(&entry->mutex);
+	for (Registration &r : entry->registrations)
+		if (r.pid == 0)
+		{
+			r.pid = MyProcPid;
+			r.floor = entry->head;
+			overflow = false;
+			break;
+		}
+	if (overflow)
+		entry->overflow++;
+	SpinLockRelease(&entry->mutex);
+	local.push_back(LocalRegistration{key, overflow});
+	return true;
+}
+
+void
+head_unregister(int32 queue_id, int partition)
+{
+	HeadKey key = make_key(queue_id, partition);
+	for (auto it = local.begin(); it != local.end(); ++it)
+		if (memcmp(&it->key, &key, sizeof(key)) == 0)
+		{
+			release_one(*it);
+			local.erase(it);
+			return;
+		}
+}
+
+void
+head_advance(int32 queue_id, int partition, int64 first_unleased)
+{
+	if (heads == nullptr)
+		return;
+	HeadEntry *entry = find_entry(make_key(queue_id, partition), false);
+	if (entry == nullptr)
+		return;
+	SpinLockAcquire(&entry->mutex);
+	int64 limit = first_unleased;
+	for (const Registration &r : entry->registrations)
+		if (r.pid != 0 && r.pid != MyProcPid)
+			limit = std::min(limit, r.floor);
+	if (entry->overflow == 0 && limit > entry->head)
+		entry->head = limit;
+	SpinLockRelease(&entry->mutex);
+}
+
+void
+head_forget(int32 queue_id, int first_partition)
+{
+	if (heads == nullptr)
+		return;
+	HASH_SEQ_STATUS status;
+	LWLockAcquire(heads_lock, LW_EXCLUSIVE);
+	hash_seq_init(&status, heads);
+	while (auto *entry = static_cast<HeadEntry *>(hash_seq_search(&status)))
+		if (entry->key.database == MyDatabaseId && entry->key.queue_id == queue_id &&
+			entry->key.partition >= first_partition)
+			hash_search(heads, &entry->key, HASH_REMOVE, nullptr);
+	LWLockRelease(heads_lock);
+}
+
+} // namespace querator

@@ -1,0 +1,49 @@
+/*
+ * The head of each partition, in shared memory: an id below which no item
+ * can be leased, so a lease starts its index walk there instead of at the
+ * start of the index (where consumed items leave dead index entries until
+ * VACUUM, and forever while a long transaction pins the xmin horizon).
+ *
+ * Why it is safe: a lease scan that starts at the head and first meets an
+ * unleased item at id X proves that every item in [head, X) was leased (by a
+ * committed lease) or gone. Such items never become leasable again under the
+ * same id: complete deletes them, retry / expiry / redrive give them new ids
+ * at the tail. Only two things can put a leasable item below X later:
+ *   - a transaction still inserting into the partition (its ids come from
+ *     the sequence and may commit after a later id was consumed), and
+ *   - a lease still in progress that skipped-locked items, and may roll back.
+ * Both register before they act (head_register) with the head they saw; the
+ * head never advances past the lowest registration of another transaction,
+ * and registrations end with their transaction. Every value is therefore
+ * safe forever, and the head only moves forward (max).
+ */
+#pragma once
+
+#include "pg_prelude.hpp"
+
+namespace querator {
+
+void head_request_shmem();
+void head_startup_shmem();
+void head_register_xact_callback();
+
+/* The current head of a partition (0 when unknown: walk from the start). */
+int64 head_read(int32 queue_id, int partition);
+
+/*
+ * Registers the current transaction as inserting into or leasing from the
+ * partition (once per transaction). Returns false if it was registered
+ * already in this transaction.
+ */
+bool head_register(int32 queue_id, int partition);
+
+/* Ends a registration early: a lease that took nothing has nothing a rollback could bring back. */
+void head_unregister(int32 queue_id, int partition);
+
+/* A lease scan from the head met its first unleased item at `first_unleased`: move the head up to it, if safe. */
+void head_advance(int32 queue_id, int partition, int64 first_unleased);
+
+/* Forgets a queue's partitions from `first_partition` on (after delete or shrink). */
+void head_forget(int32 queue_id, int first_partition);
+
+} // namespace querator

@@ -1,0 +1,38 @@
+/*
+ * Webhook delivery, the worker's PostgreSQL side (see docs/design.md,
+ * "Webhook delivery"). In one short transaction it records the results of
+ * finished transfers (complete on 2xx, retry with backoff otherwise) and
+ * leases the next items of webhook queues up to their free concurrency;
+ * after the commit it starts their POSTs (webhook_http.hpp). No transaction
+ * is open and no row lock is held while HTTP runs.
+ *
+ * Called only by the worker, outside a transaction, behind its error
+ * boundary. The transfers in flight live in static storage, so they survive
+ * an error in a cycle (whose results are then lost: the leases expire and
+ * the items are delivered again).
+ */
+#pragma once
+
+#include "pg_prelude.hpp"
+
+#include <optional>
+
+namespace querator {
+
+/*
+ * Moves finished transfers to their results and ready items to new
+ * transfers; returns the earliest deadline it created (a lease's end or a
+ * retry's due time), which the worker must wake for.
+ */
+std::optional<TimestampTz> webhook_cycle();
+
+/* After a maintenance round: look at every webhook queue (items may have become ready unannounced). */
+void webhook_consider_all_queues();
+
+/* Transfers in flight. */
+size_t webhook_in_flight();
+
+/* Waits up to timeout_ms for network activity of the transfers in flight (no PostgreSQL call). */
+void webhook_wait(int timeout_ms);
+
+} // namespace querator

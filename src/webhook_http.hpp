@@ -1,0 +1,85 @@
+/*
+ * The HTTP side of webhook delivery: concurrent POSTs through one libcurl
+ * multi handle, and the retry backoff policy. Pure C++: no PostgreSQL call
+ * and no PostgreSQL header, so nothing here can longjmp; failures are C++
+ * exceptions. The worker (webhook_delivery.cpp) passes plain structs in and
+ * gets plain structs back.
+ */
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace querator::http {
+
+/* Once per process, before the first Client; never in the postmaster (curl may start threads). */
+void global_init();
+
+struct Header
+{
+	std::string name;
+	std::string value;
+};
+
+struct Request
+{
+	uint64_t tag = 0;         /* the caller's key, returned with the response */
+	std::string url;
+	std::vector<Header> headers;
+	std::string body;
+	long timeout_ms = 10000;  /* the whole transfer: connect, send, wait, receive */
+};
+
+struct Response
+{
+	uint64_t tag = 0;
+	long status = 0;          /* HTTP status; 0 when no response arrived */
+	std::string error;        /* empty when delivered: "HTTP 500", or curl's error text */
+	bool delivered() const { return error.empty(); }
+};
+
+/*
+ * Transfers in flight. start() only queues a request; drive() moves every
+ * transfer as far as it can without blocking and returns the finished ones;
+ * wait() blocks until some socket is ready or timeout_ms passed.
+ */
+class Client
+{
+public:
+	explicit Client(std::string user_agent);
+	~Client();
+	Client(const Client &) = delete;
+	Client &operator=(const Client &) = delete;
+
+	void start(Request request);
+	std::vector<Response> drive();
+	void wait(int timeout_ms);
+	size_t in_flight() const { return transfers_.size(); }
+
+private:
+	struct MultiDeleter
+	{
+		void operator()(void *multi) const;
+	};
+	struct Transfer;
+
+	std::unique_ptr<void, MultiDeleter> multi_; /* CURLM; declared first, destroyed last */
+	std::map<void *, std::unique_ptr<Transfer>> transfers_; /* by CURL easy handle */
+	std::string user_agent_;
+};
+
+/*
+ * Delay before retry number `attempt` (1 = after the first failed delivery):
+ * base * 2^(attempt-1), capped at max, then scaled by a random factor in
+ * [0.8, 1.0] so retries of many items spread out. Microseconds.
+ */
+int64_t backoff_delay_us(int64_t base_us, int64_t max_us, int attempt);
+
+/* A header value as it may be sent: control characters (CR, LF, ...) become spaces. */
+std::string header_safe(const std::string &value);
+
+} // namespace querator::http

@@ -1,0 +1,85 @@
+# The loopback HTTP receiver of the webhook tests (test/http_sink.py): start,
+# stop, and the requests it recorded.
+package WebhookSink;
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use IPC::Run;
+use JSON::PP;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep time);
+
+our @EXPORT = qw(free_port start_sink stop_sink sink_requests sink_url);
+
+my $src = $ENV{QUERATOR_SRC} // '.';
+
+# A loopback port nothing listens on right now.
+sub free_port
+{
+	my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', Listen => 1)
+	  or die "no free port: $!";
+	my $port = $s->sockport;
+	close $s;
+	return $port;
+}
+
+# Starts the sink (on $port, or a free one); returns a handle once it listens.
+sub start_sink
+{
+	my (%opt) = @_;
+	my $dir = $opt{dir} // tempdir(DIR => $PostgreSQL::Test::Utils::tmp_check, CLEANUP => 1);
+	my $log = "$dir/requests.jsonl";
+	my $port_file = "$dir/port";
+	unlink $port_file;
+	my $h = IPC::Run::start(
+		[ 'python3', "$src/test/http_sink.py", '--port', $opt{port} // 0, '--log', $log, '--port-file', $port_file ],
+		'<', \undef, '>', "$dir/sink.out", '2>', "$dir/sink.err");
+	my $start = time;
+	while (!-s $port_file)
+	{
+		die "http sink did not start: " . slurp_file("$dir/sink.err") if time - $start > 10;
+		usleep(20_000);
+	}
+	my $port = slurp_file($port_file);
+	return { handle => $h, log => $log, port => $port + 0, dir => $dir };
+}
+
+sub stop_sink
+{
+	my ($sink) = @_;
+	$sink->{handle}->kill_kill;
+	$sink->{handle}->finish;
+}
+
+sub sink_url
+{
+	my ($sink_or_port, $path) = @_;
+	my $port = ref $sink_or_port ? $sink_or_port->{port} : $sink_or_port;
+	return "http://127.0.0.1:$port$path";
+}
+
+# Every request recorded so far: hashes with time, path, headers (names lower-cased), body.
+sub sink_requests
+{
+	my ($sink) = @_;
+	return () unless -e $sink->{log};
+	my @requests;
+	open my $fh, '<', $sink->{log} or die $!;
+	while (my $line = <$fh>)
+	{
+		next unless $line =~ /\n\z/; # a line still being written
+		my $r = decode_json($line);
+		my %h = map { lc($_) => $r->{headers}{$_} } keys %{ $r->{headers} };
+		$r->{headers} = \%h;
+		push @requests, $r;
+	}
+	close $fh;
+	return @requests;
+}
+
+1;

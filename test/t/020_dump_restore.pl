@@ -1,0 +1,171 @@
+# pg_dump of a database with queues, restored into new databases (plain SQL
+# through psql, and the custom format through pg_restore), gives the same
+# queues, items in every state, grants and pause state; the restored queues
+# work (produce, lease, complete, new queues) and the worker serves them.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use QueratorTap;
+
+my $node = querator_node('dump_restore');
+my $src = 'qsrc';
+
+sub sql { my ($db, $q) = @_; return $node->safe_psql($db, $q); }
+
+# Leases until nothing is left (one lease takes from one partition); returns the count.
+sub lease_all
+{
+	my ($db, $queue, $client) = @_;
+	my $total = 0;
+	while ((my $n = sql($db, "SELECT count(*) FROM querator.queue_lease('$queue', '$client', 1000)")) > 0)
+	{
+		$total += $n;
+	}
+	return $total;
+}
+
+$node->safe_psql('postgres', "CREATE DATABASE $src");
+# Roles are cluster-wide: the grants (stored by role name) find them again after the restore.
+$node->safe_psql('postgres', 'CREATE ROLE dump_producer; CREATE ROLE dump_consumer; CREATE ROLE dump_owner');
+sql($src, 'CREATE EXTENSION querator');
+sql($src, 'GRANT USAGE ON SCHEMA querator TO dump_producer, dump_consumer, dump_owner');
+sql($src, q{GRANT EXECUTE ON FUNCTION querator.queues_create(text, interval, interval, integer, text, text, integer,
+    text, jsonb, interval, integer, interval, interval) TO dump_owner});
+
+# A dead queue, a queue with 3 partitions feeding it, a queue with its own
+# dead letters (paused), and a queue created by another role, with grants.
+sql($src, q{
+	SELECT querator.queues_create('jobs_dead', lease_timeout => '1 hour');
+	SELECT querator.queues_create('jobs', lease_timeout => '1 hour', expire_timeout => '1 day', max_attempts => 3,
+	                              dead_queue => 'jobs_dead', reference => 'ref "x"', partitions => 3);
+	SELECT querator.queues_create('own', lease_timeout => '1 hour');
+	SET ROLE dump_owner;
+	SELECT querator.queues_create('a";drop_table_x;--', lease_timeout => '1 hour');
+	SELECT querator.queue_produce('a";drop_table_x;--', 'owned'::text);
+	RESET ROLE;
+	SELECT querator.queue_grant('jobs', 'dump_producer', 'produce');
+	SELECT querator.queue_grant('jobs', 'dump_consumer', 'consume');
+	SELECT querator.queue_grant('own', 'dump_consumer', 'admin');
+});
+# Items in every state: ready, leased, scheduled, in a dead queue, in a dead-letter table.
+sql($src, q{
+	SELECT querator.queue_produce('jobs', ARRAY(SELECT 'j' || g FROM generate_series(1, 30) g), kinds => NULL);
+	SELECT querator.queue_produce('jobs', ARRAY(SELECT 'k' || g FROM generate_series(1, 20) g));
+	SELECT querator.queue_produce('jobs', '{"n": 1}'::jsonb, kind => 'json');
+	SELECT querator.queue_produce('jobs', '\x00ff'::bytea, kind => 'bin');
+	SELECT querator.queue_produce('jobs', ARRAY['s1', 's2']::text[], enqueue_at => now() + interval '1 day');
+	SELECT count(*) FROM querator.queue_lease('jobs', 'before-dump', 5);
+	SELECT querator.queue_retry('jobs', ARRAY(SELECT id FROM querator.queue_lease('jobs', 'killer', 2)), dead => true);
+	SELECT querator.queue_produce('own', ARRAY['o1', 'o2', 'o3', 'o4']::text[]);
+	SELECT querator.queue_retry('own', ARRAY(SELECT id FROM querator.queue_lease('own', 'killer', 2)), dead => true);
+	SELECT count(*) FROM querator.queue_lease('own', 'before-dump', 1);
+	SELECT querator.queue_pause('own');
+});
+
+# Everything a user can see of the queues, in one text: the catalog as listed,
+# the grants, and every item of every list with all its columns.
+my $state_sql = q{
+	SELECT string_agg(line, E'\n' ORDER BY line) FROM (
+		SELECT 'queue ' || concat_ws('|', queue_name, lease_timeout, expire_timeout, max_attempts, dead_queue,
+		                             reference, partitions, paused, owner, created_at, updated_at) AS line
+		  FROM querator.queues_list()
+		UNION ALL
+		SELECT 'grant ' || concat_ws('|', queue_name, role_name, privilege) FROM querator.queue_grants
+		UNION ALL
+		SELECT 'item ' || concat_ws('|', q.queue_name, i.id, i.partition, i.kind, i.reference, i.encoding,
+		                            encode(i.payload, 'hex'), i.attempts, i.created_at, i.expire_deadline,
+		                            i.source_id, i.leased, i.lease_deadline, i.client_id, i.payload_preview)
+		  FROM querator.queues_list() q, querator.storage_items_list(q.queue_name, NULL, 10000) i
+		UNION ALL
+		SELECT 'scheduled ' || concat_ws('|', q.queue_name, s.id, s.partition, encode(s.payload, 'hex'), s.attempts,
+		                                 s.created_at, s.enqueue_at)
+		  FROM querator.queues_list() q, querator.storage_scheduled_list(q.queue_name, NULL, 10000) s
+		UNION ALL
+		SELECT 'dead ' || concat_ws('|', q.queue_name, d.id, d.partition, encode(d.payload, 'hex'), d.attempts,
+		                            d.created_at, d.dead_at, d.reason)
+		  FROM querator.queues_list() q, querator.storage_dead_list(q.queue_name, NULL, 10000) d
+	) lines};
+my $before = sql($src, $state_sql);
+my %count;
+$count{$_}++ for map { (split / /)[0] } split /\n/, $before;
+is_deeply(\%count, { queue => 4, grant => 3, item => 55, scheduled => 2, dead => 2 },
+	'the source holds 4 queues, 3 grants, 55 ready/leased items, 2 scheduled, 2 dead letters');
+is(sql($src, "SELECT count(*) FROM querator.storage_items_list('jobs', NULL, 10000) WHERE leased"), '5',
+	'5 leased items in the source');
+is(sql($src, "SELECT count(*) FROM querator.storage_items_list('jobs_dead')"), '2', '2 items in the dead queue');
+
+# --- plain SQL dump, restored with psql in one transaction
+my $tmp = PostgreSQL::Test::Utils::tempdir;
+$node->command_ok([ 'pg_dump', '--dbname', $src, '--file', "$tmp/dump.sql" ], 'pg_dump (plain) succeeds');
+$node->command_ok([ 'createdb', 'qplain' ], 'createdb qplain');
+$node->command_ok([ 'psql', '-X', '-q', '--single-transaction', '-v', 'ON_ERROR_STOP=1', '--dbname', 'qplain',
+		'--file', "$tmp/dump.sql" ], 'the dump restores with psql');
+is(sql('qplain', $state_sql), $before, 'plain restore: same queues, grants and items (ids, payloads, leases, deadlines)');
+
+# --- custom format, restored with pg_restore
+$node->command_ok([ 'pg_dump', '--format=custom', '--dbname', $src, '--file', "$tmp/dump.custom" ],
+	'pg_dump (custom) succeeds');
+$node->command_ok([ 'createdb', 'qcustom' ], 'createdb qcustom');
+$node->command_ok([ 'pg_restore', '--exit-on-error', '--single-transaction', '--dbname', 'qcustom',
+		"$tmp/dump.custom" ], 'pg_restore succeeds');
+is(sql('qcustom', $state_sql), $before, 'custom restore: same queues, grants and items');
+
+# --- the restored database works
+my $db = 'qplain';
+ok(wait_for_workers($node, $db, 1, 15), 'a worker serves the restored database');
+is(sql($db, "SELECT paused FROM querator.queues_info('own')"), 't', 'the paused queue is still paused');
+is(sql($db, "SELECT count(*) FROM querator.queue_lease('own', 'after', 10)"), '0', '... and leases nothing');
+sql($db, "SELECT querator.queue_resume('own')");
+is(sql($db, "SELECT string_agg(convert_from(payload, 'UTF8'), ' ' ORDER BY id) FROM querator.queue_lease('own', 'after', 10)"),
+	'o4', 'after resume it leases its ready item');
+is(sql($db, "SELECT querator.queue_redrive('own')"), '2', 'its dead letters redrive');
+
+my $max_id = sql($db, "SELECT max(id & ((1::bigint << 48) - 1)) FROM querator.storage_items_list('jobs', NULL, 10000)");
+my $new_id = sql($db, "SELECT querator.queue_produce('jobs', 'new'::text)");
+cmp_ok($new_id & ((1 << 48) - 1), '>', $max_id, 'a new item gets an id after the restored ones (the sequence was restored)');
+is(lease_all($db, 'jobs', 'after'), 46,
+	'lease takes every ready item, none of the 5 still leased');
+is(sql($db, "SELECT querator.queue_complete('jobs', ARRAY(SELECT id FROM querator.storage_items_list('jobs', NULL, 10000) WHERE client_id = 'before-dump'))"),
+	'5', 'the leases taken before the dump can be completed after the restore');
+is(sql($db, "SELECT querator.queue_redrive('jobs_dead')"), '2', 'dead-queue items redrive to their source queue');
+is(sql($db, "SELECT count(*) FROM querator.storage_items_list('jobs', NULL, 10000) WHERE NOT leased"), '2',
+	'... which holds them as ready items');
+
+# grants by role name
+is(sql($db, "SET ROLE dump_producer; SELECT querator.queue_produce('jobs', 'p'::text) > 0"), 't',
+	'the producer grant works after the restore');
+my ($ret, $out, $err) = $node->psql($db, "SET ROLE dump_producer; SELECT * FROM querator.queue_lease('jobs', 'x', 1)");
+like($err, qr/lacks the consume privilege on 'jobs'/, '... and still only produce');
+is(sql($db, "SET ROLE dump_consumer; SELECT count(*) > 0 FROM querator.queue_lease('jobs', 'c', 1)"), 't',
+	'the consumer grant works after the restore');
+is(sql($db, "SET ROLE dump_owner; SELECT string_agg(queue_name, ',') FROM querator.queues_list()"),
+	'a";drop_table_x;--', 'the owner of a queue still owns it (and sees only it)');
+is(sql($db, q{SET ROLE dump_owner; SELECT count(*) FROM querator.queue_lease('a";drop_table_x;--', 'o', 1)}), '1',
+	'... and can lease from it');
+
+# a new queue in the restored database does not collide with the restored tables
+sql($db, "SELECT querator.queues_create('fresh', lease_timeout => '1 hour')");
+is(sql($db, "SELECT querator.queue_produce('fresh', 'f'::text)"), '1', 'a new queue works');
+
+# the worker serves the restored queues: a scheduled item comes due, a short lease expires
+sql($db, "SELECT querator.queues_update('jobs', lease_timeout => '1 second')");
+sql($db, "SELECT querator.queue_produce('jobs', 'soon'::text, enqueue_at => now() + interval '1 second')");
+ok(defined poll_until($node, $db,
+	"SELECT count(*) FROM querator.storage_items_list('jobs', NULL, 10000) WHERE payload_preview = 'soon'",
+	'1', 15), 'the worker promotes a scheduled item of a restored queue');
+sql($db, "SELECT count(*) FROM querator.queue_lease('jobs', 'short', 1)");
+ok(defined poll_until($node, $db,
+	"SELECT count(*) FROM querator.storage_items_list('jobs', NULL, 10000) WHERE client_id = 'short'", '0', 15),
+	'the worker expires a lease on a restored queue');
+
+# the custom-format copy works too
+is(lease_all('qcustom', 'jobs', 'after'), 45,
+	'the pg_restore copy leases the same 45 ready items');
+# and the source was not touched by any of it
+is(sql($src, $state_sql), $before, 'the source database is unchanged');
+
+$node->stop;
+done_testing();
