@@ -249,9 +249,17 @@ const char *const kLockRequestedItems =
 std::vector<int64>
 storage_complete(int32 queue_id, int partition, const std::vector<int64> &ids)
 {
-	const std::string sql = std::string("WITH candidates AS MATERIALIZED (") + kLockRequestedItems + "), "
-		"released AS (DELETE FROM {leases} l USING candidates c WHERE l.id = c.id RETURNING l.id) "
-		"DELETE FROM {items} i USING released r WHERE i.id = r.id RETURNING i.id";
+	/*
+	 * Deleting the item row takes its lock (item first, as everywhere), so
+	 * no separate FOR UPDATE is needed: one WAL record less per item. A
+	 * lease row exists exactly while its item is leased (every statement
+	 * that ends a lease deletes or moves the item in the same statement).
+	 */
+	const char *sql =
+		"WITH taken AS (DELETE FROM {items} i WHERE i.id = ANY ($1)"
+		"  AND EXISTS (SELECT 1 FROM {leases} l WHERE l.id = i.id) RETURNING i.id), "
+		"released AS (DELETE FROM {leases} l USING taken t WHERE l.id = t.id RETURNING l.id) "
+		"SELECT id FROM released";
 	spi_run(render_partition(sql, queue_id, partition), {param_int64_array(ids)});
 	return collect_int64_column();
 }
