@@ -29,8 +29,6 @@ namespace {
 
 /* A retry_at this close to now is a retry now (Querator's rule). */
 constexpr int64 kRetryNowWindowUsec = 100 * 1000;
-/* Scheduled items a lease promotes per partition before it claims. */
-constexpr int32 kPromoteBatch = 1000;
 
 std::string
 queue_name_arg(FunctionCallInfo fcinfo, int n)
@@ -155,11 +153,11 @@ lease_from_queue(const QueueDef &queue, const std::string &client_id, int32 batc
 {
 	if (queue.paused)
 		return 0; /* paused: nothing to lease; waiters keep waiting */
+	/* Due scheduled items are the worker's: it promotes them within milliseconds of enqueue_at. */
 	for (int partition : partitions_for_lease(queue.id, queue.partitions))
 	{
-		uint64 promoted = storage_promote_due(queue.id, partition, kPromoteBatch);
 		uint64 leased = storage_lease(queue.id, partition, client_id, batch_size, queue.lease_timeout, out);
-		estimates_add_at_commit(queue.id, partition, static_cast<int64>(promoted) - static_cast<int64>(leased));
+		estimates_add_at_commit(queue.id, partition, -static_cast<int64>(leased));
 		count_at_commit(queue.id, partition, Counter::leased, static_cast<int64>(leased));
 		if (leased > 0)
 		{
