@@ -1,5 +1,6 @@
 /* The queue catalog; see catalog.hpp. */
 #include "catalog.hpp"
+#include "catalog_cache.hpp"
 #include "error.hpp"
 #include "spi.hpp"
 #include "webhook_state.hpp"
@@ -60,11 +61,18 @@ definition_params(const QueueDef &def)
 std::optional<QueueDef>
 catalog_find(const std::string &name, bool lock_for_update)
 {
+	uint64 version = 0;
+	if (!lock_for_update)
+		if (std::optional<QueueDef> cached = catalog_cache_lookup(name, &version))
+			return cached;
 	std::string sql = std::string(kSelectColumns) + "WHERE name = $1" + (lock_for_update ? " FOR UPDATE" : "");
 	/* Not read-only: a fresh snapshot, so a waiting lease sees a pause or resume that committed meanwhile. */
 	if (spi_run(sql, {param_text(name)}, false) == 0)
 		return std::nullopt;
-	return def_from_row(0);
+	QueueDef def = def_from_row(0);
+	if (!lock_for_update)
+		catalog_cache_store(def, version);
+	return def;
 }
 
 QueueDef
@@ -98,6 +106,7 @@ catalog_all()
 int32
 catalog_insert(const QueueDef &def)
 {
+	catalog_cache_changed();
 	/* The worker re-reads its webhook queues after commit: a new one is delivered without delay. */
 	webhook_catalog_changed_at_commit();
 	spi_run("INSERT INTO querator.queues (name, lease_timeout, expire_timeout, max_attempts, dead_queue, "
@@ -111,6 +120,7 @@ catalog_insert(const QueueDef &def)
 void
 catalog_update(const QueueDef &def)
 {
+	catalog_cache_changed();
 	/* A webhook set or changed, a queue resumed: the worker re-reads its webhook queues after commit. */
 	webhook_catalog_changed_at_commit();
 	std::vector<SqlParam> params = definition_params(def);
@@ -125,6 +135,7 @@ catalog_update(const QueueDef &def)
 void
 catalog_delete(int32 queue_id)
 {
+	catalog_cache_changed();
 	spi_run("DELETE FROM querator.queue_grants WHERE queue_name = (SELECT name FROM querator.queues WHERE id = $1)",
 			{param_int32(queue_id)});
 	spi_run("DELETE FROM querator.queues WHERE id = $1", {param_int32(queue_id)});

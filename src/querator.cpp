@@ -2,6 +2,7 @@
  * Module entry: library load (settings, shared memory, transaction hooks)
  * and the check that makes CREATE EXTENSION require shared_preload_libraries.
  */
+#include "catalog_cache.hpp"
 #include "error.hpp"
 #include "partition_estimates.hpp"
 #include "partition_head.hpp"
@@ -38,7 +39,10 @@ on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_i
 	if (previous_object_access_hook)
 		previous_object_access_hook(access, class_id, object_id, sub_id, arg);
 	if (access == OAT_DROP && class_id == ExtensionRelationId && object_id == get_extension_oid("querator", true))
+	{
 		querator::wake_worker_at_commit(GetCurrentTimestamp());
+		querator::catalog_cache_changed(); /* every cached queue is gone with it */
+	}
 }
 
 void
@@ -47,6 +51,7 @@ request_shmem()
 	if (previous_shmem_request_hook)
 		previous_shmem_request_hook();
 	querator::estimates_request_shmem();
+	querator::catalog_cache_request_shmem();
 	querator::head_request_shmem();
 	querator::worker_state_request_shmem();
 	querator::waiters_request_shmem();
@@ -60,6 +65,7 @@ startup_shmem()
 		previous_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	querator::estimates_startup_shmem();
+	querator::catalog_cache_startup_shmem();
 	querator::head_startup_shmem();
 	querator::worker_state_startup_shmem();
 	querator::waiters_startup_shmem();
@@ -96,6 +102,7 @@ _PG_init(void)
 	previous_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = startup_shmem;
 	querator::estimates_register_xact_callback();
+	querator::catalog_cache_register_xact_callback();
 	querator::head_register_xact_callback();
 	querator::worker_state_register_xact_callback();
 	querator::waiters_register_xact_callback();

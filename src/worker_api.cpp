@@ -1,5 +1,6 @@
 /* SQL entry points about the background worker: worker_status() and the CREATE EXTENSION hook. */
 #include "arguments.hpp"
+#include "catalog_cache.hpp"
 #include "error.hpp"
 #include "worker_state.hpp"
 
@@ -46,6 +47,7 @@ Datum
 request_worker(FunctionCallInfo fcinfo)
 {
 	request_service_at_commit();
+	catalog_cache_changed(); /* a new catalog: no definition cached before it is valid */
 	PG_RETURN_VOID();
 }
 

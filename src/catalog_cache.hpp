@@ -1,0 +1,29 @@
+/*
+ * A backend-local cache of queue definitions, so produce / lease / complete
+ * do not read querator.queues on every call. A version counter in shared
+ * memory is bumped at the commit of every change to the catalog (create,
+ * update, pause, delete; CREATE / DROP EXTENSION); a backend trusts its cache
+ * only while the version it read before filling it is still current, and
+ * never inside a transaction that changed the catalog itself.
+ */
+#pragma once
+
+#include "catalog.hpp"
+
+#include <optional>
+#include <string>
+
+namespace querator {
+
+void catalog_cache_request_shmem();
+void catalog_cache_startup_shmem();
+void catalog_cache_register_xact_callback();
+
+/* The cached definition of `name`, if still valid; otherwise nothing, and *version is what to store with. */
+std::optional<QueueDef> catalog_cache_lookup(const std::string &name, uint64 *version);
+void catalog_cache_store(const QueueDef &def, uint64 version);
+
+/* The current transaction changed the catalog: bypass the cache now, bump the version at commit. */
+void catalog_cache_changed();
+
+} // namespace querator
