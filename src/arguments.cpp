@@ -1,6 +1,7 @@
 /* SQL argument access; see arguments.hpp. */
 #include "arguments.hpp"
 #include "error.hpp"
+#include "validation.hpp"
 
 namespace querator {
 
@@ -11,6 +12,14 @@ arg_text(FunctionCallInfo fcinfo, int n)
 		return std::nullopt;
 	const char *s = pg_guard([&] { return static_cast<const char *>(text_to_cstring(PG_GETARG_TEXT_PP(n))); });
 	return std::string(s);
+}
+
+std::string
+arg_queue_name(FunctionCallInfo fcinfo, int n)
+{
+	std::string name = arg_text(fcinfo, n).value_or("");
+	validate_queue_name(name);
+	return name;
 }
 
 std::optional<int32>
@@ -69,15 +78,6 @@ arg_array(FunctionCallInfo fcinfo, int n)
 	if (PG_ARGISNULL(n))
 		return std::nullopt;
 	return pg_guard([&] { return PointerGetDatum(PG_DETOAST_DATUM(PG_GETARG_DATUM(n))); });
-}
-
-int
-array_length_of(Datum array)
-{
-	return pg_guard([&] {
-		ArrayType *a = DatumGetArrayTypeP(array);
-		return ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
-	});
 }
 
 std::optional<std::vector<int64>>

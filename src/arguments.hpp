@@ -10,6 +10,8 @@
 namespace querator {
 
 std::optional<std::string> arg_text(FunctionCallInfo fcinfo, int n);
+/* A queue name argument, validated (NULL counts as empty: 22023). */
+std::string arg_queue_name(FunctionCallInfo fcinfo, int n);
 std::optional<int32> arg_int32(FunctionCallInfo fcinfo, int n);
 std::optional<int64> arg_int64(FunctionCallInfo fcinfo, int n);
 std::optional<bool> arg_bool(FunctionCallInfo fcinfo, int n);
@@ -21,9 +23,6 @@ std::optional<std::string> arg_jsonb_text(FunctionCallInfo fcinfo, int n);
 std::optional<Datum> arg_array(FunctionCallInfo fcinfo, int n);
 /* Elements of a bigint[] argument; NULL elements are an error naming `field`. */
 std::optional<std::vector<int64>> arg_int64_array(FunctionCallInfo fcinfo, int n, const char *field);
-
-/* Number of elements of a one-dimensional array (0 for empty). */
-int array_length_of(Datum array);
 
 /* Builds a bigint[] in the current memory context. */
 Datum make_int64_array(const std::vector<int64> &values);

@@ -30,14 +30,6 @@ namespace {
 /* A retry_at this close to now is a retry now (Querator's rule). */
 constexpr int64 kRetryNowWindowUsec = 100 * 1000;
 
-std::string
-queue_name_arg(FunctionCallInfo fcinfo, int n)
-{
-	std::string name = arg_text(fcinfo, n).value_or("");
-	validate_queue_name(name);
-	return name;
-}
-
 /* Checks each payload (non-null, within max_payload_size); returns their count. */
 int
 validate_payloads(Datum payloads)
@@ -233,7 +225,7 @@ wait_and_lease(const QueueDef &queue, const std::string &client_id, int32 batch_
 Datum
 queue_produce(FunctionCallInfo fcinfo)
 {
-	std::string name = queue_name_arg(fcinfo, 0);
+	std::string name = arg_queue_name(fcinfo, 0);
 	std::optional<Datum> payloads = arg_array(fcinfo, 1);
 	if (!payloads)
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "items is invalid; cannot be empty");
@@ -272,7 +264,7 @@ queue_produce(FunctionCallInfo fcinfo)
 Datum
 queue_lease(FunctionCallInfo fcinfo)
 {
-	std::string name = queue_name_arg(fcinfo, 0);
+	std::string name = arg_queue_name(fcinfo, 0);
 	std::string client_id = arg_text(fcinfo, 1).value_or("");
 	validate_text_field(client_id, "client id", false);
 	int32 batch_size = arg_int32(fcinfo, 2).value_or(0);
@@ -312,7 +304,7 @@ queue_lease(FunctionCallInfo fcinfo)
 Datum
 queue_complete(FunctionCallInfo fcinfo)
 {
-	std::string name = queue_name_arg(fcinfo, 0);
+	std::string name = arg_queue_name(fcinfo, 0);
 	std::vector<int64> ids = ids_arg(fcinfo, 1);
 	SpiConnection spi;
 	QueueDef queue = catalog_get(name);
@@ -329,7 +321,7 @@ queue_complete(FunctionCallInfo fcinfo)
 Datum
 queue_retry(FunctionCallInfo fcinfo)
 {
-	std::string name = queue_name_arg(fcinfo, 0);
+	std::string name = arg_queue_name(fcinfo, 0);
 	std::vector<int64> ids = ids_arg(fcinfo, 1);
 	std::optional<TimestampTz> retry_at = arg_timestamptz(fcinfo, 2);
 	if (retry_at && *retry_at <= GetCurrentTimestamp() + kRetryNowWindowUsec)
@@ -368,7 +360,7 @@ queue_retry(FunctionCallInfo fcinfo)
 Datum
 queue_extend(FunctionCallInfo fcinfo)
 {
-	std::string name = queue_name_arg(fcinfo, 0);
+	std::string name = arg_queue_name(fcinfo, 0);
 	std::vector<int64> ids = ids_arg(fcinfo, 1);
 	std::optional<Interval> lease_timeout = arg_interval(fcinfo, 2);
 	if (lease_timeout)

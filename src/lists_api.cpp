@@ -21,8 +21,7 @@ enum class ListKind
 Datum
 storage_list(FunctionCallInfo fcinfo, ListKind kind)
 {
-	std::string name = arg_text(fcinfo, 0).value_or("");
-	validate_queue_name(name);
+	std::string name = arg_queue_name(fcinfo, 0);
 	int64 pivot = arg_int64(fcinfo, 1).value_or(0);
 	int32 limit = arg_int32(fcinfo, 2).value_or(100);
 	validate_list_limit(limit);

@@ -12,18 +12,10 @@ namespace querator {
 
 namespace {
 
-std::string
-queue_name_arg(FunctionCallInfo fcinfo, int n)
-{
-	std::string name = arg_text(fcinfo, n).value_or("");
-	validate_queue_name(name);
-	return name;
-}
-
 Datum
 queue_clear(FunctionCallInfo fcinfo)
 {
-	std::string name = queue_name_arg(fcinfo, 0);
+	std::string name = arg_queue_name(fcinfo, 0);
 	bool ready = arg_bool(fcinfo, 1).value_or(true);
 	bool scheduled = arg_bool(fcinfo, 2).value_or(false);
 	bool destructive = arg_bool(fcinfo, 3).value_or(false);
@@ -44,7 +36,7 @@ queue_clear(FunctionCallInfo fcinfo)
 Datum
 queue_redrive(FunctionCallInfo fcinfo)
 {
-	std::string name = queue_name_arg(fcinfo, 0);
+	std::string name = arg_queue_name(fcinfo, 0);
 	std::optional<std::vector<int64>> ids = arg_int64_array(fcinfo, 1, "ids");
 	if (ids)
 		validate_batch_count(static_cast<int64>(ids->size()), "ids");
@@ -78,24 +70,19 @@ queue_redrive(FunctionCallInfo fcinfo)
 	PG_RETURN_INT64(static_cast<int64>(total));
 }
 
+/* An optional interval as a datum (NULL when empty), for a result row. */
 Datum
 interval_or_null(const std::optional<Interval> &value, bool *is_null)
 {
-	*is_null = !value;
-	if (!value)
-		return (Datum) 0;
-	Interval v = *value;
-	return pg_guard([&] {
-		Interval *copy = static_cast<Interval *>(palloc(sizeof(Interval)));
-		*copy = v;
-		return IntervalPGetDatum(copy);
-	});
+	SqlParam p = param_interval(value ? &*value : nullptr);
+	*is_null = p.is_null;
+	return p.value;
 }
 
 Datum
 queue_stats(FunctionCallInfo fcinfo)
 {
-	std::string name = queue_name_arg(fcinfo, 0);
+	std::string name = arg_queue_name(fcinfo, 0);
 	ReturnSetInfo *out = begin_set_result(fcinfo);
 	SpiConnection spi;
 	QueueDef queue = catalog_get(name);

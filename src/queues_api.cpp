@@ -14,14 +14,6 @@ namespace querator {
 
 namespace {
 
-std::string
-queue_name_arg(FunctionCallInfo fcinfo, int n)
-{
-	std::string name = arg_text(fcinfo, n).value_or("");
-	validate_queue_name(name);
-	return name;
-}
-
 /* Checks the option values of a definition, alone and together. */
 void
 validate_definition(const QueueDef &def)
@@ -92,7 +84,7 @@ Datum
 queues_create(FunctionCallInfo fcinfo)
 {
 	QueueDef def;
-	def.name = queue_name_arg(fcinfo, 0);
+	def.name = arg_queue_name(fcinfo, 0);
 	def.lease_timeout = arg_interval(fcinfo, 1).value_or(Interval{USECS_PER_MINUTE, 0, 0});
 	def.expire_timeout = arg_interval(fcinfo, 2);
 	def.max_attempts = arg_int32(fcinfo, 3).value_or(0);
@@ -117,7 +109,7 @@ queues_create(FunctionCallInfo fcinfo)
 Datum
 queues_update(FunctionCallInfo fcinfo)
 {
-	std::string name = queue_name_arg(fcinfo, 0);
+	std::string name = arg_queue_name(fcinfo, 0);
 	SpiConnection spi;
 	QueueDef def = catalog_get(name, true);
 	require_privilege(def, Privilege::admin);
@@ -167,7 +159,7 @@ queues_update(FunctionCallInfo fcinfo)
 Datum
 queues_delete(FunctionCallInfo fcinfo)
 {
-	std::string name = queue_name_arg(fcinfo, 0);
+	std::string name = arg_queue_name(fcinfo, 0);
 	bool force = arg_bool(fcinfo, 1).value_or(false);
 	SpiConnection spi;
 	QueueDef def = catalog_get(name, true);
@@ -205,7 +197,7 @@ queues_list(FunctionCallInfo fcinfo)
 Datum
 queues_info(FunctionCallInfo fcinfo)
 {
-	std::string name = queue_name_arg(fcinfo, 0);
+	std::string name = arg_queue_name(fcinfo, 0);
 	ReturnSetInfo *out = begin_set_result(fcinfo);
 	SpiConnection spi;
 	require_visibility(catalog_get(name));
@@ -217,7 +209,7 @@ queues_info(FunctionCallInfo fcinfo)
 Datum
 set_paused(FunctionCallInfo fcinfo, bool paused)
 {
-	std::string name = queue_name_arg(fcinfo, 0);
+	std::string name = arg_queue_name(fcinfo, 0);
 	SpiConnection spi;
 	QueueDef def = catalog_get(name, true);
 	require_privilege(def, Privilege::admin);
@@ -232,7 +224,7 @@ set_paused(FunctionCallInfo fcinfo, bool paused)
 Datum
 change_grant(FunctionCallInfo fcinfo, bool grant)
 {
-	std::string name = queue_name_arg(fcinfo, 0);
+	std::string name = arg_queue_name(fcinfo, 0);
 	std::string role = arg_text(fcinfo, 1).value_or("");
 	validate_text_field(role, "role", false);
 	Privilege privilege = parse_privilege(arg_text(fcinfo, 2).value_or(""));
