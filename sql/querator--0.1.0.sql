@@ -339,3 +339,7 @@ CREATE FUNCTION querator.webhook_status()
 RETURNS TABLE(queue_name text, deliveries bigint, failures bigint, last_status integer, last_error text,
               last_delivery_at timestamptz, in_flight integer)
 LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'querator_webhook_status';
+
+-- Internal: called by this script only.
+REVOKE EXECUTE ON FUNCTION querator._check_preloaded() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION querator._request_worker() FROM PUBLIC;
