@@ -160,16 +160,6 @@ lease_from_queue(const QueueDef &queue, const std::string &client_id, int32 batc
 	return 0;
 }
 
-/* Milliseconds from now until `t`, at least 0. */
-long
-ms_until(TimestampTz t)
-{
-	long secs = 0;
-	int usecs = 0;
-	TimestampDifference(GetCurrentTimestamp(), t, &secs, &usecs);
-	return secs * 1000L + (usecs + 999) / 1000;
-}
-
 /*
  * Sleeps on the latch until items are dealt to this waiter (see waiters.hpp)
  * or `deadline`, then leases up to what was dealt. Uses no CPU while asleep:

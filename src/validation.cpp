@@ -80,6 +80,15 @@ interval_compare(const Interval &a, const Interval &b)
 	});
 }
 
+long
+ms_until(TimestampTz t)
+{
+	long secs = 0;
+	int usecs = 0;
+	TimestampDifference(GetCurrentTimestamp(), t, &secs, &usecs);
+	return secs * 1000L + (usecs + 999) / 1000;
+}
+
 TimestampTz
 timestamp_plus(TimestampTz t, const Interval &value)
 {

@@ -27,5 +27,7 @@ void validate_webhook(const Webhook &webhook);
 std::string interval_text(const Interval &value);
 int interval_compare(const Interval &a, const Interval &b);
 TimestampTz timestamp_plus(TimestampTz t, const Interval &value);
+/* Milliseconds from now until `t`, at least 0. */
+long ms_until(TimestampTz t);
 
 } // namespace querator

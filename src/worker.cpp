@@ -10,6 +10,7 @@
 #include "error.hpp"
 #include "maintenance.hpp"
 #include "settings.hpp"
+#include "validation.hpp"
 #include "webhook_delivery.hpp"
 #include "webhook_state.hpp"
 #include "worker_state.hpp"
@@ -67,16 +68,6 @@ run_webhook_wait(int timeout_ms)
 		querator::webhook_wait(timeout_ms);
 		return (Datum) 0;
 	});
-}
-
-/* Milliseconds from now until `t`, at least 0. */
-long
-ms_until(TimestampTz t)
-{
-	long secs = 0;
-	int usecs = 0;
-	TimestampDifference(GetCurrentTimestamp(), t, &secs, &usecs);
-	return secs * 1000L + (usecs + 999) / 1000;
 }
 
 void
@@ -178,7 +169,7 @@ querator_worker_main(Datum main_arg)
 			run_webhook_cycle();
 			if (webhook_deadline && *webhook_deadline < next_round_at)
 				next_round_at = *webhook_deadline;
-			wait_ms = ms_until(next_round_at);
+			wait_ms = querator::ms_until(next_round_at);
 		}
 		else
 			ResetLatch(MyLatch); /* on a standby a set latch only shortens the wait */
