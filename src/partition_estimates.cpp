@@ -1,5 +1,6 @@
 /* Shared-memory estimates of unleased items per partition; see the header for why. */
 #include "partition_estimates.hpp"
+#include "partition_key.hpp"
 #include "settings.hpp"
 #include "waiters.hpp"
 #include "webhook_state.hpp"
@@ -15,13 +16,6 @@ extern "C" {
 namespace querator {
 
 namespace {
-
-struct PartitionKey
-{
-	Oid database;
-	int32 queue_id;
-	int32 partition;
-};
 
 struct PartitionEntry
 {
@@ -47,17 +41,6 @@ LWLock *estimates_lock = nullptr;
 /* Deltas of the running transaction; plain storage, applied at commit. */
 std::vector<PendingDelta> pending;
 
-PartitionKey
-make_key(int32 queue_id, int partition)
-{
-	PartitionKey key;
-	memset(&key, 0, sizeof(key));
-	key.database = MyDatabaseId;
-	key.queue_id = queue_id;
-	key.partition = partition;
-	return key;
-}
-
 void
 apply_pending()
 {
@@ -65,7 +48,7 @@ apply_pending()
 		return;
 	for (const PendingDelta &d : pending)
 	{
-		PartitionKey key = make_key(d.queue_id, d.partition);
+		PartitionKey key = make_partition_key(d.queue_id, d.partition);
 		LWLockAcquire(estimates_lock, LW_SHARED);
 		auto *entry = static_cast<PartitionEntry *>(hash_search(estimates_table, &key, HASH_FIND, nullptr));
 		LWLockRelease(estimates_lock);
@@ -199,7 +182,7 @@ estimates_read(int32 queue_id, int partitions)
 	LWLockAcquire(estimates_lock, LW_SHARED);
 	for (int p = 0; p < partitions; p++)
 	{
-		PartitionKey key = make_key(queue_id, p);
+		PartitionKey key = make_partition_key(queue_id, p);
 		auto *entry = static_cast<PartitionEntry *>(hash_search(estimates_table, &key, HASH_FIND, nullptr));
 		if (entry != nullptr)
 			result[p] = static_cast<int64>(pg_atomic_read_u64(&entry->unleased));
@@ -263,7 +246,7 @@ counters_read(int32 queue_id, int partitions)
 	LWLockAcquire(estimates_lock, LW_SHARED);
 	for (int p = 0; p < partitions; p++)
 	{
-		PartitionKey key = make_key(queue_id, p);
+		PartitionKey key = make_partition_key(queue_id, p);
 		auto *entry = static_cast<PartitionEntry *>(hash_search(estimates_table, &key, HASH_FIND, nullptr));
 		if (entry == nullptr)
 			continue;
@@ -278,18 +261,7 @@ counters_read(int32 queue_id, int partitions)
 void
 estimates_forget(int32 queue_id, int first_partition)
 {
-	if (estimates_table == nullptr)
-		return;
-	HASH_SEQ_STATUS status;
-	LWLockAcquire(estimates_lock, LW_EXCLUSIVE);
-	hash_seq_init(&status, estimates_table);
-	while (auto *entry = static_cast<PartitionEntry *>(hash_seq_search(&status)))
-	{
-		if (entry->key.database == MyDatabaseId && entry->key.queue_id == queue_id &&
-			entry->key.partition >= first_partition)
-			hash_search(estimates_table, &entry->key, HASH_REMOVE, nullptr);
-	}
-	LWLockRelease(estimates_lock);
+	forget_partitions(estimates_table, estimates_lock, queue_id, first_partition);
 }
 
 std::vector<int>

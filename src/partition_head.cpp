@@ -1,5 +1,6 @@
 /* Partition heads in shared memory; see partition_head.hpp for why they are safe. */
 #include "partition_head.hpp"
+#include "partition_key.hpp"
 #include "settings.hpp"
 
 extern "C" {
@@ -16,13 +17,6 @@ namespace {
 
 constexpr int kMaxRegistrations = 32;
 
-struct HeadKey
-{
-	Oid database;
-	int32 queue_id;
-	int32 partition;
-};
-
 struct Registration
 {
 	int pid;      /* 0: free */
@@ -31,7 +25,7 @@ struct Registration
 
 struct HeadEntry
 {
-	HeadKey key; /* hash key, must be first */
+	PartitionKey key; /* hash key, must be first */
 	slock_t mutex;
 	int64 head;
 	int overflow; /* registrations that found no free slot: the head is frozen while > 0 */
@@ -44,24 +38,13 @@ LWLock *heads_lock = nullptr;
 /* This backend's registrations, released when its transaction ends. */
 struct LocalRegistration
 {
-	HeadKey key;
+	PartitionKey key;
 	bool overflow;
 };
 std::vector<LocalRegistration> local;
 
-HeadKey
-make_key(int32 queue_id, int partition)
-{
-	HeadKey key;
-	memset(&key, 0, sizeof(key));
-	key.database = MyDatabaseId;
-	key.queue_id = queue_id;
-	key.partition = partition;
-	return key;
-}
-
 HeadEntry *
-find_entry(const HeadKey &key, bool create)
+find_entry(const PartitionKey &key, bool create)
 {
 	LWLockAcquire(heads_lock, LW_SHARED);
 	auto *entry = static_cast<HeadEntry *>(hash_search(heads, &key, HASH_FIND, nullptr));
@@ -134,7 +117,7 @@ head_startup_shmem()
 {
 	HASHCTL info;
 	memset(&info, 0, sizeof(info));
-	info.keysize = sizeof(HeadKey);
+	info.keysize = sizeof(PartitionKey);
 	info.entrysize = sizeof(HeadEntry);
 	heads_lock = &(GetNamedLWLockTranche("querator_heads"))->lock;
 	heads = ShmemInitHash("querator partition heads", max_tracked_partitions, max_tracked_partitions, &info,
@@ -152,7 +135,7 @@ head_read(int32 queue_id, int partition)
 {
 	if (heads == nullptr)
 		return 0;
-	HeadEntry *entry = find_entry(make_key(queue_id, partition), false);
+	HeadEntry *entry = find_entry(make_partition_key(queue_id, partition), false);
 	if (entry == nullptr)
 		return 0;
 	SpinLockAcquire(&entry->mutex);
@@ -166,7 +149,7 @@ head_register(int32 queue_id, int partition)
 {
 	if (heads == nullptr)
 		return false;
-	HeadKey key = make_key(queue_id, partition);
+	PartitionKey key = make_partition_key(queue_id, partition);
 	for (const LocalRegistration &reg : local)
 		if (memcmp(&reg.key, &key, sizeof(key)) == 0)
 			return false; /* registered earlier in this transaction, with a lower or equal floor */
@@ -194,7 +177,7 @@ head_register(int32 queue_id, int partition)
 void
 head_unregister(int32 queue_id, int partition)
 {
-	HeadKey key = make_key(queue_id, partition);
+	PartitionKey key = make_partition_key(queue_id, partition);
 	for (auto it = local.begin(); it != local.end(); ++it)
 		if (memcmp(&it->key, &key, sizeof(key)) == 0)
 		{
@@ -209,7 +192,7 @@ head_advance(int32 queue_id, int partition, int64 first_unleased)
 {
 	if (heads == nullptr)
 		return;
-	HeadEntry *entry = find_entry(make_key(queue_id, partition), false);
+	HeadEntry *entry = find_entry(make_partition_key(queue_id, partition), false);
 	if (entry == nullptr)
 		return;
 	SpinLockAcquire(&entry->mutex);
@@ -225,16 +208,7 @@ head_advance(int32 queue_id, int partition, int64 first_unleased)
 void
 head_forget(int32 queue_id, int first_partition)
 {
-	if (heads == nullptr)
-		return;
-	HASH_SEQ_STATUS status;
-	LWLockAcquire(heads_lock, LW_EXCLUSIVE);
-	hash_seq_init(&status, heads);
-	while (auto *entry = static_cast<HeadEntry *>(hash_seq_search(&status)))
-		if (entry->key.database == MyDatabaseId && entry->key.queue_id == queue_id &&
-			entry->key.partition >= first_partition)
-			hash_search(heads, &entry->key, HASH_REMOVE, nullptr);
-	LWLockRelease(heads_lock);
+	forget_partitions(heads, heads_lock, queue_id, first_partition);
 }
 
 } // namespace querator
