@@ -16,6 +16,7 @@ namespace querator {
 namespace {
 
 constexpr int kMaxRegistrations = 32;
+constexpr uint64 kEndedRing = 64;
 
 struct Registration
 {
@@ -30,6 +31,13 @@ struct HeadEntry
 	int64 head;
 	int overflow; /* registrations that found no free slot: the head is frozen while > 0 */
 	Registration registrations[kMaxRegistrations];
+	/*
+	 * The floors of the registrations that ended last: the n-th ended
+	 * registration is at [n % kEndedRing]. A lease scan must also respect
+	 * the registrations that ended while it ran (head_advance).
+	 */
+	uint64 ended_count;
+	int64 ended_floors[kEndedRing];
 };
 
 HTAB *heads = nullptr;
@@ -40,6 +48,7 @@ struct LocalRegistration
 {
 	PartitionKey key;
 	bool overflow;
+	int64 floor;
 };
 std::vector<LocalRegistration> local;
 
@@ -60,6 +69,7 @@ find_entry(const PartitionKey &key, bool create)
 		entry->head = 0;
 		entry->overflow = 0;
 		memset(entry->registrations, 0, sizeof(entry->registrations));
+		entry->ended_count = 0;
 	}
 	LWLockRelease(heads_lock);
 	return entry;
@@ -78,6 +88,8 @@ release_one(const LocalRegistration &reg)
 		for (Registration &r : entry->registrations)
 			if (r.pid == MyProcPid)
 				r.pid = 0;
+	entry->ended_floors[entry->ended_count % kEndedRing] = reg.floor;
+	entry->ended_count++;
 	SpinLockRelease(&entry->mutex);
 }
 
@@ -130,18 +142,21 @@ head_register_xact_callback()
 	RegisterXactCallback(on_xact_event, nullptr);
 }
 
-int64
+HeadView
 head_read(int32 queue_id, int partition)
 {
+	HeadView view;
 	if (heads == nullptr)
-		return 0;
+		return view;
 	HeadEntry *entry = find_entry(make_partition_key(queue_id, partition), false);
 	if (entry == nullptr)
-		return 0;
+		return view;
 	SpinLockAcquire(&entry->mutex);
-	int64 head = entry->head;
+	view.head = entry->head;
+	view.ended_seen = entry->ended_count;
+	view.tracked = true;
 	SpinLockRelease(&entry->mutex);
-	return head;
+	return view;
 }
 
 bool
@@ -159,18 +174,19 @@ head_register(int32 queue_id, int partition)
 		return false; /* table full: this partition has no entry, so its head stays 0 */
 	bool overflow = true;
 	SpinLockAcquire(&entry->mutex);
+	const int64 floor = entry->head;
 	for (Registration &r : entry->registrations)
 		if (r.pid == 0)
 		{
 			r.pid = MyProcPid;
-			r.floor = entry->head;
+			r.floor = floor;
 			overflow = false;
 			break;
 		}
 	if (overflow)
 		entry->overflow++;
 	SpinLockRelease(&entry->mutex);
-	local.push_back(LocalRegistration{key, overflow});
+	local.push_back(LocalRegistration{key, overflow, floor});
 	return true;
 }
 
@@ -188,9 +204,9 @@ head_unregister(int32 queue_id, int partition)
 }
 
 void
-head_advance(int32 queue_id, int partition, int64 first_unleased)
+head_advance(int32 queue_id, int partition, const HeadView &before_scan, int64 first_unleased)
 {
-	if (heads == nullptr)
+	if (heads == nullptr || !before_scan.tracked)
 		return;
 	HeadEntry *entry = find_entry(make_partition_key(queue_id, partition), false);
 	if (entry == nullptr)
@@ -200,6 +216,17 @@ head_advance(int32 queue_id, int partition, int64 first_unleased)
 	for (const Registration &r : entry->registrations)
 		if (r.pid != 0 && r.pid != MyProcPid)
 			limit = std::min(limit, r.floor);
+	/*
+	 * A registration that ended after the scan's snapshot (so after
+	 * before_scan was read) may have committed items the scan did not see,
+	 * or released locks of items it skipped: its floor bounds the head
+	 * like a live one. If more ended than the ring remembers, stay put.
+	 */
+	const uint64 ended_since = entry->ended_count - before_scan.ended_seen;
+	if (ended_since > kEndedRing)
+		limit = entry->head;
+	for (uint64 n = before_scan.ended_seen; n < entry->ended_count && ended_since <= kEndedRing; n++)
+		limit = std::min(limit, entry->ended_floors[n % kEndedRing]);
 	if (entry->overflow == 0 && limit > entry->head)
 		entry->head = limit;
 	SpinLockRelease(&entry->mutex);

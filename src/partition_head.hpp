@@ -14,8 +14,10 @@
  *   - a lease still in progress that skipped-locked items, and may roll back.
  * Both register before they act (head_register) with the head they saw; the
  * head never advances past the lowest registration of another transaction,
- * and registrations end with their transaction. Every value is therefore
- * safe forever, and the head only moves forward (max).
+ * nor past that of one which ended after the scan took its snapshot (its
+ * items or released locks may be invisible to that snapshot), and
+ * registrations end with their transaction. Every value is therefore safe
+ * forever, and the head only moves forward (max).
  */
 #pragma once
 
@@ -27,8 +29,16 @@ void head_request_shmem();
 void head_startup_shmem();
 void head_register_xact_callback();
 
-/* The current head of a partition (0 when unknown: walk from the start). */
-int64 head_read(int32 queue_id, int partition);
+/* What a lease scan needs to know before it takes its snapshot. */
+struct HeadView
+{
+	int64 head = 0;        /* start the walk here (0 when unknown: from the start) */
+	uint64 ended_seen = 0; /* registrations ended so far */
+	bool tracked = false;  /* the partition has an entry */
+};
+
+/* Read right before the scan's statement (so before its snapshot). */
+HeadView head_read(int32 queue_id, int partition);
 
 /*
  * Registers the current transaction as inserting into or leasing from the
@@ -40,8 +50,11 @@ bool head_register(int32 queue_id, int partition);
 /* Ends a registration early: a lease that took nothing has nothing a rollback could bring back. */
 void head_unregister(int32 queue_id, int partition);
 
-/* A lease scan from the head met its first unleased item at `first_unleased`: move the head up to it, if safe. */
-void head_advance(int32 queue_id, int partition, int64 first_unleased);
+/*
+ * A lease scan from before_scan.head met its first unleased item at
+ * `first_unleased`: move the head up to it, as far as is safe.
+ */
+void head_advance(int32 queue_id, int partition, const HeadView &before_scan, int64 first_unleased);
 
 /* Forgets a queue's partitions from `first_partition` on (after delete or shrink). */
 void head_forget(int32 queue_id, int first_partition);

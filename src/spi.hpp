@@ -47,6 +47,7 @@ public:
 private:
 	Oid saved_user_;
 	int saved_context_;
+	int saved_guc_level_; /* planner settings of querator's own statements, undone by finish() */
 };
 
 /* The role that called querator's function (before the switch to the owner). */

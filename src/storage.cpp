@@ -199,17 +199,17 @@ run_claim(int32 queue_id, int partition, const std::string &client_id, int32 bat
 {
 	const std::string rendered = render_partition(kLeaseClaimSql, queue_id, partition);
 	const bool registered_here = head_register(queue_id, partition);
-	const int64 head = head_read(queue_id, partition);
 	uint64 total = 0;
 	constexpr int kMaxPasses = 4;
 	for (int pass = 0; pass < kMaxPasses && total < static_cast<uint64>(batch_size); pass++)
 	{
+		const HeadView head = head_read(queue_id, partition);
 		uint64 claimed = spi_run(rendered, {param_int32(batch_size - static_cast<int32>(total)),
 											param_interval(&lease_timeout), param_text(client_id),
-											param_int32(partition), param_int64(head)});
+											param_int32(partition), param_int64(head.head)});
 		/* Rows come in id order: the first is the first unleased item at or after the head. */
 		if (claimed > 0)
-			head_advance(queue_id, partition, spi_get_int64(0, 1));
+			head_advance(queue_id, partition, head, spi_get_int64(0, 1));
 		uint64 granted = 0;
 		for (uint64 row = 0; row < claimed; row++)
 			if (spi_get_bool(row, 10))
@@ -257,8 +257,8 @@ storage_complete(int32 queue_id, int partition, const std::vector<int64> &ids)
 	 */
 	const char *sql =
 		"WITH taken AS (DELETE FROM {items} i WHERE i.id = ANY ($1)"
-		"  AND EXISTS (SELECT 1 FROM {leases} l WHERE l.id = i.id) RETURNING i.id), "
-		"released AS (DELETE FROM {leases} l USING taken t WHERE l.id = t.id RETURNING l.id) "
+		"  AND EXISTS (SELECT 1 FROM {leases} l WHERE l.id = i.id OFFSET 0) RETURNING i.id), "
+		"released AS (DELETE FROM {leases} WHERE id = ANY (ARRAY(SELECT id FROM taken)) RETURNING id) "
 		"SELECT id FROM released";
 	spi_run(render_partition(sql, queue_id, partition), {param_int64_array(ids)});
 	return collect_int64_column();
@@ -322,7 +322,7 @@ release_leases(int32 queue_id, int partition, const char *candidates_cte, const 
 			   const DeadLetterTarget &target, const ReleaseParams &params)
 {
 	std::string sql = std::string("WITH candidates AS MATERIALIZED (") + candidates_cte + "), released AS ("
-		"  DELETE FROM {leases} l USING candidates c WHERE l.id = c.id " + lease_condition +
+		"  DELETE FROM {leases} l WHERE l.id = ANY (ARRAY(SELECT id FROM candidates)) " + lease_condition +
 		"  RETURNING l.id, l.attempts"
 		"), taken AS ("
 		"  DELETE FROM {items} i USING released r WHERE i.id = r.id"
