@@ -45,7 +45,14 @@ plan_for(const std::string &sql, const std::vector<Oid> &types)
 	int nargs = static_cast<int>(types.size());
 	const Oid *argtypes = types.data();
 	SPIPlanPtr plan = pg_guard([&] {
-		SPIPlanPtr p = SPI_prepare(text, nargs, const_cast<Oid *>(argtypes));
+		/*
+		 * Generic plans only: every statement is written to run well with
+		 * any parameter values (index walks bounded by LIMIT, per-row probes).
+		 * The plan cache would otherwise keep re-planning per call, since a
+		 * generic plan's estimate (LIMIT $1 read as 10% of the table) never
+		 * beats a custom plan's: planning was a quarter of a lease's CPU time.
+		 */
+		SPIPlanPtr p = SPI_prepare_cursor(text, nargs, const_cast<Oid *>(argtypes), CURSOR_OPT_GENERIC_PLAN);
 		if (p == nullptr)
 			elog(ERROR, "querator: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		if (SPI_keepplan(p) != 0)
@@ -182,6 +189,12 @@ SpiConnection::SpiConnection()
 		int level = NewGUCNestLevel();
 		(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
 								 false);
+		/*
+		 * A generic plan's estimate is that of a whole-table walk (its LIMIT
+		 * is a parameter), above jit_above_cost: JIT would compile every
+		 * statement on every call (16 ms for a lease of one item).
+		 */
+		(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 		return level;
 	});
 }
