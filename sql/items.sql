@@ -83,6 +83,12 @@ SELECT bool_and(convert_from(payload, 'UTF8') = 'b' || rn) AS in_order
   FROM (SELECT payload, row_number() OVER (ORDER BY id) AS rn
           FROM querator.storage_items_list('items', NULL, 10000)
          WHERE kind = '' AND reference = '' AND convert_from(payload, 'UTF8') LIKE 'b%') s;
+-- one item goes through a VALUES insert of its own: arrays that do not start at
+-- index 1 (possible with the bytea[] form) still give the item, kind and reference
+SELECT querator.queue_produce('items', '[0:0]={"\\x6f6e65"}'::bytea[], '[3:3]={k1}'::text[],
+                              '[-2:-2]={r1}'::text[]) IS NOT NULL AS produced;
+SELECT convert_from(payload, 'UTF8') AS payload, kind, reference
+  FROM querator.storage_items_list('items', NULL, 10000) WHERE kind = 'k1';
 SELECT querator.queues_delete('items', force => true);
 
 ---------------------------------------------------------------- enqueue_at

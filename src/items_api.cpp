@@ -223,6 +223,7 @@ queue_produce(FunctionCallInfo fcinfo)
 
 	ProduceBatch batch;
 	batch.payloads = *payloads;
+	batch.count = count;
 	batch.kinds = arg_array(fcinfo, 2);
 	batch.references = arg_array(fcinfo, 3);
 	validate_item_texts(batch.kinds, count, "kinds");

@@ -107,6 +107,12 @@ storage_produce(int32 queue_id, int partition, const ProduceBatch &batch)
 		"SELECT $1 | nextval({seq}), 0, now(), now() + $2, NULL, coalesce(k, ''), coalesce(r, ''), $3, p "
 		"FROM unnest($4::bytea[], $5::text[], $6::text[]) AS u(p, k, r) "
 		"RETURNING id";
+	/* One item, the most common call: a VALUES insert is a third cheaper to execute than unnest. */
+	const char *ready_one_sql =
+		"INSERT INTO {items} (id, attempts, created_at, expire_deadline, source_id, kind, reference, encoding, payload) "
+		"VALUES ($1 | nextval({seq}), 0, now(), now() + $2, NULL, coalesce($5[array_lower($5, 1)], ''),"
+		"  coalesce($6[array_lower($6, 1)], ''), $3, $4[array_lower($4, 1)]) "
+		"RETURNING id";
 	const char *scheduled_sql =
 		"INSERT INTO {scheduled} (id, enqueue_at, attempts, created_at, expire_deadline, source_id, kind, reference, "
 		"  encoding, payload) "
@@ -126,7 +132,8 @@ storage_produce(int32 queue_id, int partition, const ProduceBatch &batch)
 		params.push_back(param_timestamptz(&*batch.enqueue_at));
 	if (!batch.enqueue_at)
 		head_register(queue_id, partition); /* new ids may commit after later ones were consumed */
-	spi_run(render_partition(batch.enqueue_at ? scheduled_sql : ready_sql, queue_id, partition), params);
+	const char *sql = batch.enqueue_at ? scheduled_sql : batch.count == 1 ? ready_one_sql : ready_sql;
+	spi_run(render_partition(sql, queue_id, partition), params);
 	return collect_int64_column();
 }
 

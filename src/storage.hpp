@@ -36,6 +36,7 @@ struct DeadLetterTarget
 struct ProduceBatch
 {
 	Datum payloads;             /* bytea[] */
+	int count = 0;              /* elements of payloads */
 	std::optional<Datum> kinds; /* text[] */
 	std::optional<Datum> references; /* text[] */
 	std::string encoding;
