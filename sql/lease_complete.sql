@@ -119,3 +119,26 @@ SELECT count(*) AS leased, bool_and(payload = 'i' || n) AS fifo, bool_and(attemp
 SELECT querator.queue_complete('fifo', ARRAY(SELECT id FROM querator.storage_items_list('fifo', NULL, 1000)));
 DROP TABLE got;
 SELECT querator.queues_delete('fifo');
+
+---------------------------------------------------------------- a rolled-back lease below the cursor
+-- Leases start past what other leases claimed (the cursor), and every few leases at
+-- the head: items a rolled-back lease released come back within a few leases, and
+-- no item is skipped for good.
+SELECT querator.queues_create('cursor', lease_timeout => '1 hour');
+SELECT cardinality(querator.queue_produce('cursor', ARRAY(SELECT 'c' || g FROM generate_series(1, 30) g))) AS n;
+BEGIN;
+SELECT convert_from(payload, 'UTF8') AS rolled_back FROM querator.queue_lease('cursor', 'x', 2);
+ROLLBACK;
+CREATE TEMP TABLE got (n serial, payload text);
+DO $$
+BEGIN
+	FOR i IN 1..16 LOOP
+		INSERT INTO got (payload) SELECT convert_from(payload, 'UTF8') FROM querator.queue_lease('cursor', 'x', 1);
+	END LOOP;
+END
+$$;
+SELECT count(*) FILTER (WHERE payload IN ('c1', 'c2')) AS released_back_within_16_leases FROM got;
+INSERT INTO got (payload) SELECT convert_from(payload, 'UTF8') FROM querator.queue_lease('cursor', 'x', 100);
+SELECT count(*) AS leased, count(DISTINCT payload) AS distinct_items FROM got;
+DROP TABLE got;
+SELECT querator.queues_delete('cursor', force => true);

@@ -29,6 +29,7 @@ struct HeadEntry
 	PartitionKey key; /* hash key, must be first */
 	slock_t mutex;
 	int64 head;
+	int64 cursor; /* past the last item a lease claimed: where the next lease starts (a hint) */
 	int overflow; /* registrations that found no free slot: the head is frozen while > 0 */
 	Registration registrations[kMaxRegistrations];
 	/*
@@ -67,6 +68,7 @@ find_entry(const PartitionKey &key, bool create)
 	{
 		SpinLockInit(&entry->mutex);
 		entry->head = 0;
+		entry->cursor = 0;
 		entry->overflow = 0;
 		memset(entry->registrations, 0, sizeof(entry->registrations));
 		entry->ended_count = 0;
@@ -153,6 +155,7 @@ head_read(int32 queue_id, int partition)
 		return view;
 	SpinLockAcquire(&entry->mutex);
 	view.head = entry->head;
+	view.cursor = std::max(entry->head, entry->cursor);
 	view.ended_seen = entry->ended_count;
 	view.tracked = true;
 	SpinLockRelease(&entry->mutex);
@@ -229,6 +232,19 @@ head_advance(int32 queue_id, int partition, const HeadView &before_scan, int64 f
 		limit = std::min(limit, entry->ended_floors[n % kEndedRing]);
 	if (entry->overflow == 0 && limit > entry->head)
 		entry->head = limit;
+	SpinLockRelease(&entry->mutex);
+}
+
+void
+head_claimed(int32 queue_id, int partition, int64 last_claimed)
+{
+	if (heads == nullptr)
+		return;
+	HeadEntry *entry = find_entry(make_partition_key(queue_id, partition), false);
+	if (entry == nullptr)
+		return;
+	SpinLockAcquire(&entry->mutex);
+	entry->cursor = std::max(entry->cursor, last_claimed + 1);
 	SpinLockRelease(&entry->mutex);
 }
 

@@ -18,6 +18,9 @@
  * items or released locks may be invisible to that snapshot), and
  * registrations end with their transaction. Every value is therefore safe
  * forever, and the head only moves forward (max).
+ *
+ * Concurrent leases starting at the same head would each walk the items the
+ * others hold; the cursor (head_claimed) lets them start past those instead.
  */
 #pragma once
 
@@ -33,6 +36,7 @@ void head_register_xact_callback();
 struct HeadView
 {
 	int64 head = 0;        /* start the walk here (0 when unknown: from the start) */
+	int64 cursor = 0;      /* or here, past what other leases claimed (never below head) */
 	uint64 ended_seen = 0; /* registrations ended so far */
 	bool tracked = false;  /* the partition has an entry */
 };
@@ -55,6 +59,15 @@ void head_unregister(int32 queue_id, int partition);
  * `first_unleased`: move the head up to it, as far as is safe.
  */
 void head_advance(int32 queue_id, int partition, const HeadView &before_scan, int64 first_unleased);
+
+/*
+ * A lease claimed items up to `last_claimed`: the next lease may start
+ * after it (the cursor). Only a hint for speed: an item below the cursor
+ * that is leasable again (a lease rolled back, a produce committed late)
+ * is found by a lease that starts at the head, which every short lease and
+ * every few leases do (storage.cpp).
+ */
+void head_claimed(int32 queue_id, int partition, int64 last_claimed);
 
 /* Forgets a queue's partitions from `first_partition` on (after delete or shrink). */
 void head_forget(int32 queue_id, int first_partition);

@@ -206,17 +206,31 @@ run_claim(int32 queue_id, int partition, const std::string &client_id, int32 bat
 {
 	const std::string rendered = render_partition(kLeaseClaimSql, queue_id, partition);
 	const bool registered_here = head_register(queue_id, partition);
+	/*
+	 * Most leases start at the cursor, past the items other leases hold
+	 * right now; every kHeadEvery-th lease of a backend, and any pass after
+	 * one that came back short, starts at the head, so an item below the
+	 * cursor that became leasable again is taken within a few leases.
+	 */
+	constexpr uint32 kHeadEvery = 8;
+	static uint32 leases_here = 0;
+	bool from_cursor = leases_here++ % kHeadEvery != 0;
 	uint64 total = 0;
 	constexpr int kMaxPasses = 4;
 	for (int pass = 0; pass < kMaxPasses && total < static_cast<uint64>(batch_size); pass++)
 	{
 		const HeadView head = head_read(queue_id, partition);
-		uint64 claimed = spi_run(rendered, {param_int32(batch_size - static_cast<int32>(total)),
-											param_interval(&lease_timeout), param_text(client_id),
-											param_int32(partition), param_int64(head.head)});
-		/* Rows come in id order: the first is the first unleased item at or after the head. */
+		const int64 start = from_cursor ? head.cursor : head.head;
+		const int32 wanted = batch_size - static_cast<int32>(total);
+		uint64 claimed = spi_run(rendered, {param_int32(wanted), param_interval(&lease_timeout),
+											param_text(client_id), param_int32(partition), param_int64(start)});
 		if (claimed > 0)
-			head_advance(queue_id, partition, head, spi_get_int64(0, 1));
+		{
+			/* Rows come in id order: from the head, the first is the first unleased item. */
+			if (start == head.head)
+				head_advance(queue_id, partition, head, spi_get_int64(0, 1));
+			head_claimed(queue_id, partition, spi_get_int64(claimed - 1, 1));
+		}
 		uint64 granted = 0;
 		for (uint64 row = 0; row < claimed; row++)
 			if (spi_get_bool(row, 10))
@@ -225,8 +239,10 @@ run_claim(int32 queue_id, int partition, const std::string &client_id, int32 bat
 				granted++;
 			}
 		total += granted;
-		if (granted == claimed)
-			break; /* no race lost: what is missing is not there */
+		const bool short_from_cursor = start > head.head && claimed < static_cast<uint64>(wanted);
+		if (granted == claimed && !short_from_cursor)
+			break; /* no race lost, and the walk began at the head: what is missing is not there */
+		from_cursor = false;
 	}
 	/* Nothing leased, nothing to bring back on rollback: do not hold the head (a waiting lease sleeps next). */
 	if (total == 0 && registered_here)
