@@ -38,6 +38,7 @@ struct SharedState
 {
 	DatabaseSlot databases[kMaxServedDatabases];
 	QueueSlot queues[kMaxWebhookQueues];
+	pg_atomic_uint32 tracked_queues; /* occupied queue slots: 0 lets every commit skip the lock */
 };
 
 SharedState *state = nullptr;
@@ -78,7 +79,10 @@ webhook_state_startup_shmem()
 	state = static_cast<SharedState *>(ShmemInitStruct("querator webhook state", sizeof(SharedState), &found));
 	lock = &(GetNamedLWLockTranche("querator_webhooks"))->lock;
 	if (!found)
+	{
 		memset(state, 0, sizeof(SharedState));
+		pg_atomic_init_u32(&state->tracked_queues, 0);
+	}
 }
 
 void
@@ -111,6 +115,7 @@ void
 webhook_track_queues(const std::vector<int32> &webhook_queues)
 {
 	bool full = false;
+	uint32 tracked = 0;
 	LWLockAcquire(lock, LW_EXCLUSIVE);
 	for (QueueSlot &q : state->queues)
 		if (q.database == MyDatabaseId &&
@@ -130,6 +135,10 @@ webhook_track_queues(const std::vector<int32> &webhook_queues)
 		free_slot->database = MyDatabaseId;
 		free_slot->queue_id = id;
 	}
+	for (const QueueSlot &q : state->queues)
+		if (q.database != InvalidOid)
+			tracked++;
+	pg_atomic_write_u32(&state->tracked_queues, tracked);
 	LWLockRelease(lock);
 	if (full)
 		elog(WARNING, "querator: more than %d webhook queues; the status of some is not shown", kMaxWebhookQueues);
@@ -203,7 +212,7 @@ webhook_set_in_flight(int32 queue_id, int32 in_flight)
 void
 webhook_note_ready(int32 queue_id)
 {
-	if (state == nullptr)
+	if (state == nullptr || pg_atomic_read_u32(&state->tracked_queues) == 0)
 		return;
 	/* Most queues have no webhook: look under the shared lock first. */
 	LWLockAcquire(lock, LW_SHARED);
