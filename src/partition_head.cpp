@@ -50,6 +50,7 @@ struct LocalRegistration
 	PartitionKey key;
 	bool overflow;
 	int64 floor;
+	bool writer; /* inserts or deletes items (HeadRole::writer), not only leases */
 };
 std::vector<LocalRegistration> local;
 
@@ -77,8 +78,14 @@ find_entry(const PartitionKey &key, bool create)
 	return entry;
 }
 
+/*
+ * Ends a registration. `remember` puts its floor in the ring of ended
+ * registrations: needed when its end may make items leasable that a scan
+ * running now could not see (a writer's commit, any abort), not when a
+ * lease commits (its items are leased) or a registration did nothing.
+ */
 void
-release_one(const LocalRegistration &reg)
+release_one(const LocalRegistration &reg, bool remember)
 {
 	HeadEntry *entry = find_entry(reg.key, false);
 	if (entry == nullptr)
@@ -90,25 +97,29 @@ release_one(const LocalRegistration &reg)
 		for (Registration &r : entry->registrations)
 			if (r.pid == MyProcPid)
 				r.pid = 0;
-	entry->ended_floors[entry->ended_count % kEndedRing] = reg.floor;
-	entry->ended_count++;
+	if (remember)
+	{
+		entry->ended_floors[entry->ended_count % kEndedRing] = reg.floor;
+		entry->ended_count++;
+	}
 	SpinLockRelease(&entry->mutex);
 }
 
 void
-release_all()
+release_all(bool committed)
 {
 	for (const LocalRegistration &reg : local)
-		release_one(reg);
+		release_one(reg, !committed || reg.writer);
 	local.clear();
 }
 
 void
 on_xact_event(XactEvent event, void *)
 {
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_COMMIT ||
-		event == XACT_EVENT_PARALLEL_ABORT)
-		release_all();
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+		release_all(true);
+	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		release_all(false);
 }
 
 Size
@@ -163,14 +174,17 @@ head_read(int32 queue_id, int partition)
 }
 
 bool
-head_register(int32 queue_id, int partition)
+head_register(int32 queue_id, int partition, HeadRole role)
 {
 	if (heads == nullptr)
 		return false;
 	PartitionKey key = make_partition_key(queue_id, partition);
-	for (const LocalRegistration &reg : local)
+	for (LocalRegistration &reg : local)
 		if (memcmp(&reg.key, &key, sizeof(key)) == 0)
+		{
+			reg.writer = reg.writer || role == HeadRole::writer;
 			return false; /* registered earlier in this transaction, with a lower or equal floor */
+		}
 	local.reserve(local.size() + 1); /* allocate before registering: the release list must not fail */
 	HeadEntry *entry = find_entry(key, true);
 	if (entry == nullptr)
@@ -189,7 +203,7 @@ head_register(int32 queue_id, int partition)
 	if (overflow)
 		entry->overflow++;
 	SpinLockRelease(&entry->mutex);
-	local.push_back(LocalRegistration{key, overflow, floor});
+	local.push_back(LocalRegistration{key, overflow, floor, role == HeadRole::writer});
 	return true;
 }
 
@@ -200,7 +214,7 @@ head_unregister(int32 queue_id, int partition)
 	for (auto it = local.begin(); it != local.end(); ++it)
 		if (memcmp(&it->key, &key, sizeof(key)) == 0)
 		{
-			release_one(*it);
+			release_one(*it, false); /* it did nothing that a scan could miss */
 			local.erase(it);
 			return;
 		}

@@ -44,14 +44,22 @@ struct HeadView
 /* Read right before the scan's statement (so before its snapshot). */
 HeadView head_read(int32 queue_id, int partition);
 
-/*
- * Registers the current transaction as inserting into or leasing from the
- * partition (once per transaction). Returns false if it was registered
- * already in this transaction.
- */
-bool head_register(int32 queue_id, int partition);
+/* What a registered transaction does to the partition's items. */
+enum class HeadRole
+{
+	leaser, /* locks items to lease them: only a rollback makes them leasable again */
+	writer  /* inserts items, or deletes unleased ones (a rollback brings them back) */
+};
 
-/* Ends a registration early: a lease that took nothing has nothing a rollback could bring back. */
+/*
+ * Registers the current transaction as writing to or leasing from the
+ * partition (once per transaction; a later writer registration upgrades a
+ * leaser one). Returns false if it was registered already in this
+ * transaction.
+ */
+bool head_register(int32 queue_id, int partition, HeadRole role = HeadRole::writer);
+
+/* Ends a registration early: a lease that took nothing (or a promotion that inserted nothing) has nothing to protect. */
 void head_unregister(int32 queue_id, int partition);
 
 /*

@@ -205,7 +205,7 @@ run_claim(int32 queue_id, int partition, const std::string &client_id, int32 bat
 		  const Interval &lease_timeout, OnGranted on_granted)
 {
 	const std::string rendered = render_partition(kLeaseClaimSql, queue_id, partition);
-	const bool registered_here = head_register(queue_id, partition);
+	const bool registered_here = head_register(queue_id, partition, HeadRole::leaser);
 	/*
 	 * Most leases start at the cursor, past the items other leases hold
 	 * right now; every kHeadEvery-th lease of a backend, and any pass after
@@ -230,6 +230,16 @@ run_claim(int32 queue_id, int partition, const std::string &client_id, int32 bat
 			if (start == head.head)
 				head_advance(queue_id, partition, head, spi_get_int64(0, 1));
 			head_claimed(queue_id, partition, spi_get_int64(claimed - 1, 1));
+		}
+		else if (start == head.head)
+		{
+			/*
+			 * Nothing leasable from the head on: move the head up to the
+			 * cursor (every id below it was given out before this scan), so
+			 * consumers polling a drained queue do not walk every consumed
+			 * item's index entry again on each poll.
+			 */
+			head_advance(queue_id, partition, head, head.cursor);
 		}
 		uint64 granted = 0;
 		for (uint64 row = 0; row < claimed; row++)
