@@ -84,6 +84,7 @@ maintenance_round()
 {
 	RoundResult result;
 	result.counters.rounds = 1;
+	result.started_at = GetCurrentTimestamp();
 	std::vector<QueueDef> queues;
 	in_worker_transaction([&] {
 		/* DROP EXTENSION: the worker leaves instead of touching anything. */

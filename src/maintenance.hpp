@@ -22,6 +22,7 @@ struct RoundResult
 {
 	bool extension_present = true;
 	bool made_progress = false;
+	TimestampTz started_at = 0; /* before the round's first look at any deadline */
 	std::optional<TimestampTz> next_deadline;
 	WorkerCounters counters;
 };
