@@ -150,20 +150,14 @@ order_partitions(int32 queue_id, int partitions, bool most_first)
 void
 estimates_request_shmem()
 {
-	RequestAddinShmemSpace(hash_estimate_size(max_tracked_partitions, sizeof(PartitionEntry)));
-	RequestNamedLWLockTranche("querator_estimates", 1);
+	request_partition_table("querator_estimates", sizeof(PartitionEntry));
 }
 
 void
 estimates_startup_shmem()
 {
-	HASHCTL info;
-	memset(&info, 0, sizeof(info));
-	info.keysize = sizeof(PartitionKey);
-	info.entrysize = sizeof(PartitionEntry);
-	estimates_lock = &(GetNamedLWLockTranche("querator_estimates"))->lock;
-	estimates_table = ShmemInitHash("querator partition estimates", max_tracked_partitions,
-									max_tracked_partitions, &info, HASH_ELEM | HASH_BLOBS);
+	estimates_table = attach_partition_table("querator partition estimates", "querator_estimates",
+											 sizeof(PartitionEntry), &estimates_lock);
 }
 
 void

@@ -1,7 +1,6 @@
 /* Partition heads in shared memory; see partition_head.hpp for why they are safe. */
 #include "partition_head.hpp"
 #include "partition_key.hpp"
-#include "settings.hpp"
 
 extern "C" {
 #include "storage/spin.h"
@@ -122,31 +121,18 @@ on_xact_event(XactEvent event, void *)
 		release_all(false);
 }
 
-Size
-table_bytes()
-{
-	return hash_estimate_size(max_tracked_partitions, sizeof(HeadEntry));
-}
-
 } // namespace
 
 void
 head_request_shmem()
 {
-	RequestAddinShmemSpace(table_bytes());
-	RequestNamedLWLockTranche("querator_heads", 1);
+	request_partition_table("querator_heads", sizeof(HeadEntry));
 }
 
 void
 head_startup_shmem()
 {
-	HASHCTL info;
-	memset(&info, 0, sizeof(info));
-	info.keysize = sizeof(PartitionKey);
-	info.entrysize = sizeof(HeadEntry);
-	heads_lock = &(GetNamedLWLockTranche("querator_heads"))->lock;
-	heads = ShmemInitHash("querator partition heads", max_tracked_partitions, max_tracked_partitions, &info,
-						  HASH_ELEM | HASH_BLOBS);
+	heads = attach_partition_table("querator partition heads", "querator_heads", sizeof(HeadEntry), &heads_lock);
 }
 
 void

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "pg_prelude.hpp"
+#include "settings.hpp"
 
 #include <cstring>
 
@@ -26,6 +27,26 @@ make_partition_key(int32 queue_id, int partition)
 	key.queue_id = queue_id;
 	key.partition = partition;
 	return key;
+}
+
+/* At preload: the shared memory and the lock of a per-partition table with entries of `entry_size`. */
+inline void
+request_partition_table(const char *tranche, Size entry_size)
+{
+	RequestAddinShmemSpace(hash_estimate_size(max_tracked_partitions, entry_size));
+	RequestNamedLWLockTranche(tranche, 1);
+}
+
+/* At shared memory startup: attaches to (or creates) that table; sets *lock to its lock. */
+inline HTAB *
+attach_partition_table(const char *name, const char *tranche, Size entry_size, LWLock **lock)
+{
+	HASHCTL info;
+	std::memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(PartitionKey);
+	info.entrysize = entry_size;
+	*lock = &(GetNamedLWLockTranche(tranche))->lock;
+	return ShmemInitHash(name, max_tracked_partitions, max_tracked_partitions, &info, HASH_ELEM | HASH_BLOBS);
 }
 
 /* Removes this database's entries of a queue from `first_partition` on (delete, shrink). */

@@ -10,7 +10,7 @@ use PostgreSQL::Test::Cluster;
 use Test::More;
 use Time::HiRes qw(usleep time);
 
-our @EXPORT = qw(querator_node poll_until query_value worker_pids wait_for_workers wait_for_server);
+our @EXPORT = qw(querator_node poll_until query_value queue_drained worker_pids wait_for_workers wait_for_server);
 
 # A started node with querator preloaded and a launcher that looks around every second.
 sub querator_node
@@ -55,6 +55,16 @@ sub poll_until
 	diag("poll_until: no '$expected' after ${timeout_s}s from: $sql\nlast output: "
 		  . ($last // '(error)'));
 	return undef;
+}
+
+# True once $queue has no ready, leased or scheduled item left (within $timeout_s).
+sub queue_drained
+{
+	my ($node, $db, $queue, $timeout_s) = @_;
+	return defined poll_until($node, $db,
+		"SELECT NOT EXISTS (SELECT 1 FROM querator.storage_items_list('$queue', NULL, 1000))"
+		  . " AND NOT EXISTS (SELECT 1 FROM querator.storage_scheduled_list('$queue', NULL, 1000))",
+		't', $timeout_s, 20);
 }
 
 # Pids of the querator workers attached to $db (all databases when undef).

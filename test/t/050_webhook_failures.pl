@@ -21,21 +21,13 @@ sql('CREATE EXTENSION querator');
 ok(wait_for_workers($node, $db, 1, 10), 'the worker runs');
 
 sub requests_for { my ($path) = @_; return grep { $_->{path} eq $path } sink_requests($sink); }
-sub drained
-{
-	my ($queue, $timeout) = @_;
-	return defined poll_until($node, $db,
-		"SELECT NOT EXISTS (SELECT 1 FROM querator.storage_items_list('$queue', NULL, 1000))"
-		  . " AND NOT EXISTS (SELECT 1 FROM querator.storage_scheduled_list('$queue', NULL, 1000))",
-		't', $timeout, 20);
-}
 
 # --- retry after 500 with backoff: fails attempts 1 and 2, succeeds on 3.
 my $url = sink_url($sink, '/fail-first/2');
 sql(qq{SELECT querator.queues_create('flaky', webhook_url => '$url', webhook_backoff => '1 s',
     webhook_backoff_max => '1 min')});
 sql(q{SELECT querator.queue_produce('flaky', 'f1')});
-ok(drained('flaky', 20), 'delivered after two failures');
+ok(queue_drained($node, $db, 'flaky', 20), 'delivered after two failures');
 my @r = requests_for('/fail-first/2');
 is(scalar @r, 3, 'three attempts');
 is(join(',', map { $_->{headers}{'x-querator-attempt'} } @r), '1,2,3', 'the attempt header increments');
@@ -75,7 +67,7 @@ sql(q{SELECT querator.queue_produce('slow', 's1')});
 $url = sink_url($sink, '/ok');
 sql(qq{SELECT querator.queues_create('fast', webhook_url => '$url')});
 sql(q{SELECT querator.queue_produce('fast', array_agg('x' || g)) FROM generate_series(1, 20) g});
-ok(drained('fast', 5), 'another queue is delivered while a transfer hangs');
+ok(queue_drained($node, $db, 'fast', 5), 'another queue is delivered while a transfer hangs');
 ok(time - $t0 < 1, 'before the hanging transfer timed out');
 
 ok(defined poll_until($node, $db, q{SELECT count(*) FROM querator.storage_dead_list('slow')}, '1', 10),

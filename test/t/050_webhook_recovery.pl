@@ -15,14 +15,6 @@ use Time::HiRes qw(time usleep);
 my $node = querator_node('webhook_recovery', "restart_after_crash = on\n");
 my $db = 'postgres';
 sub sql { return $node->safe_psql($db, $_[0]); }
-sub drained
-{
-	my ($queue, $timeout) = @_;
-	return defined poll_until($node, $db,
-		"SELECT NOT EXISTS (SELECT 1 FROM querator.storage_items_list('$queue', NULL, 1000))"
-		  . " AND NOT EXISTS (SELECT 1 FROM querator.storage_scheduled_list('$queue', NULL, 1000))",
-		't', $timeout, 50);
-}
 
 sql('CREATE EXTENSION querator');
 ok(wait_for_workers($node, $db, 1, 10), 'the worker runs');
@@ -40,7 +32,7 @@ like(sql(q{SELECT last_error FROM querator.webhook_status() WHERE queue_name = '
 	qr/connect/i, 'the last error says the connection failed');
 is(sql(q{SELECT count(*) FROM querator.storage_dead_list('down')}), '0', 'unlimited attempts: nothing dead');
 my $sink = start_sink(port => $port);
-ok(drained('down', 10), 'delivered once the receiver is up');
+ok(queue_drained($node, $db, 'down', 10), 'delivered once the receiver is up');
 my %bodies = map { $_->{body} => 1 } sink_requests($sink);
 is(join(',', sort keys %bodies), 'd1,d2,d3,d4,d5', 'every item arrived');
 stop_sink($sink);
@@ -61,7 +53,7 @@ kill 'KILL', $pid;
 note('killed the worker (pid ' . $pid . ') after ' . scalar(sink_requests($sink)) . ' requests');
 ok(wait_for_server($node, 60), 'the cluster restarted');
 ok(wait_for_workers($node, $db, 1, 30), 'a worker runs again');
-ok(drained('crash', 60), 'the queue drains after the restart');
+ok(queue_drained($node, $db, 'crash', 60), 'the queue drains after the restart');
 my @requests = sink_requests($sink);
 my %seen;
 $seen{ $_->{body} }++ for @requests;
