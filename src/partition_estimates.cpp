@@ -1,7 +1,6 @@
 /* Shared-memory estimates of unleased items per partition; see the header for why. */
 #include "partition_estimates.hpp"
 #include "partition_key.hpp"
-#include "settings.hpp"
 #include "waiters.hpp"
 #include "webhook_state.hpp"
 
