@@ -1,10 +1,18 @@
-# querator: PGXS build. EXTVERSION lives here and in querator.control only.
+# querator: PGXS build. EXTVERSION lives here and in querator.control only
+# (default_version); the build stops when the two disagree.
 EXTENSION  = querator
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 MODULE_big = querator
 OBJS       = $(patsubst %.cpp,%.o,$(sort $(wildcard src/*.cpp)))
-DATA       = sql/querator--$(EXTVERSION).sql
+# The released base script (frozen) and every upgrade script after it:
+# CREATE EXTENSION runs the base script and then the upgrades up to EXTVERSION.
+DATA       = $(sort $(wildcard sql/querator--*.sql))
+
+CONTROL_VERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" querator.control)
+ifneq ($(CONTROL_VERSION),$(EXTVERSION))
+$(error querator.control says default_version '$(CONTROL_VERSION)' but the Makefile says EXTVERSION $(EXTVERSION))
+endif
 
 # pg_regress files, one per area (sql/NAME.sql, expected/NAME.out)
 REGRESS      = setup queues items lease_complete plans retry lists errors random_ops operations security

@@ -2,9 +2,15 @@
 # Sourced, not run; the caller sets `set -euo pipefail`.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PG_BIN=/usr/lib/postgresql/15/bin
-PG_CONFIG=$PG_BIN/pg_config
-PGXS_DIR=/usr/lib/postgresql/15/lib/pgxs
+# The build always uses the system's pg_config (headers, PGXS).
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+# QUERATOR_PG_ROOT=DIR runs against a private copy of the PostgreSQL server under
+# DIR instead of the system one, so several checkouts can build, install and test
+# at once without replacing each other's querator.so. PostgreSQL's binaries find
+# their share/ and lib/ relative to themselves, so a copied tree just works.
+PG_ROOT=${QUERATOR_PG_ROOT:-}
+PG_BIN=$PG_ROOT/usr/lib/postgresql/15/bin
+PGXS_DIR=$PG_ROOT/usr/lib/postgresql/15/lib/pgxs
 # PostgreSQL refuses to run as root, so servers and clients run as this user.
 PG_USER=postgres
 
@@ -37,7 +43,22 @@ build_and_install() {
 	[[ ${CI:-} == true ]] && werror=(WERROR=1)
 	log "building querator${werror:+ (warnings fatal)}"
 	make -C "$ROOT" -s -j2 PG_CONFIG="$PG_CONFIG" "${werror[@]}"
-	make -C "$ROOT" -s install PG_CONFIG="$PG_CONFIG" >/dev/null
+	if [[ -n $PG_ROOT ]]; then
+		copy_server_tree
+		make -C "$ROOT" -s install PG_CONFIG="$PG_CONFIG" DESTDIR="$PG_ROOT" >/dev/null
+	else
+		make -C "$ROOT" -s install PG_CONFIG="$PG_CONFIG" >/dev/null
+	fi
+}
+
+# Mirrors the installed PostgreSQL 15 server into $PG_ROOT (once; see PG_ROOT).
+copy_server_tree() {
+	[[ -x $PG_BIN/postgres ]] && return 0
+	log "copying the PostgreSQL server into $PG_ROOT"
+	mkdir -p "$PG_ROOT/usr/lib/postgresql" "$PG_ROOT/usr/share/postgresql"
+	cp -a /usr/lib/postgresql/15 "$PG_ROOT/usr/lib/postgresql/"
+	cp -a /usr/share/postgresql/15 "$PG_ROOT/usr/share/postgresql/"
+	chmod 755 "$PG_ROOT"
 }
 
 # Runs a command as the postgres user with the PostgreSQL 15 tools first on PATH.
