@@ -1,0 +1,165 @@
+# Upgrade from the released 0.1.0 with data in the queues: a database created
+# with CREATE EXTENSION querator VERSION '0.1.0' (the frozen script, run by the
+# current library, as after a package upgrade) holds items in every state;
+# ALTER EXTENSION querator UPDATE keeps every item with its attributes, leases
+# taken before the upgrade still complete, and the schema afterwards is the
+# same as a fresh install's.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use QueratorTap;
+
+my $node = querator_node('upgrade');
+my ($old, $fresh) = ('qold', 'qfresh');
+
+sub sql { my ($db, $q) = @_; return $node->safe_psql($db, $q); }
+
+my $current = sql('postgres', "SELECT default_version FROM pg_available_extensions WHERE name = 'querator'");
+my @versions = split /\n/, sql('postgres',
+	"SELECT version FROM pg_available_extension_versions WHERE name = 'querator' ORDER BY string_to_array(version, '.')::int[]");
+is($versions[0], '0.1.0', 'the released 0.1.0 is installable');
+is($versions[-1], $current, "the newest installable version is the default ($current)");
+
+$node->safe_psql('postgres', "CREATE DATABASE $old");
+$node->safe_psql('postgres', "CREATE DATABASE $fresh");
+$node->safe_psql('postgres', 'CREATE ROLE upgrade_consumer');
+sql($old, "CREATE EXTENSION querator VERSION '0.1.0'");
+is(sql($old, "SELECT extversion FROM pg_extension WHERE extname = 'querator'"), '0.1.0', 'installed at 0.1.0');
+
+# The same queues in both databases, created in the same order, so that their
+# storage tables (named by queue id) can be compared one to one.
+my $queues_sql = q{
+	GRANT USAGE ON SCHEMA querator TO upgrade_consumer;
+	SELECT querator.queues_create('jobs_dead', lease_timeout => '1 hour');
+	SELECT querator.queues_create('jobs', lease_timeout => '1 hour', expire_timeout => '1 day', max_attempts => 3,
+	                              dead_queue => 'jobs_dead', reference => 'r', partitions => 3);
+	SELECT querator.queues_create('own', lease_timeout => '1 hour');
+	SELECT querator.queues_create('hook', lease_timeout => '1 hour',
+	                              webhook_url => 'http://192.0.2.1:9/never', webhook_timeout => '1 second');
+	SELECT querator.queue_pause('hook');
+	SELECT querator.queue_grant('jobs', 'upgrade_consumer', 'consume');
+};
+sql($old, $queues_sql);
+# Items in every state: ready (bytea, text, jsonb, kinds and references),
+# leased, scheduled, in a dead queue, a queue's own dead letters, webhook items.
+sql($old, q{
+	SELECT querator.queue_produce('jobs', ARRAY(SELECT 'j' || g FROM generate_series(1, 30) g),
+	                              kinds => ARRAY(SELECT 'k' || g % 3 FROM generate_series(1, 30) g),
+	                              item_references => ARRAY(SELECT 'ref-' || g FROM generate_series(1, 30) g));
+	SELECT querator.queue_produce('jobs', '{"n": 1}'::jsonb, kind => 'json');
+	SELECT querator.queue_produce('jobs', '\x00ff'::bytea, kind => 'bin');
+	SELECT querator.queue_produce('jobs', ARRAY['s1', 's2']::text[], enqueue_at => now() + interval '1 day');
+	SELECT count(*) FROM querator.queue_lease('jobs', 'before-upgrade', 5);
+	SELECT querator.queue_retry('jobs', ARRAY(SELECT id FROM querator.queue_lease('jobs', 'killer', 2)), dead => true);
+	SELECT querator.queue_produce('own', ARRAY['o1', 'o2', 'o3', 'o4']::text[]);
+	SELECT querator.queue_retry('own', ARRAY(SELECT id FROM querator.queue_lease('own', 'killer', 2)), dead => true);
+	SELECT querator.queue_produce('hook', ARRAY['h1', 'h2']::text[]);
+});
+
+# Everything a user can see of the queues, in one text.
+my $state_sql = q{
+	SELECT string_agg(line, E'\n' ORDER BY line) FROM (
+		SELECT 'queue ' || concat_ws('|', queue_name, lease_timeout, expire_timeout, max_attempts, dead_queue,
+		                             reference, partitions, paused, owner, created_at, updated_at) AS line
+		  FROM querator.queues_list()
+		UNION ALL
+		SELECT 'grant ' || concat_ws('|', queue_name, role_name, privilege) FROM querator.queue_grants
+		UNION ALL
+		SELECT 'item ' || concat_ws('|', q.queue_name, i.id, i.partition, i.kind, i.reference, i.encoding,
+		                            encode(i.payload, 'hex'), i.attempts, i.created_at, i.expire_deadline,
+		                            i.source_id, i.leased, i.lease_deadline, i.client_id, i.payload_preview)
+		  FROM querator.queues_list() q, querator.storage_items_list(q.queue_name, NULL, 10000) i
+		UNION ALL
+		SELECT 'scheduled ' || concat_ws('|', q.queue_name, s.id, s.partition, s.kind, encode(s.payload, 'hex'),
+		                                 s.attempts, s.created_at, s.enqueue_at)
+		  FROM querator.queues_list() q, querator.storage_scheduled_list(q.queue_name, NULL, 10000) s
+		UNION ALL
+		SELECT 'dead ' || concat_ws('|', q.queue_name, d.id, d.partition, encode(d.payload, 'hex'), d.attempts,
+		                            d.created_at, d.dead_at, d.reason)
+		  FROM querator.queues_list() q, querator.storage_dead_list(q.queue_name, NULL, 10000) d
+	) lines};
+my $before = sql($old, $state_sql);
+my %count;
+$count{$_}++ for map { (split / /)[0] } split /\n/, $before;
+is_deeply(\%count, { queue => 4, grant => 1, item => 36, scheduled => 2, dead => 2 },
+	'before the upgrade: 4 queues, 1 grant, 36 ready/leased items (2 of them dead-queued), 2 scheduled, 2 dead letters');
+
+# The worker serves a 0.1.0 database with the new library loaded.
+ok(wait_for_workers($node, $old, 1, 15), 'a worker serves the 0.1.0 database');
+
+sql($old, 'ALTER EXTENSION querator UPDATE');
+is(sql($old, "SELECT extversion FROM pg_extension WHERE extname = 'querator'"), $current,
+	"ALTER EXTENSION querator UPDATE goes to $current");
+is(sql($old, $state_sql), $before, 'every queue, grant and item is still there with all its attributes');
+
+# Leases taken before the upgrade complete afterwards; the rest still works.
+is(sql($old, "SELECT querator.queue_complete('jobs', ARRAY(SELECT id FROM querator.storage_items_list('jobs', NULL, 10000) WHERE client_id = 'before-upgrade'))"),
+	'5', 'the 5 leases taken before the upgrade complete after it');
+# One lease takes from one partition: lease until nothing is left.
+my $leased = 0;
+while ((my $n = sql($old, "SET ROLE upgrade_consumer; SELECT count(*) FROM querator.queue_lease('jobs', 'after', 1000)")) > 0)
+{
+	$leased += $n;
+}
+is($leased, 25, 'a consumer granted before the upgrade leases the 25 ready items');
+is(sql($old, "SELECT querator.queue_redrive('jobs_dead')"), '2', 'dead-queue items redrive to their source queue');
+is(sql($old, "SELECT querator.queue_redrive('own')"), '2', 'dead letters redrive');
+sql($old, "SELECT querator.queues_update('jobs', lease_timeout => '1 second')");
+sql($old, "SELECT count(*) FROM querator.queue_lease('jobs', 'short', 1000)");
+ok(defined poll_until($node, $old,
+	"SELECT count(*) FROM querator.storage_items_list('jobs', NULL, 10000) WHERE client_id = 'short'", '0', 20),
+	'the worker expires leases after the upgrade');
+
+# The schema after the upgrade is the schema of a fresh install: every member
+# object of the extension, function definitions and settings, privileges,
+# tables, indexes and views, and each queue's storage tables.
+sql($fresh, 'CREATE EXTENSION querator');
+sql($fresh, $queues_sql);
+my $schema_sql = q{
+	WITH ext AS (SELECT oid, extconfig FROM pg_extension WHERE extname = 'querator'),
+	rel AS (
+		SELECT c.oid, n.nspname, c.relname, c.relkind, c.relacl, c.reloptions,
+		       regexp_replace(n.nspname || '.' || c.relname, '^querator_data\.q[0-9]+_', 'querator_data.q_') AS name
+		  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		 WHERE n.nspname IN ('querator', 'querator_data'))
+	SELECT string_agg(line, E'\n' ORDER BY line) FROM (
+		SELECT 'member ' || pg_describe_object(d.classid, d.objid, d.objsubid) AS line
+		  FROM pg_depend d, ext WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e'
+		UNION ALL
+		SELECT 'function ' || p.oid::regprocedure || ' acl=' || coalesce(p.proacl::text, '-') || E'\n'
+		       || pg_get_functiondef(p.oid)
+		  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'querator'
+		UNION ALL
+		SELECT 'schema ' || nspname || ' owner=' || nspowner::regrole || ' acl=' || coalesce(nspacl::text, '-')
+		  FROM pg_namespace WHERE nspname IN ('querator', 'querator_data')
+		UNION ALL
+		SELECT 'relation ' || name || ' kind=' || relkind::text || ' acl=' || coalesce(relacl::text, '-')
+		       || ' options=' || coalesce(reloptions::text, '-')
+		  FROM rel
+		UNION ALL
+		SELECT 'column ' || rel.name || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+		       || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+		       || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), '')
+		  FROM rel JOIN pg_attribute a ON a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped
+		  LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+		UNION ALL
+		SELECT 'index ' || regexp_replace(pg_get_indexdef(i.indexrelid), 'q[0-9]+_', 'q_', 'g')
+		  FROM rel JOIN pg_index i ON i.indrelid = rel.oid
+		UNION ALL
+		SELECT 'constraint ' || rel.name || ' ' || regexp_replace(pg_get_constraintdef(co.oid), 'q[0-9]+_', 'q_', 'g')
+		  FROM rel JOIN pg_constraint co ON co.conrelid = rel.oid
+		UNION ALL
+		SELECT 'view ' || rel.name || ' ' || pg_get_viewdef(rel.oid) FROM rel WHERE rel.relkind = 'v'
+		UNION ALL
+		SELECT 'dumped ' || c::regclass::text FROM ext, unnest(ext.extconfig) c
+	) lines};
+my $upgraded_schema = sql($old, $schema_sql);
+my $fresh_schema = sql($fresh, $schema_sql);
+cmp_ok(length($fresh_schema), '>', 1000, 'the schema description is not empty');
+is($upgraded_schema, $fresh_schema, 'the upgraded schema is the same as a fresh install of ' . $current);
+
+$node->stop;
+done_testing();
