@@ -87,8 +87,16 @@ $count{$_}++ for map { (split / /)[0] } split /\n/, $before;
 is_deeply(\%count, { queue => 4, grant => 1, item => 36, scheduled => 2, dead => 2 },
 	'before the upgrade: 4 queues, 1 grant, 36 ready/leased items (2 of them dead-queued), 2 scheduled, 2 dead letters');
 
-# The worker serves a 0.1.0 database with the new library loaded.
+# The new library serves a 0.1.0 database until ALTER EXTENSION ... UPDATE:
+# the worker runs, and a produce/lease/complete cycle works (rolled back, so the
+# state above is what the upgrade must keep).
 ok(wait_for_workers($node, $old, 1, 15), 'a worker serves the 0.1.0 database');
+is(sql($old, q{
+	BEGIN;
+	SELECT querator.queue_produce('own', 'cycle'::text) > 0;
+	SELECT querator.queue_complete('own', ARRAY(SELECT id FROM querator.queue_lease('own', 'pre', 10)));
+	ROLLBACK;
+	SELECT 'ok'}), "t\n3\nok", 'produce, lease and complete work on the 0.1.0 schema with the new library');
 
 sql($old, 'ALTER EXTENSION querator UPDATE');
 is(sql($old, "SELECT extversion FROM pg_extension WHERE extname = 'querator'"), $current,
