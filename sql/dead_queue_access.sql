@@ -11,53 +11,41 @@ CREATE ROLE regress_dq_mallory;  -- another queue owner
 GRANT EXECUTE ON FUNCTION querator.queues_create(text, interval, interval, integer, text, text, integer,
     text, jsonb, interval, integer, interval, interval) TO regress_dq_alice, regress_dq_mallory;
 
--- as_role(role, sql): try() run as that role.
-CREATE FUNCTION as_role(r text, cmd text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	result text;
-BEGIN
-	EXECUTE format('SET ROLE %I', r);
-	result := try(cmd);
-	RESET ROLE;
-	RETURN result;
-END
-$$;
-
-SELECT as_role('regress_dq_alice', $$SELECT querator.queues_create('dq_theirs', lease_timeout => '1 hour')$$);
-SELECT as_role('regress_dq_mallory', $$SELECT querator.queues_create('dq_mine', lease_timeout => '1 hour')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queues_create('dq_theirs', lease_timeout => '1 hour')$$);
+SELECT try_as('regress_dq_mallory', $$SELECT querator.queues_create('dq_mine', lease_timeout => '1 hour')$$);
 
 ---------------------------------------------------------------- naming a dead queue
 -- holding nothing on it: the very answer of a queue that does not exist
-SELECT as_role('regress_dq_mallory', $$SELECT querator.queues_create('dq_evil', dead_queue => 'dq_theirs')$$);
-SELECT as_role('regress_dq_mallory', $$SELECT querator.queues_create('dq_evil', dead_queue => 'dq_theirs_nosuch')$$);
-SELECT as_role('regress_dq_mallory', $$SELECT querator.queues_update('dq_mine', dead_queue => 'dq_theirs')$$);
+SELECT try_as('regress_dq_mallory', $$SELECT querator.queues_create('dq_evil', dead_queue => 'dq_theirs')$$);
+SELECT try_as('regress_dq_mallory', $$SELECT querator.queues_create('dq_evil', dead_queue => 'dq_theirs_nosuch')$$);
+SELECT try_as('regress_dq_mallory', $$SELECT querator.queues_update('dq_mine', dead_queue => 'dq_theirs')$$);
 -- some privilege, but not produce: 42501
-SELECT as_role('regress_dq_alice', $$SELECT querator.queue_grant('dq_theirs', 'regress_dq_mallory', 'consume')$$);
-SELECT as_role('regress_dq_mallory', $$SELECT querator.queues_create('dq_evil', dead_queue => 'dq_theirs')$$);
-SELECT as_role('regress_dq_mallory', $$SELECT querator.queues_update('dq_mine', dead_queue => 'dq_theirs')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queue_grant('dq_theirs', 'regress_dq_mallory', 'consume')$$);
+SELECT try_as('regress_dq_mallory', $$SELECT querator.queues_create('dq_evil', dead_queue => 'dq_theirs')$$);
+SELECT try_as('regress_dq_mallory', $$SELECT querator.queues_update('dq_mine', dead_queue => 'dq_theirs')$$);
 SELECT name, dead_queue FROM querator.queues WHERE name LIKE 'dq%' ORDER BY name;
 -- with produce granted, dead letters of the caller's queue may go there
-SELECT as_role('regress_dq_alice', $$SELECT querator.queue_revoke('dq_theirs', 'regress_dq_mallory', 'consume')$$);
-SELECT as_role('regress_dq_alice', $$SELECT querator.queue_grant('dq_theirs', 'regress_dq_mallory', 'produce')$$);
-SELECT as_role('regress_dq_mallory', $$SELECT querator.queues_update('dq_mine', dead_queue => 'dq_theirs')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queue_revoke('dq_theirs', 'regress_dq_mallory', 'consume')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queue_grant('dq_theirs', 'regress_dq_mallory', 'produce')$$);
+SELECT try_as('regress_dq_mallory', $$SELECT querator.queues_update('dq_mine', dead_queue => 'dq_theirs')$$);
 SET ROLE regress_dq_mallory;
 SELECT querator.queue_produce('dq_mine', 'from mallory'::text) IS NOT NULL AS produced;
 SELECT querator.queue_retry('dq_mine', ARRAY(SELECT id FROM querator.queue_lease('dq_mine', 'm', 1)), dead => true);
 RESET ROLE;
 SELECT payloads('dq_theirs') AS theirs_items;
 -- the grant is checked when a call names the dead queue, not on every later update
-SELECT as_role('regress_dq_alice', $$SELECT querator.queue_revoke('dq_theirs', 'regress_dq_mallory', 'produce')$$);
-SELECT as_role('regress_dq_mallory', $$SELECT querator.queues_update('dq_mine', reference => 'kept')$$);
-SELECT as_role('regress_dq_mallory', $$SELECT querator.queues_update('dq_mine', dead_queue => 'dq_theirs')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queue_revoke('dq_theirs', 'regress_dq_mallory', 'produce')$$);
+SELECT try_as('regress_dq_mallory', $$SELECT querator.queues_update('dq_mine', reference => 'kept')$$);
+SELECT try_as('regress_dq_mallory', $$SELECT querator.queues_update('dq_mine', dead_queue => 'dq_theirs')$$);
 
 ---------------------------------------------------------------- deleting a dead queue
 -- a second queue, alice's own, also names dq_theirs
-SELECT as_role('regress_dq_alice', $$SELECT querator.queues_create('dq_alices', dead_queue => 'dq_theirs')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queues_create('dq_alices', dead_queue => 'dq_theirs')$$);
 -- without force: 2BP01, naming only a queue the caller may see
-SELECT as_role('regress_dq_alice', $$SELECT querator.queues_delete('dq_theirs')$$);
-SELECT as_role('regress_dq_alice', $$SELECT querator.queues_update('dq_alices', dead_queue => '')$$);
-SELECT as_role('regress_dq_alice', $$SELECT querator.queues_delete('dq_theirs')$$);
-SELECT as_role('regress_dq_alice', $$SELECT querator.queues_update('dq_alices', dead_queue => 'dq_theirs')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queues_delete('dq_theirs')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queues_update('dq_alices', dead_queue => '')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queues_delete('dq_theirs')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queues_update('dq_alices', dead_queue => 'dq_theirs')$$);
 -- with force: the owner deletes it; every queue that named it keeps its dead letters itself
 -- (a NOTICE names those the caller may see and counts the others)
 SET ROLE regress_dq_alice;
@@ -72,16 +60,16 @@ RESET ROLE;
 
 ---------------------------------------------------------------- chains name no hidden queue
 -- alice's dq_alices sends to dq_secret (mallory holds nothing there); mallory may produce to dq_alices
-SELECT as_role('regress_dq_alice', $$SELECT querator.queues_create('dq_secret')$$);
-SELECT as_role('regress_dq_alice', $$SELECT querator.queues_update('dq_alices', dead_queue => 'dq_secret')$$);
-SELECT as_role('regress_dq_alice', $$SELECT querator.queue_grant('dq_alices', 'regress_dq_mallory', 'produce')$$);
-SELECT as_role('regress_dq_mallory', $$SELECT querator.queues_update('dq_mine', dead_queue => 'dq_alices')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queues_create('dq_secret')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queues_update('dq_alices', dead_queue => 'dq_secret')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queue_grant('dq_alices', 'regress_dq_mallory', 'produce')$$);
+SELECT try_as('regress_dq_mallory', $$SELECT querator.queues_update('dq_mine', dead_queue => 'dq_alices')$$);
 -- alice's queue names mallory's dq_mine as dead queue; mallory cannot give dq_mine one, and is not told by whom
-SELECT as_role('regress_dq_mallory', $$SELECT querator.queue_grant('dq_mine', 'regress_dq_alice', 'produce')$$);
-SELECT as_role('regress_dq_alice', $$SELECT querator.queues_create('dq_feeder', dead_queue => 'dq_mine')$$);
-SELECT as_role('regress_dq_mallory', $$SELECT querator.queues_create('dq_mallorys')$$);
-SELECT as_role('regress_dq_mallory', $$SELECT querator.queues_update('dq_mine', dead_queue => 'dq_mallorys')$$);
-SELECT as_role('regress_dq_mallory', $$SELECT querator.queues_delete('dq_mine')$$);
+SELECT try_as('regress_dq_mallory', $$SELECT querator.queue_grant('dq_mine', 'regress_dq_alice', 'produce')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queues_create('dq_feeder', dead_queue => 'dq_mine')$$);
+SELECT try_as('regress_dq_mallory', $$SELECT querator.queues_create('dq_mallorys')$$);
+SELECT try_as('regress_dq_mallory', $$SELECT querator.queues_update('dq_mine', dead_queue => 'dq_mallorys')$$);
+SELECT try_as('regress_dq_mallory', $$SELECT querator.queues_delete('dq_mine')$$);
 
 ---------------------------------------------------------------- redrive
 -- Items dead-lettered from alice's dq_feeder into mallory's dq_mine: mallory administers
@@ -96,7 +84,7 @@ SELECT querator.queue_redrive('dq_mine') AS redriven;
 RESET ROLE;
 SELECT payloads('dq_mine') AS dead_queue_items, payloads('dq_feeder') AS feeder_items;
 -- with produce on dq_feeder, the same call returns them
-SELECT as_role('regress_dq_alice', $$SELECT querator.queue_grant('dq_feeder', 'regress_dq_mallory', 'produce')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queue_grant('dq_feeder', 'regress_dq_mallory', 'produce')$$);
 SET ROLE regress_dq_mallory;
 SELECT querator.queue_redrive('dq_mine') AS redriven;
 RESET ROLE;
@@ -109,6 +97,5 @@ SELECT querator.queues_delete('dq_secret', force => true);
 SELECT querator.queues_delete('dq_mine', force => true);
 SELECT querator.queues_delete('dq_mallorys', force => true);
 SELECT count(*) AS queues_left FROM querator.queues WHERE name LIKE 'dq%';
-DROP FUNCTION as_role(text, text);
 DROP OWNED BY regress_dq_alice, regress_dq_mallory;
 DROP ROLE regress_dq_alice, regress_dq_mallory;

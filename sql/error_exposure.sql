@@ -11,18 +11,6 @@ CREATE ROLE regress_ee_monitor IN ROLE pg_monitor;  -- a monitoring role
 GRANT EXECUTE ON FUNCTION querator.queues_create(text, interval, interval, integer, text, text, integer,
     text, jsonb, interval, integer, interval, interval) TO regress_ee_outsider, regress_ee_producer;
 
--- answer_as(role, sql): try() run as that role.
-CREATE FUNCTION answer_as(r text, cmd text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	result text;
-BEGIN
-	EXECUTE format('SET ROLE %I', r);
-	result := try(cmd);
-	RESET ROLE;
-	RETURN result;
-END
-$$;
-
 ---------------------------------------------------------------- no privilege = no such queue
 SELECT querator.queues_create('ee_hidden', lease_timeout => '1 hour');
 SELECT cardinality(querator.queue_produce('ee_hidden', ARRAY['a', 'b', 'c']::text[])) AS produced;
@@ -54,14 +42,14 @@ INSERT INTO calls VALUES
 	                           ' OR EXISTS (SELECT 1 FROM querator.stats WHERE queue_name = ''ee_hidden'') THEN'
 	                           ' RAISE ''listed''; END IF; END$$');
 CREATE TEMP TABLE answers AS
-	SELECT n, answer_as('regress_ee_outsider', cmd) AS existing, answer_as('regress_ee_producer', cmd) AS producer
+	SELECT n, try_as('regress_ee_outsider', cmd) AS existing, try_as('regress_ee_producer', cmd) AS producer
 	  FROM calls;
 -- the queue and its items are untouched
 SELECT payloads('ee_hidden') AS items, (SELECT string_agg(name, ' ') FROM querator.queues WHERE name LIKE 'ee_other%') AS created;
 SELECT querator.queues_delete('ee_hidden', force => true);
 -- The same calls once the queue is gone: an outsider cannot tell the difference. A role
 -- with some privilege (produce) gets 42501 for what it may not do.
-SELECT c.n, c.call, a.existing = answer_as('regress_ee_outsider', c.cmd) AS same_as_missing,
+SELECT c.n, c.call, a.existing = try_as('regress_ee_outsider', c.cmd) AS same_as_missing,
        left(a.existing, 5) AS outsider, left(a.producer, 5) AS producer
   FROM calls c JOIN answers a USING (n) ORDER BY n;
 SELECT DISTINCT existing AS outsider_answer FROM answers WHERE existing <> 'ok' ORDER BY 1;
@@ -183,11 +171,10 @@ DROP FUNCTION error_parts(text);
 ---------------------------------------------------------------- worker_status()
 -- database names and counters: for pg_monitor members, superusers and the extension owner
 SELECT has_function_privilege('public', 'querator.worker_status()', 'EXECUTE') AS public_may_call;
-SELECT answer_as('regress_ee_outsider', 'SELECT count(*) FROM querator.worker_status()');
-SELECT answer_as('regress_ee_monitor', 'SELECT count(*) FROM querator.worker_status()');
+SELECT try_as('regress_ee_outsider', 'SELECT count(*) FROM querator.worker_status()');
+SELECT try_as('regress_ee_monitor', 'SELECT count(*) FROM querator.worker_status()');
 SELECT count(*) >= 0 AS superuser_may_call FROM querator.worker_status();
 
 ---------------------------------------------------------------- clean up
-DROP FUNCTION answer_as(text, text);
 DROP OWNED BY regress_ee_outsider, regress_ee_producer, regress_ee_monitor;
 DROP ROLE regress_ee_outsider, regress_ee_producer, regress_ee_monitor;
