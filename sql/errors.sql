@@ -192,7 +192,6 @@ SELECT count(*) AS scheduled FROM querator.storage_scheduled_list('err');
 SELECT try($$SELECT querator.queues_delete('err')$$);
 -- named as dead_queue by another queue
 SELECT try($$SELECT querator.queues_delete('errdlq')$$);
-SELECT try($$SELECT querator.queues_delete('errdlq', true)$$);
 SELECT count(*) AS queues FROM querator.queues_list() WHERE queue_name LIKE 'err%';
 
 SELECT querator.queues_delete('err', force => true);

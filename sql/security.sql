@@ -21,17 +21,6 @@ GRANT SELECT ON querator.stats TO regress_q_owner, regress_q_producer, regress_q
 GRANT EXECUTE ON FUNCTION querator.queues_create(text, interval, interval, integer, text, text, integer,
     text, jsonb, interval, integer, interval, interval) TO regress_q_owner;
 
--- try_as(role, sql): try() run as that role.
-CREATE FUNCTION try_as(r text, cmd text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	result text;
-BEGIN
-	EXECUTE format('SET ROLE %I', r);
-	result := try(cmd);
-	RESET ROLE;
-	RETURN result;
-END
-$$;
 -- cell(role, sql): 'ok' or just the SQLSTATE, for the matrix below.
 CREATE FUNCTION cell(r text, cmd text) RETURNS text LANGUAGE sql AS $$
 	SELECT CASE WHEN res = 'ok' THEN 'ok' ELSE left(res, 5) END FROM try_as(r, cmd) AS res
@@ -271,6 +260,5 @@ RESET client_min_messages;
 ---------------------------------------------------------------- clean up
 DROP FUNCTION visible_to(text);
 DROP FUNCTION cell(text, text);
-DROP FUNCTION try_as(text, text);
 DROP OWNED BY regress_q_owner, regress_q_producer, regress_q_consumer, regress_q_outsider, regress_q_member;
 DROP ROLE regress_q_owner, regress_q_producer, regress_q_consumer, regress_q_outsider, regress_q_member;

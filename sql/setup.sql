@@ -38,5 +38,17 @@ CREATE FUNCTION payloads(q text) RETURNS text LANGUAGE sql AS $$
 	  FROM querator.storage_items_list(q, NULL, 10000) l
 $$;
 
+-- try_as(role, sql): try() run as that role.
+CREATE FUNCTION try_as(r text, cmd text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	result text;
+BEGIN
+	EXECUTE format('SET ROLE %I', r);
+	result := try(cmd);
+	RESET ROLE;
+	RETURN result;
+END
+$$;
+
 SELECT try('SELECT 1/0');
 SELECT try('SELECT 1');

@@ -76,24 +76,37 @@ holds(const QueueDef &queue, const std::vector<std::string> &privileges)
 
 } // namespace
 
-void
-require_privilege(const QueueDef &queue, Privilege privilege)
+bool
+holds_privilege(const QueueDef &queue, Privilege privilege)
 {
-	if (!holds(queue, {privilege_name(privilege)}))
-		throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
-					"permission denied for queue; role '" + invoking_role_name() + "' lacks the " +
-						privilege_name(privilege) + " privilege on '" + queue.name + "'",
-					std::string("A queue admin can grant it: SELECT querator.queue_grant('") + queue.name +
-						"', '" + invoking_role_name() + "', '" + privilege_name(privilege) + "');");
+	return holds(queue, {privilege_name(privilege)});
+}
+
+bool
+may_see(const QueueDef &queue)
+{
+	return holds(queue, {"produce", "consume", "admin"});
+}
+
+void
+require_privilege(const QueueDef &queue, Privilege privilege, const char *field)
+{
+	if (holds_privilege(queue, privilege))
+		return;
+	if (!may_see(queue))
+		throw no_such_queue(queue.name, field);
+	throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+				"permission denied for queue; role '" + invoking_role_name() + "' lacks the " +
+					privilege_name(privilege) + " privilege on '" + queue.name + "'",
+				std::string("A queue admin can grant it: SELECT querator.queue_grant('") + queue.name + "', '" +
+					invoking_role_name() + "', '" + privilege_name(privilege) + "');");
 }
 
 void
 require_visibility(const QueueDef &queue)
 {
-	if (!holds(queue, {"produce", "consume", "admin"}))
-		throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
-					"permission denied for queue; role '" + invoking_role_name() + "' holds no privilege on '" +
-						queue.name + "'");
+	if (!may_see(queue))
+		throw no_such_queue(queue.name);
 }
 
 void

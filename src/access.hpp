@@ -25,10 +25,21 @@ const char *privilege_name(Privilege privilege);
 /* Parses 'produce' | 'consume' | 'admin'; 22023 otherwise. */
 Privilege parse_privilege(const std::string &text);
 
-/* Throws 42501 unless the invoking role holds `privilege` on the queue (admin implies all). */
-void require_privilege(const QueueDef &queue, Privilege privilege);
+/*
+ * Throws unless the invoking role holds `privilege` on the queue (admin implies
+ * all): 42501 for a role that holds some other privilege on it, and for a role
+ * that holds none the very error of a missing queue (42704, naming `field`), so
+ * that such a role cannot tell whether the queue exists.
+ */
+void require_privilege(const QueueDef &queue, Privilege privilege, const char *field = "queue");
 
-/* Throws 42501 unless the invoking role holds some privilege on the queue (to see it at all). */
+/* True if the invoking role holds `privilege` on the queue (admin implies all). */
+bool holds_privilege(const QueueDef &queue, Privilege privilege);
+
+/* True if the invoking role holds some privilege on the queue: it may see it. */
+bool may_see(const QueueDef &queue);
+
+/* Throws the error of a missing queue (42704) unless the invoking role may see the queue. */
 void require_visibility(const QueueDef &queue);
 
 /* The invoking role's name, recorded as owner of the queues it creates. */

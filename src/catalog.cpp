@@ -9,11 +9,13 @@ namespace querator {
 
 namespace {
 
-const char *const kSelectColumns =
-	"SELECT id, name, lease_timeout, expire_timeout, max_attempts, coalesce(dead_queue, ''), reference, partitions, "
-	"  paused, owner, coalesce(webhook_url, ''), webhook_headers::text, webhook_timeout, webhook_concurrency, "
+/* The columns def_from_row reads, for SELECT and RETURNING. */
+#define QUERATOR_DEF_COLUMNS                                                                                   \
+	"id, name, lease_timeout, expire_timeout, max_attempts, coalesce(dead_queue, ''), reference, partitions, " \
+	"  paused, owner, coalesce(webhook_url, ''), webhook_headers::text, webhook_timeout, webhook_concurrency, " \
 	"  webhook_backoff, webhook_backoff_max "
-	"FROM querator.queues ";
+
+const char *const kSelectColumns = "SELECT " QUERATOR_DEF_COLUMNS "FROM querator.queues ";
 
 const char *const kListColumns =
 	"SELECT name, lease_timeout, expire_timeout, max_attempts, dead_queue, reference, partitions, paused, owner, "
@@ -75,13 +77,18 @@ catalog_find(const std::string &name, bool lock_for_update)
 	return def;
 }
 
+Error
+no_such_queue(const std::string &name, const char *field)
+{
+	return Error(ERRCODE_UNDEFINED_OBJECT, std::string(field) + " does not exist; no such queue named '" + name + "'");
+}
+
 QueueDef
 catalog_get(const std::string &name, bool lock_for_update, const char *field)
 {
 	std::optional<QueueDef> def = catalog_find(name, lock_for_update);
 	if (!def)
-		throw Error(ERRCODE_UNDEFINED_OBJECT,
-					std::string(field) + " does not exist; no such queue named '" + name + "'");
+		throw no_such_queue(name, field);
 	return *def;
 }
 
@@ -141,15 +148,27 @@ catalog_delete(int32 queue_id)
 	spi_run("DELETE FROM querator.queues WHERE id = $1", {param_int32(queue_id)});
 }
 
-std::vector<std::string>
+std::vector<QueueDef>
 catalog_queues_using_dead_queue(const std::string &name)
 {
-	uint64 n = spi_run("SELECT name FROM querator.queues WHERE dead_queue = $1 ORDER BY name",
-					   {param_text(name)}, true);
-	std::vector<std::string> names;
+	uint64 n = spi_run(std::string(kSelectColumns) + "WHERE dead_queue = $1 ORDER BY name", {param_text(name)}, true);
+	std::vector<QueueDef> defs;
 	for (uint64 i = 0; i < n; i++)
-		names.push_back(spi_get_text(i, 1));
-	return names;
+		defs.push_back(def_from_row(i));
+	return defs;
+}
+
+std::vector<QueueDef>
+catalog_clear_dead_queue(const std::string &name)
+{
+	catalog_cache_changed();
+	uint64 n = spi_run("UPDATE querator.queues SET dead_queue = NULL, updated_at = now() WHERE dead_queue = $1 "
+					   "RETURNING " QUERATOR_DEF_COLUMNS,
+					   {param_text(name)});
+	std::vector<QueueDef> defs;
+	for (uint64 i = 0; i < n; i++)
+		defs.push_back(def_from_row(i));
+	return defs;
 }
 
 void
@@ -172,7 +191,7 @@ void
 catalog_info_to(ReturnSetInfo *rsinfo, const std::string &name)
 {
 	if (spi_run(std::string(kListColumns) + "WHERE name = $1", {param_text(name)}, true) == 0)
-		throw Error(ERRCODE_UNDEFINED_OBJECT, "queue does not exist; no such queue named '" + name + "'");
+		throw no_such_queue(name);
 	spi_copy_result_to(rsinfo);
 }
 

@@ -5,6 +5,7 @@
  */
 #pragma once
 
+#include "error.hpp"
 #include "pg_prelude.hpp"
 
 #include <optional>
@@ -42,6 +43,12 @@ struct QueueDef
 /* The queue named `name`; lock_for_update serializes with other definition changes. */
 std::optional<QueueDef> catalog_find(const std::string &name, bool lock_for_update = false);
 
+/*
+ * The error for a queue that does not exist (42704) naming `field`; also what a
+ * role that holds no privilege on an existing queue is told (access.hpp).
+ */
+Error no_such_queue(const std::string &name, const char *field = "queue");
+
 /* Like catalog_find, but a missing queue is an error (42704) naming `field`. */
 QueueDef catalog_get(const std::string &name, bool lock_for_update = false, const char *field = "queue");
 
@@ -56,8 +63,11 @@ int32 catalog_insert(const QueueDef &def);
 void catalog_update(const QueueDef &def);
 void catalog_delete(int32 queue_id);
 
-/* Names of queues whose dead_queue is `name`. */
-std::vector<std::string> catalog_queues_using_dead_queue(const std::string &name);
+/* Queues whose dead_queue is `name`, by name. */
+std::vector<QueueDef> catalog_queues_using_dead_queue(const std::string &name);
+
+/* Clears the dead_queue of every queue whose dead_queue is `name`; returns them. */
+std::vector<QueueDef> catalog_clear_dead_queue(const std::string &name);
 
 /* Puts the catalog rows of queues_list / queues_info into a materialized SRF result. */
 /* Lists only queues `role` may see (owner, any grant) unless `all`. */

@@ -4,11 +4,15 @@
  *  - pg_guard(f): C++ calling PostgreSQL. Runs f (PostgreSQL calls only, no
  *    RAII objects) under PG_TRY; an ereport(ERROR) is caught, its ErrorData
  *    copied, the error state flushed and a PgError thrown, so C++ unwinding
- *    runs destructors normally.
+ *    runs destructors normally. spi.cpp marks the errors of querator's own
+ *    statements (ErrorOrigin::internal_sql).
  *  - sql_entry(fcinfo, f): PostgreSQL calling C++. Every SQL-callable
  *    function's body runs inside it; any exception is caught, its data moved
  *    to trivially destructible storage, and the PostgreSQL error is raised
- *    only after the catch block has ended.
+ *    only after the catch block has ended. An error of an internal statement
+ *    goes to the server log in full and reaches the client with its SQLSTATE
+ *    and querator's own message only (no statement text, table names, detail
+ *    or context).
  */
 #pragma once
 
@@ -39,24 +43,33 @@ private:
 	std::string hint_;
 };
 
+/* Where a PostgreSQL error came from: a call made for the caller, or one of querator's own SQL statements. */
+enum class ErrorOrigin
+{
+	call,
+	internal_sql
+};
+
 /* A PostgreSQL error caught by pg_guard; owns nothing (ErrorData lives in a memory context). */
 class PgError : public std::exception
 {
 public:
-	explicit PgError(ErrorData *data) : data_(data) {}
+	PgError(ErrorData *data, ErrorOrigin origin) : data_(data), origin_(origin) {}
 	const char *what() const noexcept override { return data_->message ? data_->message : "postgres error"; }
 	ErrorData *data() const { return data_; }
+	ErrorOrigin origin() const { return origin_; }
 
 private:
 	ErrorData *data_;
+	ErrorOrigin origin_;
 };
 
 /* Throws the PgError for the error caught in the current PG_CATCH; defined in error.cpp. */
-[[noreturn]] void throw_caught_pg_error(MemoryContext caller_context);
+[[noreturn]] void throw_caught_pg_error(MemoryContext caller_context, ErrorOrigin origin);
 
 template <typename F>
 auto
-pg_guard(F &&f) -> decltype(f())
+pg_guard(F &&f, ErrorOrigin origin = ErrorOrigin::call) -> decltype(f())
 {
 	using Result = decltype(f());
 	MemoryContext caller_context = CurrentMemoryContext;
@@ -74,7 +87,7 @@ pg_guard(F &&f) -> decltype(f())
 		}
 		PG_END_TRY();
 		if (failed)
-			throw_caught_pg_error(caller_context);
+			throw_caught_pg_error(caller_context, origin);
 	}
 	else
 	{
@@ -92,15 +105,19 @@ pg_guard(F &&f) -> decltype(f())
 		}
 		PG_END_TRY();
 		if (failed)
-			throw_caught_pg_error(caller_context);
+			throw_caught_pg_error(caller_context, origin);
 		return result;
 	}
 }
+
+/* Sends a NOTICE to the client. */
+void report_notice(const std::string &message);
 
 /* Raises the error an exception described; never returns. Called outside any catch block. */
 struct PendingError
 {
 	ErrorData *pg_data;        /* set for PgError */
+	bool internal_sql;         /* pg_data came from querator's own SQL */
 	int sqlstate;              /* otherwise these */
 	char message[1024];
 	char hint[512];
@@ -114,6 +131,7 @@ sql_entry(F &&f)
 {
 	PendingError pending;
 	pending.pg_data = nullptr;
+	pending.internal_sql = false;
 	pending.sqlstate = 0;
 	try
 	{

@@ -52,13 +52,22 @@ queue_redrive(FunctionCallInfo fcinfo)
 		estimates_add_at_commit(queue.id, p, static_cast<int64>(n));
 		total += n;
 	}
-	/* A dead queue: its items go back to the queue each came from. */
+	/*
+	 * A dead queue: its items go back to the queue each came from, if the
+	 * caller may produce to it (admin here grants nothing there).
+	 */
+	bool kept_for_privilege = false;
 	for (int p = 0; p < queue.partitions; p++)
 		for (int32 source_id : storage_source_queues(queue.id, p))
 		{
 			std::optional<QueueDef> source = catalog_find_by_id(source_id);
 			if (!source)
 				continue; /* that queue was deleted: the items stay here */
+			if (!holds_privilege(*source, Privilege::produce))
+			{
+				kept_for_privilege = true;
+				continue;
+			}
 			int target = partitions_for_produce(source->id, source->partitions).front();
 			uint64 n = storage_redrive_to_source(queue.id, p, source->id, target, ids, dead_before,
 												 source->expire_timeout);
@@ -66,6 +75,8 @@ queue_redrive(FunctionCallInfo fcinfo)
 			estimates_add_at_commit(source->id, target, static_cast<int64>(n));
 			total += n;
 		}
+	if (kept_for_privilege)
+		report_notice("items kept in '" + name + "'; some came from queues the role may not produce to and stay here");
 	spi.finish();
 	PG_RETURN_INT64(static_cast<int64>(total));
 }

@@ -10,6 +10,8 @@
 #include "storage.hpp"
 #include "validation.hpp"
 
+#include <algorithm>
+
 namespace querator {
 
 namespace {
@@ -59,9 +61,27 @@ validate_webhook_headers(const Webhook &webhook)
 					"webhook headers is invalid; must be a JSON object of header names to single-line string values");
 }
 
-/* Checks that def.dead_queue may receive def's dead letters (no self, no chains). */
+/*
+ * How a message names one of `queues`: the first the caller may see, or none at
+ * all, so that an error or notice never tells a role of a queue it holds
+ * nothing on.
+ */
+std::string
+queue_for_message(const std::vector<QueueDef> &queues)
+{
+	for (const QueueDef &q : queues)
+		if (may_see(q))
+			return "'" + q.name + "'";
+	return "another queue";
+}
+
+/*
+ * Checks that def.dead_queue may receive def's dead letters: no self, no
+ * chains, and when the call names it (`named`), the caller's produce
+ * privilege on it, since its dead letters become that queue's items.
+ */
 void
-validate_dead_queue(const QueueDef &def)
+validate_dead_queue(const QueueDef &def, bool named)
 {
 	if (def.dead_queue.empty())
 		return;
@@ -69,15 +89,38 @@ validate_dead_queue(const QueueDef &def)
 	if (def.dead_queue == def.name)
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "dead queue is invalid; dead_queue cannot reference itself");
 	QueueDef target = catalog_get(def.dead_queue, true, "dead queue");
+	if (named)
+		require_privilege(target, Privilege::produce, "dead queue");
 	if (!target.dead_queue.empty())
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
-					"dead queue is invalid; '" + def.dead_queue + "' has its own dead_queue '" + target.dead_queue +
-						"' and dead queues cannot be chained");
-	std::vector<std::string> feeders = catalog_queues_using_dead_queue(def.name);
+					"dead queue is invalid; '" + def.dead_queue +
+						"' has a dead_queue of its own and dead queues cannot be chained");
+	std::vector<QueueDef> feeders = catalog_queues_using_dead_queue(def.name);
 	if (!feeders.empty())
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
-					"dead queue is invalid; '" + def.name + "' is the dead_queue of '" + feeders.front() +
-						"' and dead queues cannot be chained");
+					"dead queue is invalid; '" + def.name + "' is the dead_queue of " + queue_for_message(feeders) +
+						" and dead queues cannot be chained");
+}
+
+/* Before a forced delete of `name`: the queues that name it as dead_queue keep their dead letters themselves. */
+void
+detach_feeders(const std::string &name)
+{
+	std::vector<QueueDef> detached = catalog_clear_dead_queue(name);
+	std::sort(detached.begin(), detached.end(), [](const QueueDef &a, const QueueDef &b) { return a.name < b.name; });
+	int unseen = 0;
+	for (const QueueDef &feeder : detached)
+	{
+		if (may_see(feeder))
+			report_notice("dead_queue removed; '" + feeder.name + "' no longer sends its dead letters to '" + name +
+						  "' and keeps them in its own dead-letter table");
+		else
+			unseen++;
+	}
+	if (unseen > 0)
+		report_notice("dead_queue removed; " + std::to_string(unseen) +
+					  " other queue(s) no longer send their dead letters to '" + name +
+					  "' and keep them in their own dead-letter table");
 }
 
 Datum
@@ -99,7 +142,7 @@ queues_create(FunctionCallInfo fcinfo)
 	validate_webhook_headers(def.webhook);
 	if (catalog_find(def.name))
 		throw Error(ERRCODE_DUPLICATE_OBJECT, "invalid queue; '" + def.name + "' already exists");
-	validate_dead_queue(def);
+	validate_dead_queue(def, true);
 	int32 id = catalog_insert(def);
 	storage_create_queue(id, def.partitions);
 	spi.finish();
@@ -127,8 +170,9 @@ queues_update(FunctionCallInfo fcinfo)
 	}
 	if (auto v = arg_int32(fcinfo, 3))
 		def.max_attempts = *v;
-	if (auto v = arg_text(fcinfo, 4))
-		def.dead_queue = *v; /* '' removes it */
+	std::optional<std::string> dead_queue = arg_text(fcinfo, 4);
+	if (dead_queue)
+		def.dead_queue = *dead_queue; /* '' removes it */
 	if (auto v = arg_text(fcinfo, 5))
 		def.reference = *v;
 	if (auto v = arg_int32(fcinfo, 6))
@@ -136,7 +180,7 @@ queues_update(FunctionCallInfo fcinfo)
 	read_webhook_options(fcinfo, 7, def.webhook);
 	validate_definition(def);
 	validate_webhook_headers(def.webhook);
-	validate_dead_queue(def);
+	validate_dead_queue(def, dead_queue.has_value());
 
 	if (def.partitions > old_partitions)
 		storage_create_partitions(def.id, old_partitions, def.partitions);
@@ -164,15 +208,18 @@ queues_delete(FunctionCallInfo fcinfo)
 	SpiConnection spi;
 	QueueDef def = catalog_get(name, true);
 	require_privilege(def, Privilege::admin);
-	std::vector<std::string> feeders = catalog_queues_using_dead_queue(name);
-	if (!feeders.empty())
+	std::vector<QueueDef> feeders = catalog_queues_using_dead_queue(name);
+	if (!feeders.empty() && !force)
 		throw Error(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
-					"queue is in use; '" + name + "' is the dead_queue of '" + feeders.front() + "'",
-					"Remove it from that queue first: queues_update('" + feeders.front() + "', dead_queue => '').");
+					"queue is in use; '" + name + "' is the dead_queue of " + queue_for_message(feeders),
+					"Remove it from that queue with queues_update(..., dead_queue => ''), or use force => true, which "
+					"removes it from every queue that names it.");
 	if (!force && (storage_partitions_hold_items(def.id, 0, def.partitions) || storage_has_dead_letters(def.id)))
 		throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
 					"queue is not empty; '" + name + "' still holds items or dead letters",
 					"Use queues_delete(queue_name, force => true) to delete it with its items.");
+	if (!feeders.empty())
+		detach_feeders(name);
 	storage_drop_queue(def.id, def.partitions);
 	catalog_delete(def.id);
 	estimates_forget(def.id, 0);

@@ -58,7 +58,7 @@ plan_for(const std::string &sql, const std::vector<Oid> &types)
 		if (SPI_keepplan(p) != 0)
 			elog(ERROR, "querator: SPI_keepplan failed");
 		return p;
-	});
+	}, ErrorOrigin::internal_sql);
 	saved_plans.emplace(sql, plan);
 	return plan;
 }
@@ -239,7 +239,7 @@ spi_run(const std::string &sql, const std::vector<SqlParam> &params, bool read_o
 		if (rc < 0)
 			elog(ERROR, "querator: SPI_execute_plan failed (%s): %s", SPI_result_code_string(rc), text);
 		return SPI_processed;
-	});
+	}, ErrorOrigin::internal_sql);
 }
 
 void
@@ -250,7 +250,7 @@ spi_exec_utility(const std::string &sql)
 		int rc = SPI_execute(text, false, 0);
 		if (rc < 0)
 			elog(ERROR, "querator: SPI_execute failed (%s): %s", SPI_result_code_string(rc), text);
-	});
+	}, ErrorOrigin::internal_sql);
 }
 
 bool
