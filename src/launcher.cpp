@@ -9,6 +9,7 @@
  */
 #include "pg_prelude.hpp"
 #include "settings.hpp"
+#include "spi.hpp"
 #include "worker_state.hpp"
 
 extern "C" {
@@ -163,6 +164,7 @@ querator_launcher_main(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(nullptr, nullptr, 0);
+	restrict_background_process();
 	pgstat_report_appname("querator launcher");
 	launcher_attach();
 	elog(LOG, "querator launcher started");
