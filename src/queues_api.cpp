@@ -9,6 +9,7 @@
 #include "spi.hpp"
 #include "storage.hpp"
 #include "validation.hpp"
+#include "waiters.hpp"
 
 namespace querator {
 
@@ -173,6 +174,7 @@ queues_delete(FunctionCallInfo fcinfo)
 		throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
 					"queue is not empty; '" + name + "' still holds items or dead letters",
 					"Use queues_delete(queue_name, force => true) to delete it with its items.");
+	waiters_end(def.id, WaitEnd::queue_deleted); /* their locks would hold up the drop */
 	storage_drop_queue(def.id, def.partitions);
 	catalog_delete(def.id);
 	estimates_forget(def.id, 0);
