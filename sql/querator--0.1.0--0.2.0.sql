@@ -2,3 +2,36 @@
 -- Released scripts are frozen: every schema change after 0.1.0 goes here, and
 -- CREATE EXTENSION of 0.2.0 runs querator--0.1.0.sql followed by this file.
 \echo Use "ALTER EXTENSION querator UPDATE TO '0.2.0'" to load this file. \quit
+
+---------------------------------------------------------------- search_path (issue 11, section 1)
+
+-- The jsonb forms of queue_produce are SQL functions that run under the
+-- caller's search_path, where a schema placed before pg_catalog (for example
+-- by ALTER DATABASE ... SET search_path) could make "text" name a domain of
+-- its own, whose CHECK would run inside our call. Every name in their bodies
+-- is now qualified, as in the other wrappers.
+CREATE OR REPLACE FUNCTION querator.queue_produce(
+    queue_name      text,
+    payloads        jsonb[],
+    kinds           text[]      DEFAULT NULL,
+    item_references text[]      DEFAULT NULL,
+    enqueue_at      timestamptz DEFAULT NULL,
+    encoding        text        DEFAULT 'application/json')
+RETURNS bigint[]
+LANGUAGE sql
+AS $$ SELECT querator.queue_produce(queue_name,
+         (SELECT pg_catalog.array_agg(pg_catalog.convert_to(p::pg_catalog.text, 'UTF8') ORDER BY n)
+            FROM pg_catalog.unnest(payloads) WITH ORDINALITY AS u(p, n)),
+         kinds, item_references, enqueue_at, encoding) $$;
+
+CREATE OR REPLACE FUNCTION querator.queue_produce(
+    queue_name text,
+    payload    jsonb,
+    kind       text        DEFAULT '',
+    reference  text        DEFAULT '',
+    enqueue_at timestamptz DEFAULT NULL,
+    encoding   text        DEFAULT 'application/json')
+RETURNS bigint
+LANGUAGE sql
+AS $$ SELECT (querator.queue_produce(queue_name, ARRAY[pg_catalog.convert_to(payload::pg_catalog.text, 'UTF8')],
+                                     ARRAY[kind], ARRAY[reference], enqueue_at, encoding))[1] $$;

@@ -1,7 +1,7 @@
 # Issue 11, section 1: a database owner who is not a superuser shadows the
-# operators the worker's statements use (timestamptz <= and + interval) in a
-# schema of their own, and puts that schema first in the database's
-# search_path. After a restart, the worker (and its webhook delivery) expires
+# operators the worker's statements use (timestamptz <= and + interval) and the
+# type text (a domain whose CHECK reports) in a schema of their own, and puts
+# that schema first in the database's search_path. After a restart, the worker (and its webhook delivery) expires
 # leases, promotes scheduled items and delivers a webhook item in that
 # database: the attacker's operator must never run in it, whatever the
 # database setting says. A session of the attacker shows that the shadowing
@@ -36,6 +36,9 @@ CREATE FUNCTION evil.ts_plus(a timestamptz, b interval) RETURNS timestamptz LANG
 BEGIN PERFORM evil.report('+'); RETURN a OPERATOR(pg_catalog.+) b; END $$;
 CREATE OPERATOR evil.<= (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = evil.ts_le);
 CREATE OPERATOR evil.+ (LEFTARG = timestamptz, RIGHTARG = interval, FUNCTION = evil.ts_plus);
+CREATE FUNCTION evil.text_check(v pg_catalog.text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN PERFORM evil.report('text'); RETURN true; END $$;
+CREATE DOMAIN evil.text AS pg_catalog.text CHECK (evil.text_check(VALUE));
 GRANT USAGE ON SCHEMA evil TO PUBLIC;
 });
 
@@ -45,9 +48,9 @@ my $sink = start_sink();
 my $url = sink_url($sink, '/ok');
 $node->safe_psql($db, qq{
 SELECT querator.queues_create('q', lease_timeout => '2 s', expire_timeout => '1 hour');
-SELECT querator.queue_produce('q', ARRAY['a', 'b', 'c', 'd']::text[]);
+SELECT querator.queue_produce('q', ARRAY['a', 'b', 'c', 'd']::pg_catalog.text[]);
 SELECT count(*) FROM querator.queue_lease('q', 'consumer', 3);
-SELECT querator.queue_produce('q', ARRAY['later1', 'later2']::text[], enqueue_at => now() + interval '4 s');
+SELECT querator.queue_produce('q', ARRAY['later1', 'later2']::pg_catalog.text[], enqueue_at => now() + interval '4 s');
 SELECT querator.queues_create('wq', webhook_url => '$url');
 });
 
@@ -56,7 +59,11 @@ $node->safe_psql($db, "SET ROLE mallory; ALTER DATABASE $db SET search_path = ev
 my $offset = -s $node->logfile;
 $node->restart;
 ok(wait_for_workers($node, $db, 1, 20), 'the worker serves the database after the restart');
-$node->safe_psql($db, q{SELECT querator.queue_produce('wq', 'hook'::text)});
+# The test's own statements name pg_catalog.text: "text" is the attacker's now.
+$node->safe_psql($db, q{SELECT querator.queue_produce('wq', 'hook'::pg_catalog.text)});
+# The SQL wrappers run under the caller's path: the jsonb forms cast to text.
+$node->safe_psql($db, q{SELECT querator.queue_produce('q', '{"j": 1}'::jsonb);
+                        SELECT querator.queue_produce('q', ARRAY['{"j": 2}']::jsonb[])});
 
 ok(defined poll_until($node, $db,
 	"SELECT count(*) FROM querator.storage_items_list('q') WHERE NOT leased AND attempts = 1", '3', 20, 50),
@@ -74,17 +81,18 @@ ok(defined poll_until($node, $db,
 	'the worker expired the new leases');
 
 # The shadowing works for a session of the database (so the checks below can fail).
-$node->safe_psql($db, 'SELECT now() <= now()', extra_params => [ '-U', 'mallory' ]);
+$node->safe_psql($db, "SELECT now() <= now(), 'x'::text", extra_params => [ '-U', 'mallory' ]);
 my $log = slurp_file($node->logfile, $offset);
 like($log, qr/querator-evil <= called by user=mallory/, "the attacker's operator shadows pg_catalog's in a session");
+like($log, qr/querator-evil text called by user=mallory/, "and the attacker's text shadows pg_catalog's");
 
 my @calls = grep { !/user=mallory/ } ($log =~ /^.*querator-evil.*$/mg);
-is(scalar(@calls), 0, "the attacker's operators never ran in querator's processes or functions")
+is(scalar(@calls), 0, "the attacker's objects never ran in querator's processes or functions")
   or diag(join("\n", @calls[ 0 .. ($#calls < 9 ? $#calls : 9) ]));
 # Backends: every C function of the extension pins the path itself (the SQL
 # wrappers qualify every name and call those; they ran above under the attack).
 is($node->safe_psql($db, q{
-SELECT coalesce(string_agg(p.oid::regprocedure::text, ', '), '')
+SELECT coalesce(string_agg(p.oid::regprocedure::pg_catalog.text, ', '), '')
   FROM pg_catalog.pg_proc p
   JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
   JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'querator'
