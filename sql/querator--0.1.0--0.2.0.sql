@@ -9,3 +9,36 @@
 -- hold EXECUTE anyway).
 REVOKE EXECUTE ON FUNCTION querator.worker_status() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION querator.worker_status() TO pg_monitor;
+
+---------------------------------------------------------------- search_path (issue 11, section 1)
+
+-- The jsonb forms of queue_produce are SQL functions that run under the
+-- caller's search_path, where a schema placed before pg_catalog (for example
+-- by ALTER DATABASE ... SET search_path) could make "text" name a domain of
+-- its own, whose CHECK would run inside our call. Every name in their bodies
+-- is now qualified, as in the other wrappers.
+CREATE OR REPLACE FUNCTION querator.queue_produce(
+    queue_name      text,
+    payloads        jsonb[],
+    kinds           text[]      DEFAULT NULL,
+    item_references text[]      DEFAULT NULL,
+    enqueue_at      timestamptz DEFAULT NULL,
+    encoding        text        DEFAULT 'application/json')
+RETURNS bigint[]
+LANGUAGE sql
+AS $$ SELECT querator.queue_produce(queue_name,
+         (SELECT pg_catalog.array_agg(pg_catalog.convert_to(p::pg_catalog.text, 'UTF8') ORDER BY n)
+            FROM pg_catalog.unnest(payloads) WITH ORDINALITY AS u(p, n)),
+         kinds, item_references, enqueue_at, encoding) $$;
+
+CREATE OR REPLACE FUNCTION querator.queue_produce(
+    queue_name text,
+    payload    jsonb,
+    kind       text        DEFAULT '',
+    reference  text        DEFAULT '',
+    enqueue_at timestamptz DEFAULT NULL,
+    encoding   text        DEFAULT 'application/json')
+RETURNS bigint
+LANGUAGE sql
+AS $$ SELECT (querator.queue_produce(queue_name, ARRAY[pg_catalog.convert_to(payload::pg_catalog.text, 'UTF8')],
+                                     ARRAY[kind], ARRAY[reference], enqueue_at, encoding))[1] $$;

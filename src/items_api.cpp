@@ -188,6 +188,8 @@ wait_and_lease(const QueueDef &queue, const std::string &client_id, int32 batch_
 			}
 			CHECK_FOR_INTERRUPTS();
 		});
+		/* Before the lease: its tables may be what the DDL waits to drop. */
+		waiter_check_ended(queue.name);
 		int32 allowance = waiter_take_allowance();
 		bool recheck = GetCurrentTimestamp() >= next_recheck;
 		if (allowance == 0 && !recheck)
@@ -282,7 +284,7 @@ queue_lease(FunctionCallInfo fcinfo)
 	const bool waiting = interval_compare(wait, Interval{}) > 0;
 	/* Registered before the first try, so an item committed in between still wakes us. */
 	if (waiting)
-		waiter_register(queue.id, client_id, batch_size);
+		waiter_register(queue.id, queue.name, client_id, batch_size);
 	uint64 leased = lease_from_queue(queue, client_id, batch_size, out);
 	spi.finish();
 	if (waiting && leased == 0)

@@ -9,6 +9,7 @@
  */
 #include "pg_prelude.hpp"
 #include "settings.hpp"
+#include "spi.hpp"
 #include "worker_state.hpp"
 
 extern "C" {
@@ -22,6 +23,9 @@ extern "C" {
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "utils/inval.h"
+#include "utils/syscache.h"
 #include "tcop/tcopprot.h"
 #include "utils/wait_event.h"
 
@@ -65,13 +69,40 @@ list_databases()
 	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != nullptr)
 	{
 		auto *db = reinterpret_cast<Form_pg_database>(GETSTRUCT(tuple));
-		if (db->datallowconn && !db->datistemplate && databases.size() < databases.capacity())
+		if (db->datallowconn && !db->datistemplate && !database_is_invalid_form(db) &&
+			databases.size() < databases.capacity())
 			databases.push_back(db->oid);
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
 	return databases;
+}
+
+/*
+ * False while DROP DATABASE (or a rename or move) holds the database's lock,
+ * and once it is gone: a worker started then would wait for the drop and log
+ * "FATAL: database ... does not exist". The exit of the worker that DROP
+ * DATABASE ... WITH (FORCE) terminates wakes the launcher in just that window.
+ */
+bool
+database_accepts_worker(Oid database)
+{
+	LOCKTAG tag;
+	SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, database, 0);
+	StartTransactionCommand();
+	bool accepts = LockAcquire(&tag, AccessShareLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+	if (accepts)
+	{
+		/* A drop that committed before we got the lock: its row is gone. */
+		AcceptInvalidationMessages();
+		HeapTuple tuple = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(database));
+		accepts = HeapTupleIsValid(tuple) && !database_is_invalid_form(reinterpret_cast<Form_pg_database>(GETSTRUCT(tuple)));
+		if (HeapTupleIsValid(tuple))
+			ReleaseSysCache(tuple);
+	}
+	CommitTransactionCommand(); /* releases the lock */
+	return accepts;
 }
 
 bool
@@ -135,6 +166,8 @@ serve_databases()
 				continue;
 			forget(w);
 		}
+		if (!database_accepts_worker(database))
+			continue; /* looked at again next round */
 		w = find_started(InvalidOid);
 		BackgroundWorkerHandle *handle = nullptr;
 		if (w == nullptr)
@@ -163,6 +196,7 @@ querator_launcher_main(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(nullptr, nullptr, 0);
+	restrict_background_process();
 	pgstat_report_appname("querator launcher");
 	launcher_attach();
 	elog(LOG, "querator launcher started");

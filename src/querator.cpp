@@ -15,7 +15,9 @@ extern "C" {
 #include "catalog/objectaccess.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
+#include "nodes/parsenodes.h"
 #include "postmaster/bgworker.h"
+#include "tcop/utility.h"
 }
 
 extern "C" {
@@ -31,6 +33,7 @@ bool loaded_at_startup = false;
 shmem_request_hook_type previous_shmem_request_hook = nullptr;
 shmem_startup_hook_type previous_shmem_startup_hook = nullptr;
 object_access_hook_type previous_object_access_hook = nullptr;
+ProcessUtility_hook_type previous_process_utility_hook = nullptr;
 
 /* DROP EXTENSION querator: wake the database's worker at commit so it leaves at once, not when it next wakes. */
 void
@@ -43,6 +46,38 @@ on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_i
 		querator::wake_worker_at_commit(GetCurrentTimestamp());
 		querator::catalog_cache_changed(); /* every cached queue is gone with it */
 	}
+}
+
+bool
+drops_querator(const Node *statement)
+{
+	if (!IsA(statement, DropStmt))
+		return false;
+	const auto *drop = reinterpret_cast<const DropStmt *>(statement);
+	if (drop->removeType != OBJECT_EXTENSION)
+		return false;
+	ListCell *cell;
+	foreach (cell, drop->objects)
+		if (strcmp(strVal(lfirst(cell)), "querator") == 0)
+			return true;
+	return false;
+}
+
+/*
+ * DROP EXTENSION querator: end this database's long-poll waits before the
+ * drop queues behind the locks they hold (the object access hook above
+ * runs only once every lock is taken).
+ */
+void
+on_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree, ProcessUtilityContext context,
+		   ParamListInfo params, QueryEnvironment *query_env, DestReceiver *dest, QueryCompletion *qc)
+{
+	if (drops_querator(pstmt->utilityStmt))
+		querator::waiters_end(querator::kAllQueues, querator::WaitEnd::extension_dropped);
+	if (previous_process_utility_hook)
+		previous_process_utility_hook(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
 }
 
 void
@@ -110,6 +145,8 @@ _PG_init(void)
 	register_launcher();
 	previous_object_access_hook = object_access_hook;
 	object_access_hook = on_object_access;
+	previous_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = on_utility;
 }
 
 Datum

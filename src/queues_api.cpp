@@ -9,6 +9,7 @@
 #include "spi.hpp"
 #include "storage.hpp"
 #include "validation.hpp"
+#include "waiters.hpp"
 
 #include <algorithm>
 
@@ -220,6 +221,7 @@ queues_delete(FunctionCallInfo fcinfo)
 					"Use queues_delete(queue_name, force => true) to delete it with its items.");
 	if (!feeders.empty())
 		detach_feeders(name);
+	waiters_end(def.id, WaitEnd::queue_deleted); /* their locks would hold up the drop */
 	storage_drop_queue(def.id, def.partitions);
 	catalog_delete(def.id);
 	estimates_forget(def.id, 0);

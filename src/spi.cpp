@@ -212,6 +212,22 @@ SpiConnection::finish()
 	});
 }
 
+void
+restrict_background_process()
+{
+	/*
+	 * PGC_S_OVERRIDE outranks the database and role settings applied at
+	 * connection and the configuration file on reload, and becomes the
+	 * reset value too: nothing can move it for the life of the process.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	Oid user = InvalidOid;
+	int context = 0;
+	GetUserIdAndSecContext(&user, &context);
+	/* Transaction starts save this context and aborts restore it: it holds for every transaction. */
+	SetUserIdAndSecContext(user, context | SECURITY_RESTRICTED_OPERATION);
+}
+
 Oid
 invoking_role()
 {

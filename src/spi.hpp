@@ -50,6 +50,15 @@ private:
 	int saved_guc_level_; /* planner settings of querator's own statements, undone by finish() */
 };
 
+/*
+ * Called once by each background process of querator (launcher, worker)
+ * right after it connects: its SQL then resolves names in pg_catalog only,
+ * whatever ALTER DATABASE / ROLE ... SET search_path says, and runs as a
+ * security-restricted operation (as VACUUM runs index functions), so code
+ * it reaches cannot change the session (SET ROLE, temporary objects, ...).
+ */
+void restrict_background_process();
+
 /* The role that called querator's function (before the switch to the owner). */
 Oid invoking_role();
 

@@ -24,14 +24,28 @@ struct WaiterSlot
 	uint64 arrival;       /* order of arrival, for fairness */
 	int32 batch_size;
 	int32 allowance;      /* items dealt to it, not yet leased */
+	WaitEnd ended;        /* set by DDL that needs the locks this wait holds */
 	Latch *latch;
 	char client_id[kMaxTextFieldLength + 1];
 };
+
+/* A queue (or a database's every queue) whose deletion is in progress: no new waits on it. */
+struct EndMarker
+{
+	WaitEnd why; /* none: free */
+	Oid database;
+	int32 queue_id; /* or kAllQueues */
+	int pid;        /* the backend whose transaction deletes it */
+};
+
+/* More deletions in progress at once than this still end the current waits, but do not refuse new ones. */
+constexpr int kMaxEndMarkers = 64;
 
 struct WaiterTable
 {
 	uint64 next_arrival;
 	pg_atomic_uint32 active; /* used slots: lets committers skip the table when nobody waits */
+	EndMarker markers[kMaxEndMarkers];
 	int size;
 	WaiterSlot slots[FLEXIBLE_ARRAY_MEMBER];
 };
@@ -39,6 +53,7 @@ struct WaiterTable
 WaiterTable *table = nullptr;
 LWLock *table_lock = nullptr;
 int my_slot = -1;
+bool placed_markers = false; /* this backend's transaction placed end markers */
 
 int
 table_size()
@@ -85,12 +100,47 @@ deal(int32 queue_id, int64 count)
 			SetLatch(table->slots[order[k]].latch);
 }
 
+bool
+covers(const EndMarker &m, int32 queue_id)
+{
+	return m.why != WaitEnd::none && m.database == MyDatabaseId && (m.queue_id == kAllQueues || m.queue_id == queue_id);
+}
+
+/* The deletion this backend announced has committed or rolled back: waits are possible again. */
+void
+remove_my_markers()
+{
+	if (!placed_markers || table == nullptr)
+		return;
+	LWLockAcquire(table_lock, LW_EXCLUSIVE);
+	for (EndMarker &m : table->markers)
+		if (m.why != WaitEnd::none && m.pid == MyProcPid)
+			m = EndMarker{};
+	LWLockRelease(table_lock);
+	placed_markers = false;
+}
+
+/* "<what happens>; the wait on '<queue>' ends" and a hint, for a wait ended by DDL. */
+Error
+ended_error(WaitEnd why, const std::string &queue_name)
+{
+	const bool deleted = why == WaitEnd::queue_deleted;
+	return Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+				 std::string(deleted ? "queue is being deleted" : "extension is being dropped") + "; the wait on '" +
+					 queue_name + "' ends",
+				 deleted ? "Another transaction deletes the queue; it is gone once that transaction commits."
+						 : "Another transaction drops the querator extension in this database.");
+}
+
 void
 on_xact_event(XactEvent event, void *)
 {
 	/* A cancelled or failed waiting lease leaves the wait queue here. */
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
 		waiter_unregister();
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE)
+		remove_my_markers();
 }
 
 /* A waiting lease interrupted inside a subtransaction (savepoint, PL/pgSQL EXCEPTION block). */
@@ -132,11 +182,21 @@ waiters_register_xact_callback()
 }
 
 void
-waiter_register(int32 queue_id, const std::string &client_id, int32 batch_size)
+waiter_register(int32 queue_id, const std::string &queue_name, const std::string &client_id, int32 batch_size)
 {
 	bool duplicate = false;
 	bool full = false;
+	WaitEnd ended = WaitEnd::none;
 	LWLockAcquire(table_lock, LW_EXCLUSIVE);
+	/* Its deletion is in progress: waiting would only hold up the DDL (and find nothing). */
+	for (const EndMarker &m : table->markers)
+		if (covers(m, queue_id))
+			ended = m.why;
+	if (ended != WaitEnd::none)
+	{
+		LWLockRelease(table_lock);
+		throw ended_error(ended, queue_name);
+	}
 	int free_slot = -1;
 	for (int i = 0; i < table->size; i++)
 	{
@@ -159,6 +219,7 @@ waiter_register(int32 queue_id, const std::string &client_id, int32 batch_size)
 		s.arrival = table->next_arrival++;
 		s.batch_size = batch_size;
 		s.allowance = 0;
+		s.ended = WaitEnd::none;
 		s.latch = MyLatch;
 		strlcpy(s.client_id, client_id.c_str(), sizeof(s.client_id));
 		pg_atomic_fetch_add_u32(&table->active, 1);
@@ -212,6 +273,43 @@ waiters_deal(int32 queue_id, int64 count)
 	LWLockAcquire(table_lock, LW_EXCLUSIVE);
 	deal(queue_id, count);
 	LWLockRelease(table_lock);
+}
+
+void
+waiters_end(int32 queue_id, WaitEnd why)
+{
+	if (table == nullptr)
+		return;
+	LWLockAcquire(table_lock, LW_EXCLUSIVE);
+	for (EndMarker &m : table->markers)
+		if (m.why == WaitEnd::none)
+		{
+			m = EndMarker{why, MyDatabaseId, queue_id, MyProcPid};
+			placed_markers = true;
+			break;
+		}
+	for (int i = 0; i < table->size; i++)
+	{
+		WaiterSlot &s = table->slots[i];
+		if (s.used && s.database == MyDatabaseId && (queue_id == kAllQueues || s.queue_id == queue_id))
+		{
+			s.ended = why;
+			SetLatch(s.latch);
+		}
+	}
+	LWLockRelease(table_lock);
+}
+
+void
+waiter_check_ended(const std::string &queue_name)
+{
+	if (my_slot < 0)
+		return;
+	LWLockAcquire(table_lock, LW_SHARED);
+	WaitEnd ended = table->slots[my_slot].ended;
+	LWLockRelease(table_lock);
+	if (ended != WaitEnd::none)
+		throw ended_error(ended, queue_name);
 }
 
 } // namespace querator

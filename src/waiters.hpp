@@ -20,13 +20,34 @@ void waiters_request_shmem();
 void waiters_startup_shmem();
 void waiters_register_xact_callback();
 
-/* Registers this backend as a waiter; throws 55006 if client_id already waits on the queue. */
-void waiter_register(int32 queue_id, const std::string &client_id, int32 batch_size);
+/*
+ * Registers this backend as a waiter; throws 55006 if client_id already waits
+ * on the queue, 55000 if the queue's deletion is in progress (waiters_end).
+ */
+void waiter_register(int32 queue_id, const std::string &queue_name, const std::string &client_id, int32 batch_size);
 /* Takes the allowance dealt to this backend's waiter (0 if none) and resets it. */
 int32 waiter_take_allowance();
 void waiter_unregister();
 
 /* Deals `count` new ready items of a queue to its waiters; called at commit (partition_estimates.cpp). */
 void waiters_deal(int32 queue_id, int64 count);
+
+/*
+ * DDL that is about to take the locks waiters hold (queues_delete, DROP
+ * EXTENSION) calls this first: the waits on the queue (kAllQueues: every
+ * queue of this database) end at once with 55000, and new ones are refused
+ * until the calling transaction ends, so the DDL does not queue behind a
+ * wait of up to 15 minutes.
+ */
+enum class WaitEnd : uint8
+{
+	none,
+	queue_deleted,
+	extension_dropped,
+};
+constexpr int32 kAllQueues = -1;
+void waiters_end(int32 queue_id, WaitEnd why);
+/* In the wait loop: throws 55000 if DDL ended this backend's wait on `queue_name`. */
+void waiter_check_ended(const std::string &queue_name);
 
 } // namespace querator

@@ -10,6 +10,7 @@
 #include "error.hpp"
 #include "maintenance.hpp"
 #include "settings.hpp"
+#include "spi.hpp"
 #include "validation.hpp"
 #include "webhook_delivery.hpp"
 #include "webhook_state.hpp"
@@ -110,7 +111,13 @@ querator_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
+	/*
+	 * Connected as the bootstrap superuser (the extension's owner may not
+	 * log in, and is only known once connected); every statement then runs
+	 * as that owner (SpiConnection) under the restrictions below.
+	 */
 	BackgroundWorkerInitializeConnectionByOid(served_database, InvalidOid, 0);
+	querator::restrict_background_process();
 	pgstat_report_appname("querator worker");
 	if (!querator::worker_attach(served_database))
 		proc_exit(0); /* another worker already serves this database */
