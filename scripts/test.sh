@@ -47,9 +47,10 @@ SOCKDIR=$BUILD/run
 stop_cluster "$DATADIR" immediate
 rm -rf "$DATADIR" "$SOCKDIR" "$BUILD/inputs" "$BUILD/regress" "$BUILD/isolation" "$BUILD/tap"
 mkdir -p "$BUILD" "$SOCKDIR"
-# The postgres user reads a copy of the test inputs, whatever the checkout's permissions.
+# The postgres user reads a copy of the test inputs (the README lists the documented
+# SQLSTATEs for the fuzz test), whatever the checkout's permissions.
 mkdir -p "$BUILD/inputs"
-cp -r "$ROOT/sql" "$ROOT/expected" "$BUILD/inputs/"
+cp -r "$ROOT/sql" "$ROOT/expected" "$ROOT/README.md" "$BUILD/inputs/"
 [[ -d $ROOT/test ]] && cp -r "$ROOT/test" "$BUILD/inputs/"
 chown -R "$PG_USER:" "$BUILD"
 

@@ -1,5 +1,6 @@
 /* Backend cache of queue definitions; see catalog_cache.hpp. */
 #include "catalog_cache.hpp"
+#include "transaction_guard.hpp"
 
 extern "C" {
 #include "port/atomics.h"
@@ -89,6 +90,7 @@ void
 catalog_cache_changed()
 {
 	changed_in_transaction = true;
+	transaction_guard_note("a queue catalog change");
 	cache.clear();
 }
 

@@ -1,6 +1,7 @@
 /* Shared-memory estimates of unleased items per partition; see the header for why. */
 #include "partition_estimates.hpp"
 #include "partition_key.hpp"
+#include "transaction_guard.hpp"
 #include "waiters.hpp"
 #include "webhook_state.hpp"
 
@@ -203,6 +204,7 @@ pending_entry(int32 queue_id, int partition)
 	d.partition = partition;
 	d.subxact = subxact;
 	pending.push_back(d);
+	transaction_guard_note("pending partition estimates");
 	return pending.back();
 }
 

@@ -1,6 +1,7 @@
 /* Partition heads in shared memory; see partition_head.hpp for why they are safe. */
 #include "partition_head.hpp"
 #include "partition_key.hpp"
+#include "transaction_guard.hpp"
 
 extern "C" {
 #include "storage/spin.h"
@@ -190,6 +191,7 @@ head_register(int32 queue_id, int partition, HeadRole role)
 		entry->overflow++;
 	SpinLockRelease(&entry->mutex);
 	local.push_back(LocalRegistration{key, overflow, floor, role == HeadRole::writer});
+	transaction_guard_note("a partition head registration");
 	return true;
 }
 

@@ -7,6 +7,7 @@
 #include "partition_estimates.hpp"
 #include "partition_head.hpp"
 #include "settings.hpp"
+#include "transaction_guard.hpp"
 #include "waiters.hpp"
 #include "webhook_state.hpp"
 #include "worker_state.hpp"
@@ -142,6 +143,7 @@ _PG_init(void)
 	querator::worker_state_register_xact_callback();
 	querator::waiters_register_xact_callback();
 	querator::webhook_register_xact_callback();
+	querator::transaction_guard_register_xact_callback();
 	register_launcher();
 	previous_object_access_hook = object_access_hook;
 	object_access_hook = on_object_access;

@@ -1,5 +1,6 @@
 /* Shared webhook state; see webhook_state.hpp. */
 #include "webhook_state.hpp"
+#include "transaction_guard.hpp"
 #include "worker_state.hpp"
 
 extern "C" {
@@ -265,6 +266,7 @@ void
 webhook_catalog_changed_at_commit()
 {
 	pending_catalog_change = true;
+	transaction_guard_note("a webhook catalog change");
 }
 
 void

@@ -1,5 +1,6 @@
 /* Shared worker state; see worker_state.hpp. */
 #include "worker_state.hpp"
+#include "transaction_guard.hpp"
 
 extern "C" {
 #include "storage/latch.h"
@@ -245,6 +246,7 @@ void
 request_service_at_commit()
 {
 	pending_service_request = true;
+	transaction_guard_note("a worker request");
 }
 
 void
@@ -252,6 +254,7 @@ wake_worker_at_commit(TimestampTz deadline)
 {
 	if (pending_deadline == 0 || deadline < pending_deadline)
 		pending_deadline = deadline;
+	transaction_guard_note("a worker wake-up");
 }
 
 std::vector<WorkerStatus>
