@@ -76,6 +76,12 @@ holds(const QueueDef &queue, const std::vector<std::string> &privileges)
 
 } // namespace
 
+bool
+holds_privilege(const QueueDef &queue, Privilege privilege)
+{
+	return holds(queue, {privilege_name(privilege)});
+}
+
 void
 require_privilege(const QueueDef &queue, Privilege privilege)
 {
@@ -94,6 +100,27 @@ require_visibility(const QueueDef &queue)
 		throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
 					"permission denied for queue; role '" + invoking_role_name() + "' holds no privilege on '" +
 						queue.name + "'");
+}
+
+void
+require_webhook_admin(const char *option)
+{
+	if (invoker_is_superuser())
+		return;
+	Oid role = invoking_role();
+	bool member = pg_guard([&] {
+		Oid admin = get_role_oid(kWebhookAdminRole, true);
+		return OidIsValid(admin) && has_privs_of_role(role, admin);
+	});
+	if (member)
+		return;
+	const std::string name = invoking_role_name();
+	const char *raw = name.c_str();
+	const std::string quoted = pg_guard([&] { return static_cast<const char *>(quote_identifier(raw)); });
+	throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+				std::string("permission denied for ") + option + "; role '" + name + "' is not a member of " +
+					kWebhookAdminRole,
+				std::string("A superuser can allow it: GRANT ") + kWebhookAdminRole + " TO " + quoted + ";");
 }
 
 void
