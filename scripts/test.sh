@@ -47,9 +47,10 @@ SOCKDIR=$BUILD/run
 stop_cluster "$DATADIR" immediate
 rm -rf "$DATADIR" "$SOCKDIR" "$BUILD/inputs" "$BUILD/regress" "$BUILD/isolation" "$BUILD/tap"
 mkdir -p "$BUILD" "$SOCKDIR"
-# The postgres user reads a copy of the test inputs, whatever the checkout's permissions.
+# The postgres user reads a copy of the test inputs, whatever the checkout's permissions
+# (src too: test/t/052 builds a unit test of the pure C++ webhook address policy).
 mkdir -p "$BUILD/inputs"
-cp -r "$ROOT/sql" "$ROOT/expected" "$BUILD/inputs/"
+cp -r "$ROOT/sql" "$ROOT/expected" "$ROOT/src" "$BUILD/inputs/"
 [[ -d $ROOT/test ]] && cp -r "$ROOT/test" "$BUILD/inputs/"
 chown -R "$PG_USER:" "$BUILD"
 

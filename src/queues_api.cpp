@@ -99,11 +99,11 @@ queues_create(FunctionCallInfo fcinfo)
 	def.reference = arg_text(fcinfo, 5).value_or("");
 	def.partitions = arg_int32(fcinfo, 6).value_or(1);
 	read_webhook_options(fcinfo, 7, def.webhook);
-	require_webhook_change_allowed(Webhook{}, def.webhook);
 	validate_definition(def);
 
 	SpiConnection spi;
 	def.owner = invoking_role_name();
+	require_webhook_change_allowed(Webhook{}, def.webhook);
 	validate_webhook_headers(def.webhook);
 	if (catalog_find(def.name))
 		throw Error(ERRCODE_DUPLICATE_OBJECT, "invalid queue; '" + def.name + "' already exists");
