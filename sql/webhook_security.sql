@@ -16,42 +16,38 @@ GRANT USAGE ON SCHEMA querator TO regress_wh_owner, regress_wh_hooker, regress_w
 GRANT EXECUTE ON FUNCTION querator.queues_create(text, interval, interval, integer, text, text, integer,
     text, jsonb, interval, integer, interval, interval) TO regress_wh_owner, regress_wh_hooker;
 
--- wh_try_as(role, sql): try() run as that role.
-CREATE FUNCTION wh_try_as(r text, cmd text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	result text;
-BEGIN
-	EXECUTE format('SET ROLE %I', r);
-	result := try(cmd);
-	RESET ROLE;
-	RETURN result;
-END
-$$;
-
 ---------------------------------------------------------------- who may set a webhook url
 -- a queue creator who is not a webhook admin: no url, no headers; a plain queue is fine
-SELECT wh_try_as('regress_wh_owner', $$SELECT querator.queues_create('wh_own', webhook_url => 'https://hooks.example.com/x')$$);
-SELECT wh_try_as('regress_wh_owner', $$SELECT querator.queues_create('wh_own', webhook_headers => '{"X-A": "b"}')$$);
-SELECT wh_try_as('regress_wh_owner', $$SELECT querator.queues_create('wh_own')$$);
-SELECT wh_try_as('regress_wh_owner', $$SELECT querator.queues_update('wh_own', webhook_url => 'https://hooks.example.com/x')$$);
+SET ROLE regress_wh_owner;
+SELECT try($$SELECT querator.queues_create('wh_own', webhook_url => 'https://hooks.example.com/x')$$);
+SELECT try($$SELECT querator.queues_create('wh_own', webhook_headers => '{"X-A": "b"}')$$);
+SELECT try($$SELECT querator.queues_create('wh_own')$$);
+SELECT try($$SELECT querator.queues_update('wh_own', webhook_url => 'https://hooks.example.com/x')$$);
 -- removing a url (or leaving it empty) needs nothing more than admin on the queue
-SELECT wh_try_as('regress_wh_owner', $$SELECT querator.queues_update('wh_own', webhook_url => '', webhook_timeout => '5 s')$$);
+SELECT try($$SELECT querator.queues_update('wh_own', webhook_url => '', webhook_timeout => '5 s')$$);
+RESET ROLE;
 -- a member of querator_webhook_admin may
-SELECT wh_try_as('regress_wh_hooker', $$SELECT querator.queues_create('wh_hook', webhook_url => 'https://hooks.example.com/in',
+SET ROLE regress_wh_hooker;
+SELECT try($$SELECT querator.queues_create('wh_hook', webhook_url => 'https://hooks.example.com/in',
     webhook_headers => '{"Authorization": "Bearer t0ken"}')$$);
-SELECT wh_try_as('regress_wh_hooker', $$SELECT querator.queue_grant('wh_hook', 'regress_wh_admin', 'admin')$$);
+SELECT try($$SELECT querator.queue_grant('wh_hook', 'regress_wh_admin', 'admin')$$);
+RESET ROLE;
 -- an admin of that queue who is not a webhook admin changes everything else, not where it goes
-SELECT wh_try_as('regress_wh_admin', $$SELECT querator.queues_update('wh_hook', webhook_timeout => '3 s', max_attempts => 5)$$);
-SELECT wh_try_as('regress_wh_admin', $$SELECT querator.queues_update('wh_hook', webhook_url => 'https://elsewhere.example.com/')$$);
-SELECT wh_try_as('regress_wh_admin', $$SELECT querator.queues_update('wh_hook', webhook_headers => '{"Authorization": "Bearer mine"}')$$);
+SET ROLE regress_wh_admin;
+SELECT try($$SELECT querator.queues_update('wh_hook', webhook_timeout => '3 s', max_attempts => 5)$$);
+SELECT try($$SELECT querator.queues_update('wh_hook', webhook_url => 'https://elsewhere.example.com/')$$);
+SELECT try($$SELECT querator.queues_update('wh_hook', webhook_headers => '{"Authorization": "Bearer mine"}')$$);
 -- re-stating the current url and headers changes nothing, so it is allowed
-SELECT wh_try_as('regress_wh_admin', $$SELECT querator.queues_update('wh_hook', webhook_url => 'https://hooks.example.com/in',
+SELECT try($$SELECT querator.queues_update('wh_hook', webhook_url => 'https://hooks.example.com/in',
     webhook_headers => '{"Authorization": "Bearer t0ken"}')$$);
+RESET ROLE;
 SELECT queue_name, owner, webhook_url FROM querator.queues_info('wh_hook');
 -- a superuser may
 SELECT try($$SELECT querator.queues_update('wh_own', webhook_url => 'http://hooks.example.com:8080/own')$$);
 -- and the queue keeps its url when its owner (no webhook admin) changes other options
-SELECT wh_try_as('regress_wh_owner', $$SELECT querator.queues_update('wh_own', lease_timeout => '2 min')$$);
+SET ROLE regress_wh_owner;
+SELECT try($$SELECT querator.queues_update('wh_own', lease_timeout => '2 min')$$);
+RESET ROLE;
 SELECT queue_name, webhook_url FROM querator.queues_info('wh_own');
 
 ---------------------------------------------------------------- headers
@@ -112,6 +108,6 @@ ALTER SYSTEM SET querator.webhook_allowed_cidrs = '::/129';
 
 ---------------------------------------------------------------- clean up
 SELECT querator.queues_delete('wh_own'), querator.queues_delete('wh_hook');
-DROP FUNCTION wh_try_as(text, text);
 DROP OWNED BY regress_wh_owner, regress_wh_hooker, regress_wh_admin;
 DROP ROLE regress_wh_owner, regress_wh_hooker, regress_wh_admin;
+
