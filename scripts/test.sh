@@ -47,10 +47,11 @@ SOCKDIR=$BUILD/run
 stop_cluster "$DATADIR" immediate
 rm -rf "$DATADIR" "$SOCKDIR" "$BUILD/inputs" "$BUILD/regress" "$BUILD/isolation" "$BUILD/tap"
 mkdir -p "$BUILD" "$SOCKDIR"
-# The postgres user reads a copy of the test inputs (the README lists the documented
-# SQLSTATEs for the fuzz test), whatever the checkout's permissions.
+# The postgres user reads a copy of the test inputs, whatever the checkout's permissions
+# (the README too: the fuzz test accepts the SQLSTATEs it documents; src too: test/t/052
+# builds a unit test of the pure C++ webhook address policy).
 mkdir -p "$BUILD/inputs"
-cp -r "$ROOT/sql" "$ROOT/expected" "$ROOT/README.md" "$BUILD/inputs/"
+cp -r "$ROOT/sql" "$ROOT/expected" "$ROOT/src" "$ROOT/README.md" "$BUILD/inputs/"
 [[ -d $ROOT/test ]] && cp -r "$ROOT/test" "$BUILD/inputs/"
 chown -R "$PG_USER:" "$BUILD"
 

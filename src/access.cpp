@@ -110,6 +110,27 @@ require_visibility(const QueueDef &queue)
 }
 
 void
+require_webhook_admin(const char *option)
+{
+	if (invoker_is_superuser())
+		return;
+	Oid role = invoking_role();
+	bool member = pg_guard([&] {
+		Oid admin = get_role_oid(kWebhookAdminRole, true);
+		return OidIsValid(admin) && has_privs_of_role(role, admin);
+	});
+	if (member)
+		return;
+	const std::string name = invoking_role_name();
+	const char *raw = name.c_str();
+	const std::string quoted = pg_guard([&] { return static_cast<const char *>(quote_identifier(raw)); });
+	throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+				std::string("permission denied for ") + option + "; role '" + name + "' is not a member of " +
+					kWebhookAdminRole,
+				std::string("A superuser can allow it: GRANT ") + kWebhookAdminRole + " TO " + quoted + ";");
+}
+
+void
 grant_privilege(const QueueDef &queue, const std::string &role, Privilege privilege)
 {
 	const char *name = role.c_str();

@@ -48,6 +48,16 @@ std::string invoking_role_name();
 /* True if the invoking role bypasses per-queue checks (superuser). */
 bool invoker_is_superuser();
 
+/* Members of this role (and superusers) may point queues at webhook urls; created by the install script. */
+constexpr const char *kWebhookAdminRole = "querator_webhook_admin";
+
+/*
+ * Throws 42501 naming `option` unless the invoking role is a superuser or
+ * has the privileges of kWebhookAdminRole (only superusers while the role
+ * does not exist, e.g. in a database still at 0.1.0).
+ */
+void require_webhook_admin(const char *option);
+
 void grant_privilege(const QueueDef &queue, const std::string &role, Privilege privilege);
 void revoke_privilege(const QueueDef &queue, const std::string &role, Privilege privilege);
 

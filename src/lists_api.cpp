@@ -31,16 +31,18 @@ storage_list(FunctionCallInfo fcinfo, ListKind kind)
 	QueueDef queue = catalog_get(name);
 	/* Lists show payloads: for consumers and admins only. */
 	require_privilege(queue, Privilege::consume);
+	/* last_error can hold what a webhook's network answered: admins only (README "Security"). */
+	bool with_errors = holds_privilege(queue, Privilege::admin);
 	switch (kind)
 	{
 		case ListKind::items:
-			storage_list_items(out, queue.id, queue.partitions, pivot, limit);
+			storage_list_items(out, queue.id, queue.partitions, pivot, limit, with_errors);
 			break;
 		case ListKind::scheduled:
-			storage_list_scheduled(out, queue.id, queue.partitions, pivot, limit);
+			storage_list_scheduled(out, queue.id, queue.partitions, pivot, limit, with_errors);
 			break;
 		case ListKind::dead:
-			storage_list_dead(out, queue.id, pivot, limit);
+			storage_list_dead(out, queue.id, pivot, limit, with_errors);
 			break;
 	}
 	spi.finish();

@@ -1,6 +1,9 @@
 /* querator.* GUC definitions. */
 #include "pg_prelude.hpp"
 #include "settings.hpp"
+#include "webhook_address.hpp"
+
+#include <stdexcept>
 
 namespace querator {
 
@@ -13,7 +16,34 @@ int worker_idle_interval = 60;
 int worker_batch_size = 1000;
 int wait_recheck_interval = 5;
 int webhook_max_transfers = 256;
+char *webhook_allowed_cidrs = nullptr;
 }
+
+namespace {
+
+/* A list the webhook destination policy cannot read is refused here, not at delivery. */
+bool
+check_allowed_cidrs(char **newval, void **, GucSource)
+{
+	char problem[256] = {};
+	try
+	{
+		http::parse_cidr_list(*newval != nullptr ? *newval : "");
+	}
+	catch (const std::exception &e)
+	{
+		strlcpy(problem, e.what(), sizeof(problem));
+	}
+	if (problem[0] == '\0')
+		return true;
+	/* Raised after the catch block: GUC_check_errmsg allocates and may longjmp. */
+	GUC_check_errmsg("invalid value for querator.webhook_allowed_cidrs: %s", problem);
+	GUC_check_errhint("Give a comma-separated list of CIDRs such as 10.0.0.0/8, 127.0.0.1/32, fd00::/8, "
+					  "or an empty string for public addresses only.");
+	return false;
+}
+
+} // namespace
 
 void
 define_settings()
@@ -52,6 +82,13 @@ define_settings()
 							"Each queue also has its own limit, webhook_concurrency.",
 							&webhook_max_transfers, 256, 1, 4096,
 							PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+	/* Server-wide, like the network it describes: only postgresql.conf or ALTER SYSTEM, read by the workers. */
+	DefineCustomStringVariable("querator.webhook_allowed_cidrs",
+							   "Non-public addresses webhooks may connect to, as a comma-separated CIDR list.",
+							   "Empty: public addresses only. Loopback, private, link-local, CGNAT, multicast, "
+							   "reserved and cloud metadata addresses are refused unless listed here.",
+							   &webhook_allowed_cidrs, "",
+							   PGC_SIGHUP, 0, check_allowed_cidrs, nullptr, nullptr);
 	MarkGUCPrefixReserved("querator");
 }
 

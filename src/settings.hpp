@@ -20,6 +20,7 @@ extern int worker_idle_interval; /* querator.worker_idle_interval, seconds */
 extern int worker_batch_size;  /* querator.worker_batch_size */
 extern int wait_recheck_interval; /* querator.wait_recheck_interval, seconds */
 extern int webhook_max_transfers; /* querator.webhook_max_transfers, per worker */
+extern char *webhook_allowed_cidrs; /* querator.webhook_allowed_cidrs, never NULL after define_settings */
 }
 
 void define_settings();

@@ -516,7 +516,7 @@ namespace {
 
 /* Runs a per-partition list query from the pivot's partition on until `limit` rows are out. */
 void
-list_partitions(ReturnSetInfo *out, const char *sql, int32 queue_id, int partitions, int64 pivot, int32 limit)
+list_partitions(ReturnSetInfo *out, const std::string &sql, int32 queue_id, int partitions, int64 pivot, int32 limit)
 {
 	int64 remaining = limit;
 	for (int p = std::max(0, partition_of_id(pivot)); p < partitions && remaining > 0; p++)
@@ -531,32 +531,35 @@ list_partitions(ReturnSetInfo *out, const char *sql, int32 queue_id, int partiti
 } // namespace
 
 void
-storage_list_items(ReturnSetInfo *out, int32 queue_id, int partitions, int64 pivot, int32 limit)
+storage_list_items(ReturnSetInfo *out, int32 queue_id, int partitions, int64 pivot, int32 limit, bool with_errors)
 {
 	list_partitions(out,
 					"SELECT i.id, $3::integer, i.kind, i.reference, i.encoding, i.payload,"
 					"  coalesce(l.attempts, i.attempts), i.created_at, i.expire_deadline, i.source_id,"
-					"  l.id IS NOT NULL, l.lease_deadline, l.client_id, i.last_error, {preview} "
+					"  l.id IS NOT NULL, l.lease_deadline, l.client_id, " +
+						std::string(with_errors ? "i.last_error" : "NULL::text") + ", {preview} "
 					"FROM {items} i LEFT JOIN {leases} l ON l.id = i.id "
 					"WHERE i.id >= $1 ORDER BY i.id LIMIT $2",
 					queue_id, partitions, pivot, limit);
 }
 
 void
-storage_list_scheduled(ReturnSetInfo *out, int32 queue_id, int partitions, int64 pivot, int32 limit)
+storage_list_scheduled(ReturnSetInfo *out, int32 queue_id, int partitions, int64 pivot, int32 limit, bool with_errors)
 {
 	list_partitions(out,
 					"SELECT id, $3::integer, kind, reference, encoding, payload, attempts, created_at,"
-					"  expire_deadline, source_id, enqueue_at, last_error, {preview} "
+					"  expire_deadline, source_id, enqueue_at, " +
+						std::string(with_errors ? "last_error" : "NULL::text") + ", {preview} "
 					"FROM {scheduled} WHERE id >= $1 ORDER BY id LIMIT $2",
 					queue_id, partitions, pivot, limit);
 }
 
 void
-storage_list_dead(ReturnSetInfo *out, int32 queue_id, int64 pivot, int32 limit)
+storage_list_dead(ReturnSetInfo *out, int32 queue_id, int64 pivot, int32 limit, bool with_errors)
 {
 	spi_run(render_partition("SELECT id, partition, kind, reference, encoding, payload, attempts, created_at,"
-							 "  expire_deadline, source_id, dead_at, reason, last_error, {preview} "
+							 "  expire_deadline, source_id, dead_at, reason, " +
+								 std::string(with_errors ? "last_error" : "NULL::text") + ", {preview} "
 							 "FROM {dead} WHERE id >= $1 ORDER BY id LIMIT $2",
 							 queue_id, 0),
 			{param_int64(pivot), param_int32(limit)}, true);

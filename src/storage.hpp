@@ -84,9 +84,9 @@ std::vector<int64> storage_extend(int32 queue_id, int partition, const std::vect
 std::vector<int64> storage_existing_ids(int32 queue_id, int partition, const std::vector<int64> &ids);
 
 /* Read-only lists into a materialized SRF result, ordered by id from `pivot` on. */
-void storage_list_items(ReturnSetInfo *out, int32 queue_id, int partitions, int64 pivot, int32 limit);
-void storage_list_scheduled(ReturnSetInfo *out, int32 queue_id, int partitions, int64 pivot, int32 limit);
-void storage_list_dead(ReturnSetInfo *out, int32 queue_id, int64 pivot, int32 limit);
+void storage_list_items(ReturnSetInfo *out, int32 queue_id, int partitions, int64 pivot, int32 limit, bool with_errors);
+void storage_list_scheduled(ReturnSetInfo *out, int32 queue_id, int partitions, int64 pivot, int32 limit, bool with_errors);
+void storage_list_dead(ReturnSetInfo *out, int32 queue_id, int64 pivot, int32 limit, bool with_errors);
 
 /* Webhook delivery: the claim of storage_lease, into C++ values (payload copied). */
 struct LeasedItem

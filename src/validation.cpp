@@ -2,6 +2,7 @@
 #include "validation.hpp"
 #include "error.hpp"
 #include "settings.hpp"
+#include "webhook_http.hpp"
 
 extern "C" {
 #include "utils/datetime.h"
@@ -167,15 +168,15 @@ validate_webhook(const Webhook &webhook)
 {
 	if (!webhook.url.empty())
 	{
-		if (webhook.url.rfind("http://", 0) != 0 && webhook.url.rfind("https://", 0) != 0)
-			throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
-						"webhook url is invalid; must start with http:// or https://, received '" + webhook.url + "'");
 		if (webhook.url.size() > 2048)
 			throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "webhook url is invalid; cannot be greater than 2048 characters");
 		for (unsigned char c : webhook.url)
 			if (c <= 0x20 || c == 0x7f)
 				throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
 							"webhook url is invalid; cannot contain whitespace or control characters");
+		/* The url's destination is checked at connect time (webhook_address.hpp); here only its form. */
+		if (std::string problem = http::url_problem(webhook.url); !problem.empty())
+			throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "webhook url is invalid; " + problem);
 	}
 	validate_positive_interval(webhook.timeout, "webhook timeout");
 	const Interval max_timeout{USECS_PER_HOUR, 0, 0};

@@ -22,7 +22,8 @@ webhook_status(FunctionCallInfo fcinfo)
 	std::map<int32, QueueDef> queues;
 	for (QueueDef &q : catalog_all())
 		queues.emplace(q.id, std::move(q));
-	std::map<std::string, const WebhookStatus *> by_name;
+	/* The queues shown, by name; last_error only to admins (it can hold what the network answered). */
+	std::map<std::string, std::pair<const WebhookStatus *, bool>> by_name;
 	for (const WebhookStatus &s : slots)
 	{
 		auto found = queues.find(s.queue_id);
@@ -36,10 +37,11 @@ webhook_status(FunctionCallInfo fcinfo)
 		{
 			continue; /* no privilege on the queue: not shown */
 		}
-		by_name.emplace(found->second.name, &s);
+		by_name.emplace(found->second.name, std::make_pair(&s, holds_privilege(found->second, Privilege::admin)));
 	}
-	for (const auto &[name, s] : by_name)
+	for (const auto &[name, shown] : by_name)
 	{
+		const auto &[s, with_error] = shown;
 		Datum values[7];
 		bool nulls[7] = {};
 		const char *queue_name = name.c_str();
@@ -50,7 +52,7 @@ webhook_status(FunctionCallInfo fcinfo)
 		values[3] = Int32GetDatum(s->last_status);
 		nulls[3] = s->last_status == 0;
 		values[4] = pg_guard([&] { return CStringGetTextDatum(error); });
-		nulls[4] = s->last_error.empty();
+		nulls[4] = s->last_error.empty() || !with_error;
 		values[5] = TimestampTzGetDatum(s->last_delivery_at);
 		nulls[5] = s->last_delivery_at == 0;
 		values[6] = Int32GetDatum(s->in_flight);

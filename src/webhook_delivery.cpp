@@ -87,10 +87,22 @@ extra_headers(const std::string &json)
 	if (parsed_headers.size() > 1000)
 		parsed_headers.clear();
 	std::vector<http::Header> headers;
-	uint64 n = spi_run("SELECT key, value FROM jsonb_each_text($1::jsonb) ORDER BY key", {param_text(json)}, true);
-	for (uint64 i = 0; i < n; i++)
-		headers.push_back(http::Header{spi_get_text(i, 1), spi_get_text(i, 2)});
+	for (http::Header &h : webhook_headers_parse(json))
+		if (http::header_problem(h.name, h.value).empty()) /* a definition older than the rule */
+			headers.push_back(std::move(h));
 	return parsed_headers.emplace(json, std::move(headers)).first->second;
+}
+
+/* The client's destination policy follows querator.webhook_allowed_cidrs (checked by its GUC hook). */
+void
+refresh_address_policy()
+{
+	static std::string applied;
+	const std::string current = webhook_allowed_cidrs != nullptr ? webhook_allowed_cidrs : "";
+	if (current == applied)
+		return;
+	client->set_address_policy(std::make_shared<const http::AddressPolicy>(http::parse_cidr_list(current)));
+	applied = current;
 }
 
 bool
@@ -318,6 +330,8 @@ webhook_cycle()
 		webhook_count(queue_id, u.deliveries, u.failures, u.last_status, u.last_error ? &*u.last_error : nullptr, now);
 	if (!requests.empty() && !client)
 		client = std::make_unique<http::Client>(std::string("querator/") + QUERATOR_VERSION);
+	if (client)
+		refresh_address_policy();
 	std::set<int32> touched;
 	for (const auto &[queue_id, u] : updates)
 		touched.insert(queue_id);
@@ -338,6 +352,29 @@ void
 webhook_consider_all_queues()
 {
 	consider_all = true;
+}
+
+std::vector<http::Header>
+webhook_headers_parse(const std::string &json)
+{
+	spi_run("SELECT pg_catalog.jsonb_typeof($1::pg_catalog.jsonb)", {param_text(json)}, true);
+	if (spi_get_text(0, 1) != "object")
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+					"webhook headers is invalid; must be a JSON object of header names to string values");
+	uint64 n = spi_run("SELECT e.key, e.value OPERATOR(pg_catalog.#>>) '{}', pg_catalog.jsonb_typeof(e.value) "
+					   "FROM pg_catalog.jsonb_each($1::pg_catalog.jsonb) e ORDER BY e.key",
+					   {param_text(json)}, true);
+	std::vector<http::Header> headers;
+	for (uint64 i = 0; i < n; i++)
+	{
+		std::string name = spi_get_text(i, 1);
+		if (spi_get_text(i, 3) != "string")
+			throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+						"webhook headers is invalid; the value of header '" + http::header_safe(name) +
+							"' must be a JSON string");
+		headers.push_back(http::Header{std::move(name), spi_get_text(i, 2)});
+	}
+	return headers;
 }
 
 size_t

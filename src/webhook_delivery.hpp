@@ -14,8 +14,11 @@
 #pragma once
 
 #include "pg_prelude.hpp"
+#include "webhook_http.hpp"
 
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace querator {
 
@@ -28,6 +31,13 @@ std::optional<TimestampTz> webhook_cycle();
 
 /* After a maintenance round: look at every webhook queue (items may have become ready unannounced). */
 void webhook_consider_all_queues();
+
+/*
+ * A queue's webhook_headers (jsonb text) as name/value pairs, by name;
+ * 22023 unless it is a JSON object of string values. Needs SPI. Whether
+ * each header may be sent is http::header_problem's call.
+ */
+std::vector<http::Header> webhook_headers_parse(const std::string &json);
 
 /* Transfers in flight. */
 size_t webhook_in_flight();

@@ -3,8 +3,13 @@
 
 #include <curl/curl.h>
 
+#include <strings.h>
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cstring>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <stdexcept>
 
@@ -19,6 +24,10 @@ struct EasyDeleter
 struct SlistDeleter
 {
 	void operator()(curl_slist *list) const { curl_slist_free_all(list); }
+};
+struct UrlDeleter
+{
+	void operator()(CURLU *url) const { curl_url_cleanup(url); }
 };
 
 /* The response body is not kept: its status says everything. */
@@ -59,6 +68,10 @@ struct Client::Transfer
 	std::unique_ptr<curl_slist, SlistDeleter> headers;
 	CURLM *multi = nullptr; /* set once added */
 	char error[CURL_ERROR_SIZE] = {};
+	std::shared_ptr<const AddressPolicy> policy;
+	std::string refusal;      /* why the policy refused an address of this transfer */
+	bool allowed_seen = false; /* some address was allowed: a failure is then curl's */
+	bool refused_final = false; /* the connection in use was refused (a reused one) */
 
 	~Transfer()
 	{
@@ -124,6 +137,53 @@ Client::start(Request request)
 	check(curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error), "ERRORBUFFER");
 	check(curl_easy_setopt(e, CURLOPT_PRIVATE, static_cast<void *>(t.get())), "PRIVATE");
 
+	/*
+	 * The destination policy sees the resolved address of every connection
+	 * curl opens (so DNS answers, rebinding included, cannot route around
+	 * it), and before each request the address of the connection in use (a
+	 * reused one too, after the policy changed). A proxy from the
+	 * environment would hide the real destination: none is used.
+	 */
+	t->policy = policy_;
+	curl_opensocket_callback open_socket = [](void *data, curlsocktype, curl_sockaddr *address) -> curl_socket_t {
+		Transfer *transfer = static_cast<Transfer *>(data);
+		try
+		{
+			std::string refusal = transfer->policy->refusal(&address->addr);
+			if (!refusal.empty())
+			{
+				transfer->refusal = std::move(refusal);
+				return CURL_SOCKET_BAD;
+			}
+		}
+		catch (...)
+		{
+			return CURL_SOCKET_BAD; /* no exception may unwind through curl */
+		}
+		transfer->allowed_seen = true;
+		return socket(address->family, address->socktype, address->protocol);
+	};
+	curl_prereq_callback before_request = [](void *data, char *primary_ip, char *, int, int) -> int {
+		Transfer *transfer = static_cast<Transfer *>(data);
+		try
+		{
+			std::string refusal = transfer->policy->refusal(std::string(primary_ip));
+			if (refusal.empty())
+				return CURL_PREREQFUNC_OK;
+			transfer->refusal = std::move(refusal);
+		}
+		catch (...)
+		{
+		}
+		transfer->refused_final = true;
+		return CURL_PREREQFUNC_ABORT;
+	};
+	check(curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket), "OPENSOCKETFUNCTION");
+	check(curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, static_cast<void *>(t.get())), "OPENSOCKETDATA");
+	check(curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, before_request), "PREREQFUNCTION");
+	check(curl_easy_setopt(e, CURLOPT_PREREQDATA, static_cast<void *>(t.get())), "PREREQDATA");
+	check(curl_easy_setopt(e, CURLOPT_PROXY, ""), "PROXY");
+
 	CURLM *multi = static_cast<CURLM *>(multi_.get());
 	check(curl_multi_add_handle(multi, e), "curl_multi_add_handle");
 	t->multi = multi;
@@ -150,7 +210,9 @@ Client::drive()
 		response.tag = t.request.tag;
 		curl_easy_getinfo(t.easy.get(), CURLINFO_RESPONSE_CODE, &response.status);
 		CURLcode result = msg->data.result;
-		if (result != CURLE_OK)
+		if (result != CURLE_OK && !t.refusal.empty() && (t.refused_final || !t.allowed_seen))
+			response.error = t.refusal;
+		else if (result != CURLE_OK)
 			response.error = t.error[0] != '\0' ? std::string(t.error) : std::string(curl_easy_strerror(result));
 		else if (response.status < 200 || response.status > 299)
 			response.error = "HTTP " + std::to_string(response.status);
@@ -190,6 +252,55 @@ header_safe(const std::string &value)
 		if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
 			c = ' ';
 	return out;
+}
+
+std::string
+url_problem(const std::string &url)
+{
+	if (strncasecmp(url.c_str(), "http://", 7) != 0 && strncasecmp(url.c_str(), "https://", 8) != 0)
+		return "must start with http:// or https://";
+	std::unique_ptr<CURLU, UrlDeleter> parsed(curl_url());
+	if (!parsed)
+		throw std::bad_alloc();
+	CURLUcode code = curl_url_set(parsed.get(), CURLUPART_URL, url.c_str(), 0);
+	if (code != CURLUE_OK)
+		return std::string("cannot be parsed (") + curl_url_strerror(code) + ")";
+	/* The text of a URL part, or nothing when the URL has no such part. */
+	auto part = [&](CURLUPart which) -> std::optional<std::string> {
+		char *text = nullptr;
+		if (curl_url_get(parsed.get(), which, &text, 0) != CURLUE_OK || text == nullptr)
+			return std::nullopt;
+		std::string copy(text);
+		curl_free(text);
+		return copy;
+	};
+	if (part(CURLUPART_USER) || part(CURLUPART_PASSWORD) || part(CURLUPART_OPTIONS))
+		return "cannot contain a user name or password (user:password@); send credentials in webhook_headers";
+	std::optional<std::string> host = part(CURLUPART_HOST);
+	if (!host || host->empty())
+		return "must name a host";
+	return "";
+}
+
+std::string
+header_problem(const std::string &name, const std::string &value)
+{
+	static const char *const reserved[] = {
+		"Host", "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Upgrade",
+		"TE", "Trailer", "Expect", "Proxy-Authorization", "Proxy-Connection",
+	};
+	const std::string shown = header_safe(name);
+	if (name.empty() || name.size() > 256 ||
+		name.find_first_not_of("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") !=
+			std::string::npos)
+		return "header name '" + shown + "' must be 1 to 256 letters, digits or !#$%&'*+-.^_`|~";
+	for (const char *r : reserved)
+		if (strcasecmp(name.c_str(), r) == 0)
+			return "header '" + shown + "' cannot be set: querator and curl set it from the url and the request";
+	for (unsigned char c : value)
+		if (c < 0x20 || c == 0x7f)
+			return "the value of header '" + shown + "' cannot contain control characters (CR, LF, ...)";
+	return "";
 }
 
 } // namespace querator::http

@@ -7,6 +7,8 @@
  */
 #pragma once
 
+#include "webhook_address.hpp"
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -55,6 +57,8 @@ public:
 	Client(const Client &) = delete;
 	Client &operator=(const Client &) = delete;
 
+	/* Applies to transfers started from now on; until called, public addresses only. */
+	void set_address_policy(std::shared_ptr<const AddressPolicy> policy) { policy_ = std::move(policy); }
 	void start(Request request);
 	std::vector<Response> drive();
 	void wait(int timeout_ms);
@@ -70,6 +74,7 @@ private:
 	std::unique_ptr<void, MultiDeleter> multi_; /* CURLM; declared first, destroyed last */
 	std::map<void *, std::unique_ptr<Transfer>> transfers_; /* by CURL easy handle */
 	std::string user_agent_;
+	std::shared_ptr<const AddressPolicy> policy_ = std::make_shared<const AddressPolicy>();
 };
 
 /*
@@ -81,5 +86,20 @@ int64_t backoff_delay_us(int64_t base_us, int64_t max_us, int attempt);
 
 /* A header value as it may be sent: control characters (CR, LF, ...) become spaces. */
 std::string header_safe(const std::string &value);
+
+/*
+ * Why a webhook url is unacceptable, parsed by curl's own URL parser (so no
+ * other parser's reading can differ from what is sent): empty when it is an
+ * http or https url with a host and no user name, password or options.
+ */
+std::string url_problem(const std::string &url);
+
+/*
+ * Why an extra request header is unacceptable, empty when it may be sent:
+ * the name must be an HTTP token; headers that frame the request or steer
+ * its routing (Host, Content-Length, Transfer-Encoding, Connection, ...)
+ * belong to curl; no control characters in the value.
+ */
+std::string header_problem(const std::string &name, const std::string &value);
 
 } // namespace querator::http

@@ -1,5 +1,7 @@
 # The loopback HTTP receiver of the webhook tests (test/http_sink.py): start,
-# stop, and the requests it recorded.
+# stop, and the requests it recorded; sink_conf(), the node setting that lets
+# webhooks reach it (loopback is refused unless querator.webhook_allowed_cidrs
+# lists it).
 package WebhookSink;
 
 use strict;
@@ -14,9 +16,15 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
 
-our @EXPORT = qw(free_port start_sink stop_sink sink_requests sink_url);
+our @EXPORT = qw(free_port start_sink stop_sink sink_requests sink_url sink_conf);
 
 my $src = $ENV{QUERATOR_SRC} // '.';
+
+# postgresql.conf lines for a node whose webhooks deliver to a sink (127.0.0.1 only).
+sub sink_conf
+{
+	return "querator.webhook_allowed_cidrs = '127.0.0.1/32'\n";
+}
 
 # A loopback port nothing listens on right now.
 sub free_port

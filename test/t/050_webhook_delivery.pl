@@ -11,7 +11,7 @@ use QueratorTap;
 use WebhookSink;
 use Time::HiRes qw(time);
 
-my $node = querator_node('webhook_delivery');
+my $node = querator_node('webhook_delivery', sink_conf());
 my $db = 'postgres';
 sub sql { return $node->safe_psql($db, $_[0]); }
 

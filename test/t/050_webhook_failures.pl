@@ -12,7 +12,7 @@ use QueratorTap;
 use WebhookSink;
 use Time::HiRes qw(time);
 
-my $node = querator_node('webhook_failures');
+my $node = querator_node('webhook_failures', sink_conf());
 my $db = 'postgres';
 sub sql { return $node->safe_psql($db, $_[0]); }
 

@@ -12,7 +12,7 @@ use QueratorTap;
 use WebhookSink;
 use Time::HiRes qw(time usleep);
 
-my $node = querator_node('webhook_recovery', "restart_after_crash = on\n");
+my $node = querator_node('webhook_recovery', sink_conf() . "restart_after_crash = on\n");
 my $db = 'postgres';
 sub sql { return $node->safe_psql($db, $_[0]); }
 

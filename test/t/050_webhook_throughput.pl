@@ -13,7 +13,7 @@ use WebhookSink;
 use Time::HiRes qw(time usleep);
 
 my $items = 2000;
-my $node = querator_node('webhook_throughput', "log_statement = none\n");
+my $node = querator_node('webhook_throughput', sink_conf() . "log_statement = none\n");
 my $db = 'postgres';
 sub sql { return $node->safe_psql($db, $_[0]); }
 
