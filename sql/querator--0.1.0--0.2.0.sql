@@ -33,7 +33,8 @@ AS 'MODULE_PATHNAME', 'querator_queue_produce';
 
 -- Durations are bounded from 0.2.0 on (README, "Fixed limits"). A queue that
 -- 0.1.0 accepted with a longer one fails every lease or produce with
--- "timestamp out of range": bring it down to the limit, and say so.
+-- "timestamp out of range": bring it down to the limit, and say so (a WARNING:
+-- extension scripts run with client_min_messages at least warning).
 DO $$
 DECLARE
     q record;
@@ -47,7 +48,7 @@ BEGIN
                  OR webhook_backoff > interval '24 hours' OR webhook_backoff_max > interval '24 hours'
           RETURNING name
     LOOP
-        RAISE NOTICE 'querator: durations of queue % lowered to the limits of 0.2.0', pg_catalog.quote_literal(q.name);
+        RAISE WARNING 'querator: durations of queue % lowered to the limits of 0.2.0', pg_catalog.quote_literal(q.name);
     END LOOP;
 END
 $$;
