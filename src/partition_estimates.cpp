@@ -380,7 +380,17 @@ estimates_track(int32 queue_id, int partitions)
 	static bool warned = false; /* once per process: the worker calls this every round */
 	if (estimates_table == nullptr)
 		return;
+	/* Every round: the usual case (all there) needs only the shared lock. */
 	bool all = true;
+	LWLockAcquire(estimates_lock, LW_SHARED);
+	for (int p = 0; p < partitions && all; p++)
+	{
+		PartitionKey key = make_partition_key(queue_id, p);
+		all = hash_search(estimates_table, &key, HASH_FIND, nullptr) != nullptr;
+	}
+	LWLockRelease(estimates_lock);
+	if (all)
+		return;
 	LWLockAcquire(estimates_lock, LW_EXCLUSIVE);
 	for (int p = 0; p < partitions; p++)
 	{

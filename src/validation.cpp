@@ -128,18 +128,19 @@ timestamp_plus(TimestampTz t, const Interval &value)
 void
 validate_duration(const Interval &value, const char *field, const Interval &max, bool allow_zero)
 {
-	const std::string prefix = std::string(field) + " is invalid; ";
-	const std::string received = ", received " + interval_text(value);
-	const std::string range = "must be between " + interval_text(Interval{}) + " and " + interval_text(max);
+	/* Messages are built only on failure: the wait of every queue_lease comes through here. */
+	auto fail = [&](const std::string &rule) {
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+					std::string(field) + " is invalid; " + rule + ", received " + interval_text(value));
+	};
+	auto range = [&] { return "must be between " + interval_text(Interval{}) + " and " + interval_text(max); };
 	int sign = interval_compare(value, Interval{});
 	if (sign < 0 || (sign == 0 && !allow_zero))
-		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
-					prefix + (allow_zero ? range : "must be greater than " + interval_text(Interval{})) + received);
+		fail(allow_zero ? range() : "must be greater than " + interval_text(Interval{}));
 	if (interval_compare(value, max) > 0)
-		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
-					prefix + (allow_zero ? range : "cannot be greater than " + interval_text(max)) + received);
+		fail(allow_zero ? range() : "cannot be greater than " + interval_text(max));
 	if (value.time < 0 || value.day < 0 || value.month < 0)
-		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, prefix + "cannot have a negative part" + received);
+		fail("cannot have a negative part");
 }
 
 void
