@@ -15,7 +15,7 @@ $(error querator.control says default_version '$(CONTROL_VERSION)' but the Makef
 endif
 
 # pg_regress files, one per area (sql/NAME.sql, expected/NAME.out)
-REGRESS      = setup queues items lease_complete plans retry lists errors random_ops operations security dead_queue_access error_exposure webhook_security
+REGRESS      = setup queues items lease_complete plans retry lists errors random_ops operations security dead_queue_access error_exposure webhook_security inputs
 REGRESS_OPTS = --dbname=querator_regress
 
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register -fno-strict-aliasing

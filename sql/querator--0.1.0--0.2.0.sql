@@ -10,13 +10,23 @@
 REVOKE EXECUTE ON FUNCTION querator.worker_status() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION querator.worker_status() TO pg_monitor;
 
----------------------------------------------------------------- search_path (issue 11, section 1)
+---------------------------------------------------------------- inputs (issue 11, section 4)
 
--- The jsonb forms of queue_produce are SQL functions that run under the
--- caller's search_path, where a schema placed before pg_catalog (for example
--- by ALTER DATABASE ... SET search_path) could make "text" name a domain of
--- its own, whose CHECK would run inside our call. Every name in their bodies
--- is now qualified, as in the other wrappers.
+-- The text[] and jsonb[] forms of queue_produce become the C function itself,
+-- which converts each payload to its UTF-8 bytes. As SQL wrappers they went
+-- through unnest, which flattened a 2-D array into items before any check
+-- could refuse it. Same signatures and defaults; only the body changes.
+CREATE OR REPLACE FUNCTION querator.queue_produce(
+    queue_name      text,
+    payloads        text[],
+    kinds           text[]      DEFAULT NULL,
+    item_references text[]      DEFAULT NULL,
+    enqueue_at      timestamptz DEFAULT NULL,
+    encoding        text        DEFAULT 'text/plain')
+RETURNS bigint[]
+LANGUAGE c SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'querator_queue_produce';
+
 CREATE OR REPLACE FUNCTION querator.queue_produce(
     queue_name      text,
     payloads        jsonb[],
@@ -25,12 +35,38 @@ CREATE OR REPLACE FUNCTION querator.queue_produce(
     enqueue_at      timestamptz DEFAULT NULL,
     encoding        text        DEFAULT 'application/json')
 RETURNS bigint[]
-LANGUAGE sql
-AS $$ SELECT querator.queue_produce(queue_name,
-         (SELECT pg_catalog.array_agg(pg_catalog.convert_to(p::pg_catalog.text, 'UTF8') ORDER BY n)
-            FROM pg_catalog.unnest(payloads) WITH ORDINALITY AS u(p, n)),
-         kinds, item_references, enqueue_at, encoding) $$;
+LANGUAGE c SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'querator_queue_produce';
 
+-- Durations are bounded from 0.2.0 on (README, "Fixed limits"). A queue that
+-- 0.1.0 accepted with a longer one fails every lease or produce with
+-- "timestamp out of range": bring it down to the limit, and say so (a WARNING:
+-- extension scripts run with client_min_messages at least warning).
+DO $$
+DECLARE
+    q record;
+BEGIN
+    FOR q IN UPDATE querator.queues
+                SET lease_timeout = LEAST(lease_timeout, interval '24 hours'),
+                    expire_timeout = LEAST(expire_timeout, interval '10 years'),
+                    webhook_backoff = LEAST(webhook_backoff, interval '24 hours'),
+                    webhook_backoff_max = LEAST(webhook_backoff_max, interval '24 hours')
+              WHERE lease_timeout > interval '24 hours' OR expire_timeout > interval '10 years'
+                 OR webhook_backoff > interval '24 hours' OR webhook_backoff_max > interval '24 hours'
+          RETURNING name
+    LOOP
+        RAISE WARNING 'querator: durations of queue % lowered to the limits of 0.2.0', pg_catalog.quote_literal(q.name);
+    END LOOP;
+END
+$$;
+
+---------------------------------------------------------------- search_path (issue 11, section 1)
+
+-- The single jsonb form of queue_produce stays an SQL function, which runs
+-- under the caller's search_path, where a schema placed before pg_catalog (for
+-- example by ALTER DATABASE ... SET search_path) could make "text" name a
+-- domain of its own, whose CHECK would run inside our call. Every name in its
+-- body is now qualified, as in the other wrappers.
 CREATE OR REPLACE FUNCTION querator.queue_produce(
     queue_name text,
     payload    jsonb,
@@ -43,7 +79,7 @@ LANGUAGE sql
 AS $$ SELECT (querator.queue_produce(queue_name, ARRAY[pg_catalog.convert_to(payload::pg_catalog.text, 'UTF8')],
                                      ARRAY[kind], ARRAY[reference], enqueue_at, encoding))[1] $$;
 
--- ---------------------------------------------------------------- webhook SSRF (issue 11, section 3)
+---------------------------------------------------------------- webhook SSRF (issue 11, section 3)
 -- Pointing a queue at a webhook url (queues_create / queues_update with webhook_url or
 -- webhook_headers) needs superuser or membership in querator_webhook_admin. Roles are
 -- cluster-wide: another database may have created it already, and DROP EXTENSION leaves it

@@ -73,17 +73,24 @@ arg_jsonb_text(FunctionCallInfo fcinfo, int n)
 }
 
 std::optional<Datum>
-arg_array(FunctionCallInfo fcinfo, int n)
+arg_array(FunctionCallInfo fcinfo, int n, const char *field)
 {
 	if (PG_ARGISNULL(n))
 		return std::nullopt;
-	return pg_guard([&] { return PointerGetDatum(PG_DETOAST_DATUM(PG_GETARG_DATUM(n))); });
+	Datum array = pg_guard([&] { return PointerGetDatum(PG_DETOAST_DATUM(PG_GETARG_DATUM(n))); });
+	/* deconstruct_array flattens any shape: '{{a,b},{c,d}}' would become four items. */
+	int dimensions = ARR_NDIM(reinterpret_cast<ArrayType *>(DatumGetPointer(array)));
+	if (dimensions > 1)
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, std::string(field) +
+														 " is invalid; must be a one-dimensional array, received " +
+														 std::to_string(dimensions) + " dimensions");
+	return array;
 }
 
 std::optional<std::vector<int64>>
 arg_int64_array(FunctionCallInfo fcinfo, int n, const char *field)
 {
-	std::optional<Datum> array = arg_array(fcinfo, n);
+	std::optional<Datum> array = arg_array(fcinfo, n, field);
 	if (!array)
 		return std::nullopt;
 	Datum *elems = nullptr;

@@ -19,8 +19,8 @@ std::optional<Interval> arg_interval(FunctionCallInfo fcinfo, int n);
 std::optional<TimestampTz> arg_timestamptz(FunctionCallInfo fcinfo, int n);
 /* A jsonb argument as its text form. */
 std::optional<std::string> arg_jsonb_text(FunctionCallInfo fcinfo, int n);
-/* A detoasted array argument, or nothing for NULL. */
-std::optional<Datum> arg_array(FunctionCallInfo fcinfo, int n);
+/* A detoasted array argument, or nothing for NULL; anything but a 1-D (or empty) array is 22023 naming `field`. */
+std::optional<Datum> arg_array(FunctionCallInfo fcinfo, int n, const char *field);
 /* Elements of a bigint[] argument; NULL elements are an error naming `field`. */
 std::optional<std::vector<int64>> arg_int64_array(FunctionCallInfo fcinfo, int n, const char *field);
 

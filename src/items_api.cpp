@@ -12,6 +12,7 @@
 #include "worker_state.hpp"
 
 extern "C" {
+#include "mb/pg_wchar.h"
 #include "storage/latch.h"
 #include "utils/wait_event.h"
 
@@ -29,6 +30,55 @@ namespace {
 
 /* A retry_at this close to now is a retry now (Querator's rule). */
 constexpr int64 kRetryNowWindowUsec = 100 * 1000;
+
+/*
+ * The payloads as bytea[]: a text[] or jsonb[] (the other forms of
+ * queue_produce, declared on this same function) becomes the UTF-8 bytes of
+ * each element, as convert_to(p, 'UTF8') would give. NULL elements stay NULL.
+ */
+Datum
+payloads_as_bytea(Datum payloads)
+{
+	return pg_guard([&] {
+		ArrayType *array = DatumGetArrayTypeP(payloads);
+		Oid type = ARR_ELEMTYPE(array);
+		if (type == BYTEAOID)
+			return payloads;
+		Datum *elems = nullptr;
+		bool *nulls = nullptr;
+		int count = 0;
+		deconstruct_array(array, type, -1, false, TYPALIGN_INT, &elems, &nulls, &count);
+		for (int i = 0; i < count; i++)
+		{
+			if (nulls[i])
+				continue;
+			const char *data;
+			int len;
+			if (type == JSONBOID)
+			{
+				data = DatumGetCString(DirectFunctionCall1(jsonb_out, elems[i]));
+				len = static_cast<int>(strlen(data));
+			}
+			else
+			{
+				text *t = DatumGetTextPP(elems[i]);
+				data = VARDATA_ANY(t);
+				len = static_cast<int>(VARSIZE_ANY_EXHDR(t));
+			}
+			const char *utf8 = pg_server_to_any(data, len, PG_UTF8);
+			if (utf8 != data)
+				len = static_cast<int>(strlen(utf8));
+			bytea *bytes = static_cast<bytea *>(palloc(VARHDRSZ + len));
+			SET_VARSIZE(bytes, VARHDRSZ + len);
+			memcpy(VARDATA(bytes), utf8, len);
+			elems[i] = PointerGetDatum(bytes);
+		}
+		int dims[1] = {count};
+		int lbs[1] = {1};
+		return PointerGetDatum(construct_md_array(elems, nulls, count > 0 ? 1 : 0, dims, lbs, BYTEAOID, -1, false,
+												  TYPALIGN_INT));
+	});
+}
 
 /* Checks each payload (non-null, within max_payload_size); returns their count. */
 int
@@ -74,10 +124,9 @@ validate_item_texts(const std::optional<Datum> &array, int items, const char *fi
 	for (int i = 0; i < count; i++)
 	{
 		if (nulls[i])
-			continue; /* NULL means '' */
-		Datum e = elems[i];
-		int64 size = pg_guard([&] { return static_cast<int64>(VARSIZE_ANY_EXHDR(DatumGetPointer(e))); });
-		if (size > kMaxTextFieldLength)
+			continue; /* NULL means '', for kinds and references alike (README) */
+		const text *t = reinterpret_cast<const text *>(DatumGetPointer(elems[i]));
+		if (text_characters(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) > kMaxTextFieldLength)
 			throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
 						std::string(field) + " is invalid; element " + std::to_string(i + 1) +
 							" cannot be greater than " + std::to_string(kMaxTextFieldLength) + " characters");
@@ -218,27 +267,35 @@ Datum
 queue_produce(FunctionCallInfo fcinfo)
 {
 	std::string name = arg_queue_name(fcinfo, 0);
-	std::optional<Datum> payloads = arg_array(fcinfo, 1);
+	std::optional<Datum> payloads = arg_array(fcinfo, 1, "items");
 	if (!payloads)
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "items is invalid; cannot be empty");
+	payloads = payloads_as_bytea(*payloads);
 	int count = validate_payloads(*payloads);
 
 	ProduceBatch batch;
 	batch.payloads = *payloads;
 	batch.count = count;
-	batch.kinds = arg_array(fcinfo, 2);
-	batch.references = arg_array(fcinfo, 3);
+	batch.kinds = arg_array(fcinfo, 2, "kinds");
+	batch.references = arg_array(fcinfo, 3, "references");
 	validate_item_texts(batch.kinds, count, "kinds");
 	validate_item_texts(batch.references, count, "references");
 	std::optional<TimestampTz> enqueue_at = arg_timestamptz(fcinfo, 4);
-	if (enqueue_at && *enqueue_at > GetCurrentTimestamp())
-		batch.enqueue_at = enqueue_at; /* future: scheduled; past or now: ready at once */
 	batch.encoding = arg_text(fcinfo, 5).value_or("application/octet-stream");
-	validate_text_field(batch.encoding, "encoding", true);
+	validate_text_field(batch.encoding, "encoding", false);
 
 	SpiConnection spi;
 	QueueDef queue = catalog_get(name);
 	require_privilege(queue, Privilege::produce);
+	if (enqueue_at)
+	{
+		std::optional<TimestampTz> expires_at;
+		if (queue.expire_timeout) /* the items' expire_deadline: now() + expire_timeout */
+			expires_at = timestamp_plus(GetCurrentTransactionStartTimestamp(), *queue.expire_timeout);
+		validate_schedule_time(*enqueue_at, "enqueue at", expires_at);
+		if (*enqueue_at > GetCurrentTimestamp())
+			batch.enqueue_at = enqueue_at; /* future: scheduled; past or now: ready at once */
+	}
 	batch.expire_timeout = queue.expire_timeout;
 	int partition = partitions_for_produce(queue.id, queue.partitions).front();
 	std::vector<int64> ids = storage_produce(queue.id, partition, batch);
@@ -266,12 +323,7 @@ queue_lease(FunctionCallInfo fcinfo)
 					"batch size is invalid; must be greater than 0, received " + std::to_string(batch_size));
 	validate_batch_count(batch_size, "batch size");
 	Interval wait = arg_interval(fcinfo, 3).value_or(Interval{});
-	const Interval max_wait{kMaxWaitMinutes * USECS_PER_MINUTE, 0, 0};
-	if (interval_compare(wait, Interval{}) < 0 || interval_compare(wait, max_wait) > 0)
-		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
-					"wait is invalid; must be between " + interval_text(Interval{}) + " and " + interval_text(max_wait) +
-						", received " +
-						interval_text(wait));
+	validate_wait(wait);
 	if (interval_compare(wait, Interval{}) > 0 && IsolationUsesXactSnapshot())
 		throw Error(ERRCODE_INVALID_TRANSACTION_STATE,
 					"wait is invalid; a waiting lease cannot see new items under REPEATABLE READ or SERIALIZABLE",
@@ -317,6 +369,8 @@ queue_retry(FunctionCallInfo fcinfo)
 	std::string name = arg_queue_name(fcinfo, 0);
 	std::vector<int64> ids = ids_arg(fcinfo, 1);
 	std::optional<TimestampTz> retry_at = arg_timestamptz(fcinfo, 2);
+	if (retry_at)
+		validate_schedule_time(*retry_at, "retry at");
 	if (retry_at && *retry_at <= GetCurrentTimestamp() + kRetryNowWindowUsec)
 		retry_at.reset();
 	bool dead = arg_bool(fcinfo, 3).value_or(false);
@@ -357,7 +411,7 @@ queue_extend(FunctionCallInfo fcinfo)
 	std::vector<int64> ids = ids_arg(fcinfo, 1);
 	std::optional<Interval> lease_timeout = arg_interval(fcinfo, 2);
 	if (lease_timeout)
-		validate_positive_interval(*lease_timeout, "lease timeout");
+		validate_lease_timeout(*lease_timeout);
 
 	SpiConnection spi;
 	QueueDef queue = catalog_get(name);

@@ -96,9 +96,13 @@ maintenance_round()
 		spi.finish();
 	});
 	if (!result.extension_present)
+	{
+		estimates_forget_database(); /* DROP EXTENSION: its partitions no longer count */
 		return result;
+	}
 	for (const QueueDef &queue : queues)
 	{
+		estimates_track(queue.id, queue.partitions); /* after a restart: count what exists */
 		DeadLetterTarget target = dead_letter_target(queue, queues);
 		for (int partition = 0; partition < queue.partitions; partition++)
 			maintain_partition(result, queue, partition, target);

@@ -1,6 +1,9 @@
 /* Shared-memory estimates of unleased items per partition; see the header for why. */
 #include "partition_estimates.hpp"
+#include "error.hpp"
+#include "partition_head.hpp"
 #include "partition_key.hpp"
+#include "settings.hpp"
 #include "transaction_guard.hpp"
 #include "waiters.hpp"
 #include "webhook_state.hpp"
@@ -8,6 +11,7 @@
 extern "C" {
 #include "common/pg_prng.h"
 #include "port/atomics.h"
+#include "utils/syscache.h"
 }
 
 #include <algorithm>
@@ -41,6 +45,48 @@ LWLock *estimates_lock = nullptr;
 /* Deltas of the running transaction; plain storage, applied at commit. */
 std::vector<PendingDelta> pending;
 
+/* Entries this transaction created for new partitions: removed again if it aborts. */
+struct Reservation
+{
+	int32 queue_id;
+	int32 partition;
+	SubTransactionId subxact;
+};
+std::vector<Reservation> reservations;
+
+/* The entry of a partition, created (zeroed) unless there; nullptr when the table is full. Lock held exclusively. */
+PartitionEntry *
+enter_entry(const PartitionKey &key, bool *created)
+{
+	auto *entry = static_cast<PartitionEntry *>(enter_partition(estimates_table, key, created));
+	if (*created)
+	{
+		pg_atomic_init_u64(&entry->unleased, 0);
+		for (pg_atomic_uint64 &c : entry->counters)
+			pg_atomic_init_u64(&c, 0);
+	}
+	return entry;
+}
+
+/* Removes the entries of the reservations that `drop` selects. */
+template <typename Drop>
+void
+undo_reservations(Drop drop)
+{
+	auto undone = std::stable_partition(reservations.begin(), reservations.end(),
+										[&](const Reservation &r) { return !drop(r); });
+	if (undone == reservations.end())
+		return;
+	LWLockAcquire(estimates_lock, LW_EXCLUSIVE);
+	for (auto it = undone; it != reservations.end(); ++it)
+	{
+		PartitionKey key = make_partition_key(it->queue_id, it->partition);
+		hash_search(estimates_table, &key, HASH_REMOVE, nullptr);
+	}
+	LWLockRelease(estimates_lock);
+	reservations.erase(undone, reservations.end());
+}
+
 void
 apply_pending()
 {
@@ -54,15 +100,9 @@ apply_pending()
 		LWLockRelease(estimates_lock);
 		if (entry == nullptr)
 		{
-			bool found = false;
+			bool created = false;
 			LWLockAcquire(estimates_lock, LW_EXCLUSIVE);
-			entry = static_cast<PartitionEntry *>(hash_search(estimates_table, &key, HASH_ENTER_NULL, &found));
-			if (entry != nullptr && !found)
-			{
-				pg_atomic_init_u64(&entry->unleased, 0);
-				for (pg_atomic_uint64 &c : entry->counters)
-					pg_atomic_init_u64(&c, 0);
-			}
+			entry = enter_entry(key, &created);
 			LWLockRelease(estimates_lock);
 			if (entry == nullptr)
 				continue; /* table full: the estimate simply stays unknown (zero) */
@@ -105,9 +145,12 @@ on_subxact_event(SubXactEvent event, SubTransactionId subxact, SubTransactionId,
 {
 	/* Subtransactions started later have larger ids: those are this one's children. */
 	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
 		pending.erase(std::remove_if(pending.begin(), pending.end(),
 									 [&](const PendingDelta &d) { return d.subxact >= subxact; }),
 					  pending.end());
+		undo_reservations([&](const Reservation &r) { return r.subxact >= subxact; });
+	}
 }
 
 void
@@ -120,10 +163,12 @@ on_xact_event(XactEvent event, void *)
 			apply_pending();
 			deal_to_waiters();
 			pending.clear();
+			reservations.clear();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			pending.clear();
+			undo_reservations([](const Reservation &) { return true; });
 			break;
 		default:
 			break;
@@ -257,6 +302,124 @@ void
 estimates_forget(int32 queue_id, int first_partition)
 {
 	forget_partitions(estimates_table, estimates_lock, queue_id, first_partition);
+}
+
+namespace {
+
+/*
+ * Creates the missing entries of partitions [first, last) of a queue if they
+ * all fit; false (nothing created) otherwise. Sets *tracked to the entries
+ * there were before.
+ */
+bool
+reserve_range(int32 queue_id, int first, int last, long *tracked)
+{
+	LWLockAcquire(estimates_lock, LW_EXCLUSIVE);
+	*tracked = hash_get_num_entries(estimates_table);
+	long missing = 0;
+	for (int p = first; p < last; p++)
+	{
+		PartitionKey key = make_partition_key(queue_id, p);
+		if (hash_search(estimates_table, &key, HASH_FIND, nullptr) == nullptr)
+			missing++;
+	}
+	bool fits = *tracked + missing <= max_tracked_partitions;
+	for (int p = first; fits && p < last; p++)
+	{
+		bool created = false;
+		fits = enter_entry(make_partition_key(queue_id, p), &created) != nullptr;
+		if (created)
+			reservations.push_back(Reservation{queue_id, p, GetCurrentSubTransactionId()});
+	}
+	LWLockRelease(estimates_lock);
+	return fits;
+}
+
+/* Databases dropped since they used querator keep their entries: frees them (the slow path of a full table). */
+void
+forget_dropped_databases()
+{
+	std::vector<Oid> databases;
+	HASH_SEQ_STATUS status;
+	LWLockAcquire(estimates_lock, LW_SHARED);
+	hash_seq_init(&status, estimates_table);
+	while (auto *entry = static_cast<PartitionEntry *>(hash_seq_search(&status)))
+		if (std::find(databases.begin(), databases.end(), entry->key.database) == databases.end())
+			databases.push_back(entry->key.database);
+	LWLockRelease(estimates_lock);
+	for (Oid database : databases)
+		if (!pg_guard([&] { return SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(database)); }))
+		{
+			forget_database(estimates_table, estimates_lock, database);
+			head_forget_database(database);
+		}
+}
+
+} // namespace
+
+void
+estimates_reserve(int32 queue_id, int first_partition, int last_partition)
+{
+	if (estimates_table == nullptr)
+		return;
+	long tracked = 0;
+	if (reserve_range(queue_id, first_partition, last_partition, &tracked))
+		return;
+	forget_dropped_databases();
+	if (reserve_range(queue_id, first_partition, last_partition, &tracked))
+		return;
+	throw Error(ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+				"partitions is invalid; " + std::to_string(last_partition - first_partition) +
+					" more partitions do not fit: querator.max_tracked_partitions is " +
+					std::to_string(max_tracked_partitions) + " and " + std::to_string(tracked) +
+					" are tracked over all databases",
+				"Raise querator.max_tracked_partitions (it takes effect at server start), or use fewer partitions.");
+}
+
+void
+estimates_track(int32 queue_id, int partitions)
+{
+	static bool warned = false; /* once per process: the worker calls this every round */
+	if (estimates_table == nullptr)
+		return;
+	/* Every round: the usual case (all there) needs only the shared lock. */
+	bool all = true;
+	LWLockAcquire(estimates_lock, LW_SHARED);
+	for (int p = 0; p < partitions && all; p++)
+	{
+		PartitionKey key = make_partition_key(queue_id, p);
+		all = hash_search(estimates_table, &key, HASH_FIND, nullptr) != nullptr;
+	}
+	LWLockRelease(estimates_lock);
+	if (all)
+		return;
+	LWLockAcquire(estimates_lock, LW_EXCLUSIVE);
+	for (int p = 0; p < partitions; p++)
+	{
+		bool created = false;
+		all = enter_entry(make_partition_key(queue_id, p), &created) != nullptr && all;
+	}
+	LWLockRelease(estimates_lock);
+	if (!all && !warned)
+	{
+		warned = true;
+		pg_guard([] {
+			ereport(WARNING,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("querator.max_tracked_partitions (%d) is too small for the partitions that exist",
+							max_tracked_partitions),
+					 errdetail("Partitions without an entry work, but produce and lease no longer steer by "
+							   "their item counts and queue_stats shows no counters for them."),
+					 errhint("Raise querator.max_tracked_partitions (it takes effect at server start).")));
+		});
+	}
+}
+
+void
+estimates_forget_database()
+{
+	forget_database(estimates_table, estimates_lock, MyDatabaseId);
+	head_forget_database(MyDatabaseId);
 }
 
 std::vector<int>

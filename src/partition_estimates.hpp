@@ -61,6 +61,20 @@ std::vector<PartitionCounters> counters_read(int32 queue_id, int partitions);
 /* Forgets a queue's partitions from `first_partition` on (after delete or shrink). */
 void estimates_forget(int32 queue_id, int first_partition);
 
+/*
+ * Partitions count against querator.max_tracked_partitions (over all
+ * databases): queues_create / queues_update reserve the entries of new
+ * partitions [first, last) at once, or fail with 54000 when they do not fit
+ * (the reservation is undone if the transaction aborts). After a restart
+ * each worker re-tracks its database's partitions (estimates_track, every
+ * round); past the limit that is logged once and those partitions go
+ * untracked (docs/design.md, "Limits").
+ */
+void estimates_reserve(int32 queue_id, int first_partition, int last_partition);
+void estimates_track(int32 queue_id, int partitions);
+/* Forgets every partition of this database, heads included (the extension was dropped). */
+void estimates_forget_database();
+
 /* Partition order for a produce (fewest first) and for a lease (most first); ties rotate. */
 std::vector<int> partitions_for_produce(int32 queue_id, int partitions);
 std::vector<int> partitions_for_lease(int32 queue_id, int partitions);

@@ -62,10 +62,10 @@ find_entry(const PartitionKey &key, bool create)
 	LWLockRelease(heads_lock);
 	if (entry != nullptr || !create)
 		return entry;
-	bool found = false;
+	bool created = false;
 	LWLockAcquire(heads_lock, LW_EXCLUSIVE);
-	entry = static_cast<HeadEntry *>(hash_search(heads, &key, HASH_ENTER_NULL, &found));
-	if (entry != nullptr && !found)
+	entry = static_cast<HeadEntry *>(enter_partition(heads, key, &created));
+	if (created)
 	{
 		SpinLockInit(&entry->mutex);
 		entry->head = 0;
@@ -254,6 +254,12 @@ void
 head_forget(int32 queue_id, int first_partition)
 {
 	forget_partitions(heads, heads_lock, queue_id, first_partition);
+}
+
+void
+head_forget_database(Oid database)
+{
+	forget_database(heads, heads_lock, database);
 }
 
 } // namespace querator

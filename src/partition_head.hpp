@@ -79,5 +79,7 @@ void head_claimed(int32 queue_id, int partition, int64 last_claimed);
 
 /* Forgets a queue's partitions from `first_partition` on (after delete or shrink). */
 void head_forget(int32 queue_id, int first_partition);
+/* Forgets every partition of a database (dropped, or without the extension now). */
+void head_forget_database(Oid database);
 
 } // namespace querator

@@ -49,9 +49,29 @@ attach_partition_table(const char *name, const char *tranche, Size entry_size, L
 	return ShmemInitHash(name, max_tracked_partitions, max_tracked_partitions, &info, HASH_ELEM | HASH_BLOBS);
 }
 
-/* Removes this database's entries of a queue from `first_partition` on (delete, shrink). */
-inline void
-forget_partitions(HTAB *table, LWLock *lock, int32 queue_id, int first_partition)
+/*
+ * The entry of `key`, created (*created = true) unless there; nullptr when
+ * the table already holds querator.max_tracked_partitions entries (a shared
+ * hash table would grow past its size into spare shared memory, so the
+ * limit is checked here to keep it exact). Caller holds the lock exclusively.
+ */
+inline void *
+enter_partition(HTAB *table, const PartitionKey &key, bool *created)
+{
+	*created = false;
+	void *entry = hash_search(table, &key, HASH_FIND, nullptr);
+	if (entry != nullptr || hash_get_num_entries(table) >= max_tracked_partitions)
+		return entry;
+	bool found = false;
+	entry = hash_search(table, &key, HASH_ENTER_NULL, &found);
+	*created = entry != nullptr && !found;
+	return entry;
+}
+
+/* Removes the entries whose key satisfies `pred`. */
+template <typename Pred>
+void
+forget_where(HTAB *table, LWLock *lock, Pred pred)
 {
 	if (table == nullptr)
 		return;
@@ -59,9 +79,25 @@ forget_partitions(HTAB *table, LWLock *lock, int32 queue_id, int first_partition
 	LWLockAcquire(lock, LW_EXCLUSIVE);
 	hash_seq_init(&status, table);
 	while (auto *key = static_cast<PartitionKey *>(hash_seq_search(&status)))
-		if (key->database == MyDatabaseId && key->queue_id == queue_id && key->partition >= first_partition)
+		if (pred(*key))
 			hash_search(table, key, HASH_REMOVE, nullptr);
 	LWLockRelease(lock);
+}
+
+/* Removes this database's entries of a queue from `first_partition` on (delete, shrink). */
+inline void
+forget_partitions(HTAB *table, LWLock *lock, int32 queue_id, int first_partition)
+{
+	forget_where(table, lock, [&](const PartitionKey &key) {
+		return key.database == MyDatabaseId && key.queue_id == queue_id && key.partition >= first_partition;
+	});
+}
+
+/* Removes every entry of a database (dropped, or DROP EXTENSION ran in it). */
+inline void
+forget_database(HTAB *table, LWLock *lock, Oid database)
+{
+	forget_where(table, lock, [&](const PartitionKey &key) { return key.database == database; });
 }
 
 } // namespace querator

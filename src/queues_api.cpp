@@ -22,9 +22,9 @@ namespace {
 void
 validate_definition(const QueueDef &def)
 {
-	validate_positive_interval(def.lease_timeout, "lease timeout");
+	validate_lease_timeout(def.lease_timeout);
 	if (def.expire_timeout)
-		validate_positive_interval(*def.expire_timeout, "expire timeout");
+		validate_expire_timeout(*def.expire_timeout);
 	validate_lease_within_expire(def.lease_timeout, def.expire_timeout ? &*def.expire_timeout : nullptr);
 	validate_max_attempts(def.max_attempts);
 	validate_partitions(def.partitions);
@@ -153,6 +153,7 @@ queues_create(FunctionCallInfo fcinfo)
 		throw Error(ERRCODE_DUPLICATE_OBJECT, "invalid queue; '" + def.name + "' already exists");
 	validate_dead_queue(def, true);
 	int32 id = catalog_insert(def);
+	estimates_reserve(id, 0, def.partitions);
 	storage_create_queue(id, def.partitions);
 	spi.finish();
 	PG_RETURN_VOID();
@@ -194,7 +195,10 @@ queues_update(FunctionCallInfo fcinfo)
 	validate_dead_queue(def, dead_queue.has_value());
 
 	if (def.partitions > old_partitions)
+	{
+		estimates_reserve(def.id, old_partitions, def.partitions);
 		storage_create_partitions(def.id, old_partitions, def.partitions);
+	}
 	else if (def.partitions < old_partitions)
 	{
 		if (storage_partitions_hold_items(def.id, def.partitions, old_partitions))

@@ -10,6 +10,11 @@ constexpr int kMaxAttemptsLimit = 65536;
 constexpr int kMaxTextFieldLength = 1024; /* kind, reference, encoding, client_id */
 constexpr int kMaxListLimit = 10000;
 constexpr int kMaxWaitMinutes = 15;
+/* Durations (docs/design.md, "Limits"): a deadline is now + one of them, so none can overflow. */
+constexpr int kMaxLeaseTimeoutHours = 24;
+constexpr int kMaxExpireTimeoutYears = 10; /* also how far ahead enqueue_at and retry_at may be */
+constexpr int kMaxWebhookTimeoutHours = 1;
+constexpr int kMaxWebhookBackoffHours = 24;
 
 extern "C" {
 extern int max_batch_size;     /* querator.max_batch_size */

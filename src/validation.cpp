@@ -5,6 +5,7 @@
 #include "webhook_http.hpp"
 
 extern "C" {
+#include "mb/pg_wchar.h"
 #include "utils/datetime.h"
 }
 
@@ -16,6 +17,25 @@ std::string
 quoted(const std::string &value)
 {
 	return "'" + value + "'";
+}
+
+Interval
+hours(int n)
+{
+	return Interval{n * USECS_PER_HOUR, 0, 0};
+}
+
+Interval
+years(int n)
+{
+	return Interval{0, 0, n * MONTHS_PER_YEAR};
+}
+
+std::string
+timestamp_text(TimestampTz t)
+{
+	const char *text = pg_guard([&] { return timestamptz_to_str(t); });
+	return std::string(text);
 }
 
 } // namespace
@@ -30,7 +50,7 @@ validate_queue_name(const std::string &name, const char *field)
 			blank = false;
 	if (blank)
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, prefix + field + " cannot be empty");
-	if (name.size() > static_cast<size_t>(kMaxQueueNameLength))
+	if (text_characters(name.data(), name.size()) > kMaxQueueNameLength)
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
 					prefix + field + " cannot be greater than " + std::to_string(kMaxQueueNameLength) + " characters");
 	for (unsigned char c : name)
@@ -50,11 +70,17 @@ validate_text_field(const std::string &value, const char *field, bool allow_empt
 	if (!allow_empty && value.find_first_not_of(" \t\r\n") == std::string::npos)
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
 					std::string(field) + " is invalid; " + field + " cannot be empty");
-	if (value.size() > static_cast<size_t>(kMaxTextFieldLength))
+	int64 characters = text_characters(value.data(), value.size());
+	if (characters > kMaxTextFieldLength)
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
 					std::string(field) + " is invalid; cannot be greater than " +
-						std::to_string(kMaxTextFieldLength) + " characters, received " +
-						std::to_string(value.size()));
+						std::to_string(kMaxTextFieldLength) + " characters, received " + std::to_string(characters));
+}
+
+int64
+text_characters(const char *data, size_t bytes)
+{
+	return pg_mbstrlen_with_len(data, static_cast<int>(bytes));
 }
 
 std::string
@@ -101,13 +127,61 @@ timestamp_plus(TimestampTz t, const Interval &value)
 }
 
 void
-validate_positive_interval(const Interval &value, const char *field)
+validate_duration(const Interval &value, const char *field, const Interval &max, bool allow_zero)
 {
-	Interval zero{};
-	if (interval_compare(value, zero) <= 0)
+	/* Messages are built only on failure: the wait of every queue_lease comes through here. */
+	auto fail = [&](const std::string &rule) {
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
-					std::string(field) + " is invalid; must be greater than " + interval_text(zero) + ", received " +
-						interval_text(value));
+					std::string(field) + " is invalid; " + rule + ", received " + interval_text(value));
+	};
+	auto range = [&] { return "must be between " + interval_text(Interval{}) + " and " + interval_text(max); };
+	int sign = interval_compare(value, Interval{});
+	if (sign < 0 || (sign == 0 && !allow_zero))
+		fail(allow_zero ? range() : "must be greater than " + interval_text(Interval{}));
+	if (interval_compare(value, max) > 0)
+		fail(allow_zero ? range() : "cannot be greater than " + interval_text(max));
+	if (value.time < 0 || value.day < 0 || value.month < 0)
+		fail("cannot have a negative part");
+}
+
+void
+validate_lease_timeout(const Interval &value)
+{
+	validate_duration(value, "lease timeout", hours(kMaxLeaseTimeoutHours));
+}
+
+void
+validate_expire_timeout(const Interval &value)
+{
+	validate_duration(value, "expire timeout", years(kMaxExpireTimeoutYears));
+}
+
+void
+validate_wait(const Interval &value)
+{
+	validate_duration(value, "wait", Interval{kMaxWaitMinutes * USECS_PER_MINUTE, 0, 0}, true);
+}
+
+void
+validate_schedule_time(TimestampTz t, const char *field, std::optional<TimestampTz> expires_at)
+{
+	const std::string prefix = std::string(field) + " is invalid; ";
+	if (TIMESTAMP_IS_NOEND(t))
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+					prefix + "cannot be infinity (the item would never be delivered)",
+					"Use a time at most " + std::to_string(kMaxExpireTimeoutYears) + " years ahead.");
+	if (TIMESTAMP_IS_NOBEGIN(t))
+		return; /* -infinity: now */
+	TimestampTz horizon = timestamp_plus(GetCurrentTimestamp(), years(kMaxExpireTimeoutYears));
+	if (t > horizon)
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, prefix + "cannot be more than " +
+														 interval_text(years(kMaxExpireTimeoutYears)) +
+														 " ahead, received " + timestamp_text(t));
+	if (expires_at && t >= *expires_at)
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+					prefix + "must be before the items expire (now + the queue's expire timeout), received " +
+						timestamp_text(t),
+					"Schedule the items earlier, or raise the queue's expire_timeout.");
 }
 
 void
@@ -178,16 +252,12 @@ validate_webhook(const Webhook &webhook)
 		if (std::string problem = http::url_problem(webhook.url); !problem.empty())
 			throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "webhook url is invalid; " + problem);
 	}
-	validate_positive_interval(webhook.timeout, "webhook timeout");
-	const Interval max_timeout{USECS_PER_HOUR, 0, 0};
-	if (interval_compare(webhook.timeout, max_timeout) > 0)
-		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "webhook timeout is invalid; cannot be greater than " +
-														 interval_text(max_timeout) + ", received " +
-														 interval_text(webhook.timeout));
+	validate_duration(webhook.timeout, "webhook timeout", hours(kMaxWebhookTimeoutHours));
 	if (webhook.concurrency < 1 || webhook.concurrency > 256)
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "webhook concurrency is invalid; must be between 1 and 256, received " +
 														 std::to_string(webhook.concurrency));
-	validate_positive_interval(webhook.backoff, "webhook backoff");
+	validate_duration(webhook.backoff, "webhook backoff", hours(kMaxWebhookBackoffHours));
+	validate_duration(webhook.backoff_max, "webhook backoff max", hours(kMaxWebhookBackoffHours));
 	if (interval_compare(webhook.backoff_max, webhook.backoff) < 0)
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "webhook backoff max is invalid; " +
 														 interval_text(webhook.backoff_max) +

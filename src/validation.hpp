@@ -8,14 +8,33 @@
 #include "catalog.hpp"
 #include "pg_prelude.hpp"
 
+#include <optional>
 #include <string>
 
 namespace querator {
 
 void validate_queue_name(const std::string &name, const char *field = "queue name");
 void validate_text_field(const std::string &value, const char *field, bool allow_empty);
-void validate_positive_interval(const Interval &value, const char *field);
+/* Length of a text in characters of the server encoding (every documented length limit counts these). */
+int64 text_characters(const char *data, size_t bytes);
+
+/*
+ * A duration within (0, max], or [0, max] with allow_zero, with no negative
+ * part ('1 day -1 hour' is refused: added to a time it could go backwards).
+ * Every duration argument goes through here, so now + any of them stays far
+ * from the end of the timestamp range.
+ */
+void validate_duration(const Interval &value, const char *field, const Interval &max, bool allow_zero = false);
+void validate_lease_timeout(const Interval &value);
+void validate_expire_timeout(const Interval &value);
+void validate_wait(const Interval &value);
 void validate_lease_within_expire(const Interval &lease_timeout, const Interval *expire_timeout);
+/*
+ * enqueue_at / retry_at: never +infinity (never delivered), at most
+ * kMaxExpireTimeoutYears ahead, and before `expires_at` when given (the
+ * item would be dead-lettered before it is ever delivered).
+ */
+void validate_schedule_time(TimestampTz t, const char *field, std::optional<TimestampTz> expires_at = std::nullopt);
 void validate_max_attempts(int32 value);
 void validate_partitions(int32 value);
 void validate_batch_count(int64 count, const char *field);

@@ -56,7 +56,7 @@ sql($src, q{
 	SELECT querator.queue_produce('jobs', ARRAY(SELECT 'k' || g FROM generate_series(1, 20) g));
 	SELECT querator.queue_produce('jobs', '{"n": 1}'::jsonb, kind => 'json');
 	SELECT querator.queue_produce('jobs', '\x00ff'::bytea, kind => 'bin');
-	SELECT querator.queue_produce('jobs', ARRAY['s1', 's2']::text[], enqueue_at => now() + interval '1 day');
+	SELECT querator.queue_produce('jobs', ARRAY['s1', 's2']::text[], enqueue_at => now() + interval '12 hours');
 	SELECT count(*) FROM querator.queue_lease('jobs', 'before-dump', 5);
 	SELECT querator.queue_retry('jobs', ARRAY(SELECT id FROM querator.queue_lease('jobs', 'killer', 2)), dead => true);
 	SELECT querator.queue_produce('own', ARRAY['o1', 'o2', 'o3', 'o4']::text[]);
