@@ -15,7 +15,7 @@ use Test::More;
 use QueratorTap;
 use WebhookSink;
 
-my $node = querator_node('worker_search_path', "log_line_prefix = '%m [%p] %b '\n");
+my $node = querator_node('worker_search_path', "log_line_prefix = '%m [%p] %b '\n" . sink_conf());
 my $db = 'evil_db';
 
 $node->safe_psql('postgres', "CREATE ROLE mallory LOGIN; CREATE DATABASE $db OWNER mallory");
