@@ -51,7 +51,7 @@ sql($old, q{
 	                              item_references => ARRAY(SELECT 'ref-' || g FROM generate_series(1, 30) g));
 	SELECT querator.queue_produce('jobs', '{"n": 1}'::jsonb, kind => 'json');
 	SELECT querator.queue_produce('jobs', '\x00ff'::bytea, kind => 'bin');
-	SELECT querator.queue_produce('jobs', ARRAY['s1', 's2']::text[], enqueue_at => now() + interval '1 day');
+	SELECT querator.queue_produce('jobs', ARRAY['s1', 's2']::text[], enqueue_at => now() + interval '12 hours');
 	SELECT count(*) FROM querator.queue_lease('jobs', 'before-upgrade', 5);
 	SELECT querator.queue_retry('jobs', ARRAY(SELECT id FROM querator.queue_lease('jobs', 'killer', 2)), dead => true);
 	SELECT querator.queue_produce('own', ARRAY['o1', 'o2', 'o3', 'o4']::text[]);
