@@ -48,7 +48,7 @@ stop_cluster "$DATADIR" immediate
 rm -rf "$DATADIR" "$SOCKDIR" "$BUILD/inputs" "$BUILD/regress" "$BUILD/isolation" "$BUILD/tap"
 mkdir -p "$BUILD" "$SOCKDIR"
 # The postgres user reads a copy of the test inputs, whatever the checkout's permissions
-# (the README too: the fuzz test accepts the SQLSTATEs it documents; src too: test/t/052
+# (the README too: the fuzz test accepts the SQLSTATEs it documents; src too: test/t/055
 # builds a unit test of the pure C++ webhook address policy).
 mkdir -p "$BUILD/inputs"
 cp -r "$ROOT/sql" "$ROOT/expected" "$ROOT/src" "$ROOT/README.md" "$BUILD/inputs/"

@@ -1,4 +1,4 @@
-# Helpers shared by the long-poll TAP tests (test/t/040_wait_*.pl): psql sessions
+# Helpers shared by the long-poll TAP tests (test/t/04*_wait_*.pl): psql sessions
 # that run one query in the background, and the checks around a waiting lease.
 # QueratorWait::init($node, $db) first.
 package QueratorWait;

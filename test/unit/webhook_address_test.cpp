@@ -2,7 +2,7 @@
  * Unit test of the webhook destination policy (src/webhook_address.cpp),
  * which is pure C++: every refused range, its IPv4-mapped / NAT64 / 6to4
  * forms, what querator.webhook_allowed_cidrs lets through, and the list
- * parser's errors. Built and run by test/t/052_webhook_address_policy.pl;
+ * parser's errors. Built and run by test/t/055_webhook_address_policy.pl;
  * prints one "ok N - ..." / "not ok N - ..." line per case (TAP).
  */
 #include "webhook_address.hpp"

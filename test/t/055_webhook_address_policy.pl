@@ -1,7 +1,7 @@
 # The webhook destination policy (src/webhook_address.cpp, pure C++) as a unit
 # test: test/unit/webhook_address_test.cpp is built here and its TAP lines are
 # passed on, one test per address or list checked. Delivery through it is
-# tested end to end in 051_webhook_destinations.pl.
+# tested end to end in 054_webhook_destinations.pl.
 use strict;
 use warnings;
 
