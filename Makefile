@@ -16,7 +16,13 @@ endif
 
 # pg_regress files, one per area (sql/NAME.sql, expected/NAME.out)
 REGRESS      = setup queues items lease_complete plans retry lists errors random_ops operations security dead_queue_access error_exposure webhook_security inputs
-REGRESS_OPTS = --dbname=querator_regress
+# `make installcheck` runs these layers the PGXS way against a running server
+# that preloads querator (shared_preload_libraries = 'querator'); the TAP tests
+# start their own clusters. scripts/test.sh runs all three on a fresh machine.
+ISOLATION      = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
+ISOLATION_OPTS = --inputdir=test/isolation
+TAP_TESTS      = 1
+PROVE_TESTS    = test/t/*.pl
 
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register -fno-strict-aliasing
 ifdef WERROR
@@ -34,5 +40,7 @@ override with_llvm = no
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+# After PGXS, which resets PROVE_FLAGS: the TAP tests' own helper modules.
+PG_PROVE_FLAGS += -I test/perl
 
 -include $(OBJS:.o=.d)

@@ -110,17 +110,20 @@ catalog_all()
 	return defs;
 }
 
-int32
+std::optional<int32>
 catalog_insert(const QueueDef &def)
 {
 	catalog_cache_changed();
 	/* The worker re-reads its webhook queues after commit: a new one is delivered without delay. */
 	webhook_catalog_changed_at_commit();
-	spi_run("INSERT INTO querator.queues (name, lease_timeout, expire_timeout, max_attempts, dead_queue, "
+	uint64 inserted = spi_run("INSERT INTO querator.queues (name, lease_timeout, expire_timeout, max_attempts, dead_queue, "
 			"reference, partitions, paused, owner, webhook_url, webhook_headers, webhook_timeout, "
 			"webhook_concurrency, webhook_backoff, webhook_backoff_max) "
-			"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15) RETURNING id",
+			"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15) "
+			"ON CONFLICT (name) DO NOTHING RETURNING id",
 			definition_params(def));
+	if (inserted == 0)
+		return std::nullopt;
 	return spi_get_int32(0, 1);
 }
 

@@ -58,8 +58,12 @@ std::optional<QueueDef> catalog_find_by_id(int32 queue_id);
 /* Every queue of this database, by name. */
 std::vector<QueueDef> catalog_all();
 
-/* Inserts a definition (its id is assigned) and returns the id. */
-int32 catalog_insert(const QueueDef &def);
+/*
+ * Inserts a definition (its id is assigned) and returns the id, or nothing when
+ * the name is taken, by a committed queue or by a concurrent create that then
+ * commits (the insert waits for it).
+ */
+std::optional<int32> catalog_insert(const QueueDef &def);
 void catalog_update(const QueueDef &def);
 void catalog_delete(int32 queue_id);
 

@@ -69,6 +69,12 @@ require_webhook_change_allowed(const Webhook &before, const Webhook &after)
 		require_webhook_admin("webhook_headers");
 }
 
+Error
+queue_exists(const std::string &name)
+{
+	return Error(ERRCODE_DUPLICATE_OBJECT, "invalid queue; '" + name + "' already exists");
+}
+
 /*
  * How a message names one of `queues`: the first the caller may see, or none at
  * all, so that an error or notice never tells a role of a queue it holds
@@ -150,9 +156,13 @@ queues_create(FunctionCallInfo fcinfo)
 	require_webhook_change_allowed(Webhook{}, def.webhook);
 	validate_webhook_headers(def.webhook);
 	if (catalog_find(def.name))
-		throw Error(ERRCODE_DUPLICATE_OBJECT, "invalid queue; '" + def.name + "' already exists");
+		throw queue_exists(def.name);
 	validate_dead_queue(def, true);
-	int32 id = catalog_insert(def);
+	/* Taken meanwhile by a concurrent create that committed: the same error, not a unique violation. */
+	std::optional<int32> inserted = catalog_insert(def);
+	if (!inserted)
+		throw queue_exists(def.name);
+	int32 id = *inserted;
 	estimates_reserve(id, 0, def.partitions);
 	storage_create_queue(id, def.partitions);
 	spi.finish();

@@ -35,7 +35,7 @@ my $db = 'postgres';
 sub sql { return $node->safe_psql($db, $_[0]); }
 
 # --- the documented SQLSTATEs: the second column of README's "Errors" table ---
-my $readme = slurp_file("$ENV{QUERATOR_SRC}/README.md");
+my $readme = slurp_file(($ENV{QUERATOR_SRC} // ".") . "/README.md");
 my ($errors_section) = $readme =~ /^## Errors\n(.*?)^## /ms;
 my %documented;
 for my $line (split /\n/, $errors_section // '')
