@@ -18,10 +18,12 @@
 
 extern "C" {
 #include "access/xlog.h"
+#include "catalog/pg_database.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "tcop/tcopprot.h"
 #include "utils/wait_event.h"
 
@@ -79,6 +81,28 @@ on_worker_exit(int, Datum)
 	if (announced)
 		elog(LOG, "querator worker stopping");
 }
+
+/*
+ * True while another session holds this database's lock in a mode that
+ * excludes ours: DROP DATABASE (also ALTER DATABASE ... RENAME or SET
+ * TABLESPACE), which then waits up to 5 s for the other sessions to leave and
+ * fails ("being accessed by other users") if one stays. The worker leaves, so
+ * a plain DROP DATABASE succeeds; the launcher starts it again once the
+ * database takes workers (a rename or move that ended).
+ */
+bool
+database_change_pending()
+{
+	LOCKTAG tag;
+	SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, served_database, 0);
+	if (LockAcquire(&tag, AccessShareLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	LockRelease(&tag, AccessShareLock, true);
+	return false;
+}
+
+/* How often the worker looks for a pending DROP DATABASE: well inside the 5 s it waits. */
+constexpr long kDatabaseCheckMs = 500;
 
 /* How long to sleep after a round, in milliseconds. */
 long
@@ -141,10 +165,20 @@ querator_worker_main(Datum main_arg)
 
 	/* Static: kept across the error recovery above. */
 	static TimestampTz next_round_at = 0;
+	static TimestampTz next_database_check = 0;
 	static bool round_due = true;
 	for (;;)
 	{
 		CHECK_FOR_INTERRUPTS();
+		if (GetCurrentTimestamp() >= next_database_check)
+		{
+			if (database_change_pending())
+			{
+				elog(LOG, "querator worker leaves: DROP DATABASE (or a rename or move) waits for it");
+				proc_exit(0); /* on_worker_exit detaches; the launcher may start a worker again later */
+			}
+			next_database_check = GetCurrentTimestamp() + kDatabaseCheckMs * 1000L;
+		}
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -181,7 +215,7 @@ querator_worker_main(Datum main_arg)
 			run_webhook_cycle();
 			if (webhook_deadline && *webhook_deadline < next_round_at)
 				next_round_at = *webhook_deadline;
-			wait_ms = querator::ms_until(next_round_at);
+			wait_ms = std::min(querator::ms_until(next_round_at), kDatabaseCheckMs);
 		}
 		else
 			ResetLatch(MyLatch); /* on a standby a set latch only shortens the wait */

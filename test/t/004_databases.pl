@@ -1,5 +1,5 @@
 # One worker per database that has the extension: two databases are both
-# served; DROP EXTENSION and DROP DATABASE ... WITH (FORCE) succeed while the
+# served; DROP EXTENSION, DROP DATABASE ... WITH (FORCE) and a plain DROP DATABASE succeed while the
 # worker runs, the worker leaves, and the launcher does not keep restarting it.
 use strict;
 use warnings;
@@ -110,6 +110,24 @@ $node->safe_psql('db_a', 'DROP EXTENSION querator CASCADE');
 ok(defined poll_until($node, 'postgres',
 	"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'querator worker' AND datname = 'db_a'",
 	'0', 5, 100), 'an idle worker leaves within 5 s of DROP EXTENSION');
+
+# A plain DROP DATABASE (no FORCE) while a worker serves the database: the worker
+# sees the drop waiting for it and leaves, so the drop succeeds; no worker comes back.
+$node->safe_psql('postgres', 'CREATE DATABASE db_c');
+$node->safe_psql('db_c', "CREATE EXTENSION querator; SELECT querator.queues_create('q3');
+                          SELECT querator.queue_produce('q3', 'c'::text)");
+ok(wait_for_workers($node, 'db_c', 1, 10), 'a worker serves db_c');
+my ($c_worker) = worker_pids($node, 'db_c');
+$offset = -s $node->logfile;
+$t0 = time;
+($ret, $out, $err) = $node->psql('postgres', "SET statement_timeout = '20s'; DROP DATABASE db_c", timeout => 30);
+is($ret, 0, 'a plain DROP DATABASE db_c succeeds while its worker runs') or diag($err);
+note(sprintf('plain DROP DATABASE took %.2f s', time - $t0));
+ok(!kill(0, $c_worker), 'the db_c worker process is gone');
+like(slurp_file($node->logfile, $offset), qr/querator worker leaves: DROP DATABASE/, 'the worker says why it left');
+sleep(2);    # two launcher rounds
+is($node->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'querator worker'"),
+	'0', 'no worker is started for the dropped database');
 
 $node->stop;
 done_testing();
