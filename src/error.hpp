@@ -50,7 +50,15 @@ enum class ErrorOrigin
 	internal_sql
 };
 
-/* A PostgreSQL error caught by pg_guard; owns nothing (ErrorData lives in a memory context). */
+/*
+ * A PostgreSQL error caught by pg_guard; owns nothing. Its ErrorData is copied
+ * into the memory context that was current when pg_guard was entered, and it
+ * survives the unwinding to sql_entry because nothing on the way frees that
+ * context: SpiConnection has no destructor that calls SPI_finish (an error
+ * leaves SPI to the transaction abort, which cleans it up after sql_entry has
+ * raised the error), so even a copy made in SPI's procedure context lives
+ * until PostgreSQL's own error handling is done with it.
+ */
 class PgError : public std::exception
 {
 public:

@@ -194,6 +194,12 @@ const char *const kLeaseClaimSql =
 namespace {
 
 /*
+ * Leases this backend has started, over every caller of run_claim (a static
+ * inside the template would be one counter per instantiation).
+ */
+uint32 leases_in_backend = 0;
+
+/*
  * Runs the claim until batch_size items are granted or a pass loses no race;
  * calls on_granted(row) for each granted row of the current SPI result.
  * Registers as a leaser first, so the head cannot pass items this
@@ -213,8 +219,7 @@ run_claim(int32 queue_id, int partition, const std::string &client_id, int32 bat
 	 * cursor that became leasable again is taken within a few leases.
 	 */
 	constexpr uint32 kHeadEvery = 8;
-	static uint32 leases_here = 0;
-	bool from_cursor = leases_here++ % kHeadEvery != 0;
+	bool from_cursor = leases_in_backend++ % kHeadEvery != 0;
 	uint64 total = 0;
 	constexpr int kMaxPasses = 4;
 	for (int pass = 0; pass < kMaxPasses && total < static_cast<uint64>(batch_size); pass++)

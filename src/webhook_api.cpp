@@ -29,14 +29,8 @@ webhook_status(FunctionCallInfo fcinfo)
 		auto found = queues.find(s.queue_id);
 		if (found == queues.end())
 			continue; /* deleted since the worker last looked */
-		try
-		{
-			require_visibility(found->second);
-		}
-		catch (const Error &)
-		{
+		if (!may_see(found->second))
 			continue; /* no privilege on the queue: not shown */
-		}
 		by_name.emplace(found->second.name, std::make_pair(&s, holds_privilege(found->second, Privilege::admin)));
 	}
 	for (const auto &[name, shown] : by_name)

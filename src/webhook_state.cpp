@@ -149,6 +149,7 @@ std::vector<int32>
 webhook_take_ready()
 {
 	std::vector<int32> ready;
+	ready.reserve(kMaxWebhookQueues); /* no allocation while the lock is held */
 	LWLockAcquire(lock, LW_EXCLUSIVE);
 	for (QueueSlot &q : state->queues)
 		if (q.database == MyDatabaseId && q.ready)
@@ -292,13 +293,20 @@ webhook_take_catalog_change()
 std::vector<WebhookStatus>
 webhook_status_read()
 {
-	std::vector<WebhookStatus> result;
+	/* Copied under the lock into reserved space, turned into strings after: no allocation while it is held. */
+	std::vector<QueueSlot> copies;
+	copies.reserve(kMaxWebhookQueues);
 	LWLockAcquire(lock, LW_SHARED);
 	for (const QueueSlot &q : state->queues)
 		if (q.database == MyDatabaseId)
-			result.push_back(WebhookStatus{q.queue_id, q.deliveries, q.failures, q.last_status,
-										   std::string(q.last_error), q.last_delivery_at, q.in_flight});
+			copies.push_back(q);
 	LWLockRelease(lock);
+	std::vector<WebhookStatus> result;
+	result.reserve(copies.size());
+	for (const QueueSlot &q : copies)
+		result.push_back(WebhookStatus{q.queue_id, q.deliveries, q.failures, q.last_status,
+									   std::string(q.last_error, strnlen(q.last_error, sizeof(q.last_error))),
+									   q.last_delivery_at, q.in_flight});
 	return result;
 }
 
