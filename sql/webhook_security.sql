@@ -107,8 +107,6 @@ ALTER SYSTEM SET querator.webhook_allowed_cidrs = '127.0.0.0/8,,::1';
 ALTER SYSTEM SET querator.webhook_allowed_cidrs = '::/129';
 
 ---------------------------------------------------------------- clean up
--- One statement per queue: a transaction that drops several queues can
--- deadlock with the worker's webhook cycle (docs/design.md, "Known limits").
 SELECT querator.queues_delete('wh_own');
 SELECT querator.queues_delete('wh_hook');
 DROP OWNED BY regress_wh_owner, regress_wh_hooker, regress_wh_admin;

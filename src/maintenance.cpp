@@ -18,6 +18,9 @@ namespace querator {
 
 namespace {
 
+/* How soon a partition whose tables were busy is looked at again. */
+constexpr int64 kBusyPartitionRetryUsec = 1000 * 1000;
+
 void
 note_deadline(RoundResult &result, std::optional<TimestampTz> deadline)
 {
@@ -35,6 +38,15 @@ maintain_partition(RoundResult &result, const QueueDef &queue, int partition, co
 	{
 		in_worker_transaction([&] {
 			SpiConnection spi;
+			if (!storage_try_lock_partition(queue.id, partition) ||
+				(target.to_dead_queue && !storage_try_lock_partition(target.queue_id, target.partition)))
+			{
+				/* A DDL or LOCK TABLE holds a table: leave the partition to a round in a second. */
+				note_deadline(result, GetCurrentTimestamp() + kBusyPartitionRetryUsec);
+				more = false;
+				spi.finish();
+				return;
+			}
 			RetryOutcome leases = storage_expire_leases(queue.id, partition, queue.max_attempts, target, batch);
 			uint64 expired = storage_expire_items(queue.id, partition, target, batch);
 			uint64 promoted = storage_promote_due(queue.id, partition, batch);

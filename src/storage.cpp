@@ -5,6 +5,13 @@
 #include "partition_head.hpp"
 #include "storage_sql.hpp"
 
+extern "C" {
+#include "catalog/namespace.h"
+#include "storage/lmgr.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+}
+
 #include <algorithm>
 #include <cstring>
 #include <initializer_list>
@@ -74,6 +81,37 @@ storage_drop_queue(int32 queue_id, int partitions)
 	spi_exec_utility(render("DROP TABLE {dead}; DROP SEQUENCE {seq_name}",
 							{{"dead", data_object_name(queue_prefix(queue_id) + "_dead")},
 							 {"seq_name", data_object_name(queue_prefix(queue_id) + "_seq")}}));
+}
+
+namespace {
+
+/* Locks querator_data.relname without waiting; false if it is busy or does not exist (any more). */
+bool
+try_lock_data_relation(Oid schema, const std::string &relname)
+{
+	const char *name = relname.c_str();
+	return pg_guard([&] {
+		Oid relid = get_relname_relid(name, schema);
+		if (!OidIsValid(relid) || !ConditionalLockRelationOid(relid, RowExclusiveLock))
+			return false;
+		/* Dropped by a transaction that committed while we looked it up: the lock guards nothing. */
+		return SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid));
+	});
+}
+
+} // namespace
+
+bool
+storage_try_lock_partition(int32 queue_id, int partition)
+{
+	const Oid schema = pg_guard([] { return get_namespace_oid("querator_data", false); });
+	const std::string queue = queue_prefix(queue_id);
+	const std::string part = queue + "_p" + std::to_string(partition) + "_";
+	/* The order of DROP TABLE in storage_drop_partitions, though without waiting order does not matter. */
+	for (const std::string &relname : {part + "items", part + "leases", part + "scheduled", queue + "_dead", queue + "_seq"})
+		if (!try_lock_data_relation(schema, relname))
+			return false;
+	return true;
 }
 
 bool

@@ -60,6 +60,16 @@ void storage_drop_queue(int32 queue_id, int partitions);
 bool storage_partitions_hold_items(int32 queue_id, int from, int to);
 bool storage_has_dead_letters(int32 queue_id);
 
+/*
+ * For the worker, which must never wait for a table lock: takes the locks of
+ * a partition's tables (items, leases, scheduled) and of its queue's dead
+ * table and sequence without waiting. False when a DDL or a LOCK TABLE holds
+ * one of them, or the partition is gone; the worker then leaves the partition
+ * for a later round. Waiting instead could deadlock with a transaction that
+ * drops several queues, since the worker's transactions span queues too.
+ */
+bool storage_try_lock_partition(int32 queue_id, int partition);
+
 /* Item operations on one partition. */
 std::vector<int64> storage_produce(int32 queue_id, int partition, const ProduceBatch &batch);
 uint64 storage_promote_due(int32 queue_id, int partition, int32 limit);

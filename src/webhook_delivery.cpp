@@ -53,6 +53,7 @@ std::set<int32> ready_queues;     /* may have ready items */
 std::map<int32, int32> webhook_queues; /* id -> concurrency, as of the last catalog read */
 bool consider_all = true;
 std::map<std::string, std::vector<http::Header>> parsed_headers; /* by headers_json */
+std::vector<Finished> unrecorded; /* results of partitions a DDL held last cycle */
 
 int64
 interval_usec(const Interval &i)
@@ -147,17 +148,51 @@ struct CounterUpdate
 	std::optional<std::string> last_error;
 };
 
-/* Records finished transfers: complete on 2xx, retry with backoff otherwise. */
-void
-record_results(const std::vector<Finished> &finished, const std::vector<QueueDef> &queues,
+/*
+ * Records finished transfers: complete on 2xx, retry with backoff otherwise.
+ * Returns the results of partitions whose tables a DDL or LOCK TABLE holds
+ * right now, for the next cycle: the worker never waits for a table lock (see
+ * storage_try_lock_partition).
+ */
+std::vector<Finished>
+record_results(std::vector<Finished> finished, const std::vector<QueueDef> &queues,
 			   std::map<int32, CounterUpdate> &updates, std::optional<TimestampTz> &earliest)
 {
+	std::map<int32, const QueueDef *> by_id;
+	for (const QueueDef &q : queues)
+		by_id[q.id] = &q;
+	/* A queue deleted or shrunk meanwhile has nothing left to record. */
+	auto queue_of = [&](int32 id, int partition) -> const QueueDef * {
+		auto found = by_id.find(id);
+		return found == by_id.end() || partition >= found->second->partitions ? nullptr : found->second;
+	};
+	std::map<std::pair<int32, int>, bool> writable;
+	auto can_write = [&](const QueueDef &queue, int partition) {
+		auto [entry, fresh] = writable.try_emplace({queue.id, partition}, false);
+		if (fresh)
+		{
+			DeadLetterTarget target = dead_letter_target(queue, queues);
+			entry->second = storage_try_lock_partition(queue.id, partition) &&
+							(!target.to_dead_queue || storage_try_lock_partition(target.queue_id, target.partition));
+		}
+		return entry->second;
+	};
+
+	std::vector<Finished> later;
 	std::map<std::pair<int32, int>, std::vector<int64>> completed;
 	/* Failures that share queue, partition, attempt and error share one retry time (jittered per group). */
 	std::map<std::tuple<int32, int, int32, std::string>, std::vector<int64>> failed;
-	for (const Finished &f : finished)
+	for (Finished &f : finished)
 	{
 		const Delivery &d = f.delivery;
+		const QueueDef *queue = queue_of(d.queue_id, d.partition);
+		if (queue == nullptr)
+			continue;
+		if (!can_write(*queue, d.partition))
+		{
+			later.push_back(std::move(f));
+			continue;
+		}
 		CounterUpdate &u = updates[d.queue_id];
 		u.last_status = static_cast<int32>(f.response.status);
 		if (f.response.delivered())
@@ -173,19 +208,8 @@ record_results(const std::vector<Finished> &finished, const std::vector<QueueDef
 		}
 	}
 
-	std::map<int32, const QueueDef *> by_id;
-	for (const QueueDef &q : queues)
-		by_id[q.id] = &q;
-	/* A queue deleted or shrunk meanwhile has nothing left to record. */
-	auto queue_of = [&](int32 id, int partition) -> const QueueDef * {
-		auto found = by_id.find(id);
-		return found == by_id.end() || partition >= found->second->partitions ? nullptr : found->second;
-	};
-
 	for (const auto &[key, ids] : completed)
 	{
-		if (queue_of(key.first, key.second) == nullptr)
-			continue;
 		std::vector<int64> done = storage_complete(key.first, key.second, ids);
 		count_at_commit(key.first, key.second, Counter::completed, static_cast<int64>(done.size()));
 	}
@@ -194,8 +218,6 @@ record_results(const std::vector<Finished> &finished, const std::vector<QueueDef
 	{
 		const auto &[queue_id, partition, attempts, error] = key;
 		const QueueDef *queue = queue_of(queue_id, partition);
-		if (queue == nullptr)
-			continue;
 		int64 delay = http::backoff_delay_us(interval_usec(queue->webhook.backoff),
 											 interval_usec(queue->webhook.backoff_max), attempts);
 		std::optional<TimestampTz> retry_at;
@@ -212,6 +234,7 @@ record_results(const std::vector<Finished> &finished, const std::vector<QueueDef
 		if (retry_at && outcome.scheduled > 0)
 			note(earliest, *retry_at);
 	}
+	return later;
 }
 
 /* Leases items of ready webhook queues up to their free slots; returns the requests to start. */
@@ -240,8 +263,14 @@ lease_ready(const std::vector<QueueDef> &queues, std::optional<TimestampTz> &ear
 									interval_usec(queue.webhook.timeout) + kLeaseMarginUsec);
 		const Interval lease_timeout{lease_usec, 0, 0};
 		int32 got = 0;
+		bool skipped_busy = false;
 		for (int partition : partitions_for_lease(queue.id, queue.partitions))
 		{
+			if (!storage_try_lock_partition(queue.id, partition))
+			{
+				skipped_busy = true; /* a DDL holds its tables: the next cycle tries again */
+				continue;
+			}
 			std::vector<LeasedItem> items =
 				storage_lease_items(queue.id, partition, kClientId, wanted - got, lease_timeout);
 			estimates_add_at_commit(queue.id, partition, -static_cast<int64>(items.size()));
@@ -256,7 +285,7 @@ lease_ready(const std::vector<QueueDef> &queues, std::optional<TimestampTz> &ear
 			if (got >= wanted)
 				break;
 		}
-		if (got < wanted)
+		if (got < wanted && !skipped_busy)
 			ready_queues.erase(queue.id); /* drained: wait for the next announcement */
 		else
 			ready_queues.insert(queue.id);
@@ -285,7 +314,8 @@ worth_a_transaction(bool have_results)
 std::optional<TimestampTz>
 webhook_cycle()
 {
-	std::vector<Finished> finished;
+	std::vector<Finished> finished = std::move(unrecorded);
+	unrecorded.clear();
 	if (client)
 		for (http::Response &response : client->drive())
 		{
@@ -309,7 +339,7 @@ webhook_cycle()
 	in_worker_transaction([&] {
 		SpiConnection spi;
 		std::vector<QueueDef> queues = catalog_all();
-		record_results(finished, queues, updates, earliest);
+		unrecorded = record_results(std::move(finished), queues, updates, earliest);
 		webhook_queues.clear();
 		std::vector<int32> ids;
 		for (const QueueDef &q : queues)
