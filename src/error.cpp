@@ -84,6 +84,7 @@ struct ClientText
 {
 	const char *message;
 	const char *hint;
+	int sqlstate = 0; /* 0: the original's */
 };
 
 ClientText
@@ -98,6 +99,15 @@ client_text(const ErrorData *original)
 		case ERRCODE_ADMIN_SHUTDOWN:
 		case ERRCODE_CRASH_SHUTDOWN:
 			return {original->message, nullptr};
+		case ERRCODE_UNDEFINED_TABLE:
+			/*
+			 * Our statements name only our own tables: one is gone because a
+			 * queues_delete or a shrink committed while this call waited for
+			 * its lock. Nothing was done; the call can simply be retried.
+			 */
+			return {"queue changed during the call; a concurrent queues_delete or queues_update removed "
+					"the storage it was using",
+					"Retry the call.", ERRCODE_T_R_SERIALIZATION_FAILURE};
 		case ERRCODE_READ_ONLY_SQL_TRANSACTION:
 			return {"read-only transaction; querator cannot change queues or items in a read-only transaction",
 					"Call it in a read-write transaction on the primary server."};
@@ -116,8 +126,8 @@ client_text(const ErrorData *original)
 [[noreturn]] void
 raise_internal_sql_error(ErrorData *original)
 {
-	const int sqlstate = original->sqlerrcode;
 	ClientText text = client_text(original);
+	const int sqlstate = text.sqlstate ? text.sqlstate : original->sqlerrcode;
 	const char *message = text.message ? pstrdup(text.message) : "internal error";
 	original->elevel = LOG_SERVER_ONLY;
 	original->message = psprintf("querator: internal statement failed: %s", original->message ? original->message : "");

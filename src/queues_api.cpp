@@ -69,6 +69,22 @@ require_webhook_change_allowed(const Webhook &before, const Webhook &after)
 		require_webhook_admin("webhook_headers");
 }
 
+/*
+ * An emptiness check before a drop must see what committed while the drop
+ * waited for its locks: a READ COMMITTED statement does, a REPEATABLE READ or
+ * SERIALIZABLE transaction keeps its older snapshot and would drop items it
+ * cannot see.
+ */
+void
+require_fresh_snapshots(const char *what)
+{
+	if (IsolationUsesXactSnapshot())
+		throw Error(ERRCODE_INVALID_TRANSACTION_STATE,
+					std::string("transaction isolation is invalid; ") + what +
+						" needs READ COMMITTED, so that it sees items committed while it waited",
+					"Run it in a READ COMMITTED transaction (the default).");
+}
+
 Error
 queue_exists(const std::string &name)
 {
@@ -211,6 +227,9 @@ queues_update(FunctionCallInfo fcinfo)
 	}
 	else if (def.partitions < old_partitions)
 	{
+		require_fresh_snapshots("queues_update(..., partitions => fewer)");
+		waiters_end(def.id, WaitEnd::queue_resized); /* their locks would hold up the drop */
+		storage_lock_for_drop(def.id, def.partitions, old_partitions, false);
 		if (storage_partitions_hold_items(def.id, def.partitions, old_partitions))
 			throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
 						"partitions is invalid; cannot shrink '" + name + "' from " + std::to_string(old_partitions) +
@@ -239,13 +258,16 @@ queues_delete(FunctionCallInfo fcinfo)
 					"queue is in use; '" + name + "' is the dead_queue of " + queue_for_message(feeders),
 					"Remove it from that queue with queues_update(..., dead_queue => ''), or use force => true, which "
 					"removes it from every queue that names it.");
+	if (!force)
+		require_fresh_snapshots("queues_delete without force");
+	waiters_end(def.id, WaitEnd::queue_deleted); /* their locks would hold up the drop */
+	storage_lock_for_drop(def.id, 0, def.partitions, true);
 	if (!force && (storage_partitions_hold_items(def.id, 0, def.partitions) || storage_has_dead_letters(def.id)))
 		throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
 					"queue is not empty; '" + name + "' still holds items or dead letters",
 					"Use queues_delete(queue_name, force => true) to delete it with its items.");
 	if (!feeders.empty())
 		detach_feeders(name);
-	waiters_end(def.id, WaitEnd::queue_deleted); /* their locks would hold up the drop */
 	storage_drop_queue(def.id, def.partitions);
 	catalog_delete(def.id);
 	estimates_forget(def.id, 0);

@@ -114,6 +114,21 @@ storage_try_lock_partition(int32 queue_id, int partition)
 	return true;
 }
 
+void
+storage_lock_for_drop(int32 queue_id, int from, int to, bool dead)
+{
+	for (int p = from; p < to; p++)
+		spi_exec_utility(
+			render_partition("LOCK TABLE {items}, {leases}, {scheduled} IN ACCESS EXCLUSIVE MODE", queue_id, p));
+	if (dead)
+		spi_exec_utility(render_partition("LOCK TABLE {dead} IN ACCESS EXCLUSIVE MODE", queue_id, 0));
+}
+
+/*
+ * Not read-only: a read-only SPI call runs in the calling statement's
+ * snapshot, taken before storage_lock_for_drop waited; a fresh one (READ
+ * COMMITTED) sees what committed meanwhile.
+ */
 bool
 storage_partitions_hold_items(int32 queue_id, int from, int to)
 {
@@ -121,7 +136,7 @@ storage_partitions_hold_items(int32 queue_id, int from, int to)
 	{
 		spi_run(render_partition("SELECT EXISTS (SELECT 1 FROM {items}) OR EXISTS (SELECT 1 FROM {scheduled})",
 								 queue_id, p),
-				{}, true);
+				{}, false);
 		if (spi_get_bool(0, 1))
 			return true;
 	}
@@ -131,7 +146,7 @@ storage_partitions_hold_items(int32 queue_id, int from, int to)
 bool
 storage_has_dead_letters(int32 queue_id)
 {
-	spi_run(render_partition("SELECT EXISTS (SELECT 1 FROM {dead})", queue_id, 0), {}, true);
+	spi_run(render_partition("SELECT EXISTS (SELECT 1 FROM {dead})", queue_id, 0), {}, false); /* fresh snapshot, as above */
 	return spi_get_bool(0, 1);
 }
 

@@ -57,6 +57,14 @@ void storage_create_queue(int32 queue_id, int partitions);
 void storage_create_partitions(int32 queue_id, int from, int to);
 void storage_drop_partitions(int32 queue_id, int from, int to);
 void storage_drop_queue(int32 queue_id, int partitions);
+/*
+ * Before tables are dropped (a shrink, a delete): locks partitions [from, to)
+ * (and the dead table with `dead`) in ACCESS EXCLUSIVE mode, waiting for every
+ * transaction that writes them. An emptiness check made after it sees what
+ * those transactions committed; made before, a produce that committed while
+ * the drop waited for its lock was dropped with the table.
+ */
+void storage_lock_for_drop(int32 queue_id, int from, int to, bool dead);
 bool storage_partitions_hold_items(int32 queue_id, int from, int to);
 bool storage_has_dead_letters(int32 queue_id);
 

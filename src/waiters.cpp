@@ -124,12 +124,20 @@ remove_my_markers()
 Error
 ended_error(WaitEnd why, const std::string &queue_name)
 {
-	const bool deleted = why == WaitEnd::queue_deleted;
+	const char *what = "extension is being dropped";
+	const char *hint = "Another transaction drops the querator extension in this database.";
+	if (why == WaitEnd::queue_deleted)
+	{
+		what = "queue is being deleted";
+		hint = "Another transaction deletes the queue; it is gone once that transaction commits.";
+	}
+	else if (why == WaitEnd::queue_resized)
+	{
+		what = "queue is being resized";
+		hint = "Another transaction removes partitions of the queue; wait again once it ends.";
+	}
 	return Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-				 std::string(deleted ? "queue is being deleted" : "extension is being dropped") + "; the wait on '" +
-					 queue_name + "' ends",
-				 deleted ? "Another transaction deletes the queue; it is gone once that transaction commits."
-						 : "Another transaction drops the querator extension in this database.");
+				 std::string(what) + "; the wait on '" + queue_name + "' ends", hint);
 }
 
 void

@@ -43,6 +43,7 @@ enum class WaitEnd : uint8
 {
 	none,
 	queue_deleted,
+	queue_resized, /* partitions removed */
 	extension_dropped,
 };
 constexpr int32 kAllQueues = -1;

@@ -33,7 +33,8 @@ sub timed_sql
 
 sql('CREATE EXTENSION querator');
 sql("SELECT querator.queues_create(q) FROM unnest(ARRAY['a', 'b', 'c']) AS q");
-my ($wa, $wb, $wc, $holder) = map { session() } 1 .. 4;
+sql("SELECT querator.queues_create('d', partitions => 4)");
+my ($wa, $wb, $wc, $wd, $holder) = map { session() } 1 .. 5;
 my ($ret, $err, $took, $out);
 
 # --- queues_delete of a queue with a waiter ----------------------------------
@@ -65,6 +66,18 @@ sql("SELECT querator.queue_produce('c', 'x'::text)");
 ($out, $err) = collect($wc, 5);
 is($out, '1:x', 'and gets the item produced on c');
 
+# --- a shrink (queues_update with fewer partitions) of a queue with a waiter
+send_query($wd, lease_sql('d', 'wd', 1, '10 min'));
+ok(is_waiting($wd), 'a waiter on d (4 partitions)');
+($ret, $err, $took) = timed_sql("SELECT querator.queues_update('d', partitions => 2)");
+is($ret, 0, 'queues_update(d, partitions => 2) succeeds while a waiter waits on d') or diag($err);
+cmp_ok($took, '<', 5, 'within seconds');
+note(sprintf('the shrink took %.2f s', $took));
+($out, $err) = collect($wd, 5);
+like($err // '', qr/ERROR:  55000: queue is being resized; the wait on 'd' ends/,
+	'the waiter on d ends with 55000 "queue is being resized"');
+is(sql("SELECT partitions FROM querator.queues_info('d')"), '2', 'd has 2 partitions');
+
 # --- DROP EXTENSION with a waiter ---------------------------------------------
 ($ret, $err, $took) = timed_sql('DROP EXTENSION querator CASCADE');
 is($ret, 0, 'DROP EXTENSION succeeds while a waiter waits') or diag($err);
@@ -75,6 +88,6 @@ like($err // '', qr/ERROR:  55000: extension is being dropped; the wait on 'b' e
 	'the waiter on b ends with 55000 "extension is being dropped"');
 is(sql("SELECT count(*) FROM pg_extension WHERE extname = 'querator'"), '0', 'the extension is gone');
 
-$_->quit for ($wa, $wb, $wc, $holder);
+$_->quit for ($wa, $wb, $wc, $wd, $holder);
 $node->stop;
 done_testing();
