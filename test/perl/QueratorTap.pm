@@ -10,7 +10,8 @@ use PostgreSQL::Test::Cluster;
 use Test::More;
 use Time::HiRes qw(usleep time);
 
-our @EXPORT = qw(querator_node poll_until query_value queue_drained worker_pids wait_for_workers wait_for_server);
+our @EXPORT = qw(querator_node poll_until query_value queue_drained worker_pids wait_for_workers wait_for_server
+  queue_state_sql);
 
 # A started node with querator preloaded and a launcher that looks around every second.
 sub querator_node
@@ -85,6 +86,35 @@ sub wait_for_workers
 	return defined poll_until($node, 'postgres',
 		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'querator worker' AND datname = '$db'",
 		$count, $timeout_s // 10);
+}
+
+# A query that prints everything a user can see of a database's queues, one
+# sorted line each: the catalog as listed, the grants, and every item of every
+# list with all its columns. Equal output = the same queues, grants and items
+# (used across pg_dump/restore and ALTER EXTENSION UPDATE).
+sub queue_state_sql
+{
+	return q{
+	SELECT string_agg(line, E'\n' ORDER BY line) FROM (
+		SELECT 'queue ' || concat_ws('|', queue_name, lease_timeout, expire_timeout, max_attempts, dead_queue,
+		                             reference, partitions, paused, owner, created_at, updated_at) AS line
+		  FROM querator.queues_list()
+		UNION ALL
+		SELECT 'grant ' || concat_ws('|', queue_name, role_name, privilege) FROM querator.queue_grants
+		UNION ALL
+		SELECT 'item ' || concat_ws('|', q.queue_name, i.id, i.partition, i.kind, i.reference, i.encoding,
+		                            encode(i.payload, 'hex'), i.attempts, i.created_at, i.expire_deadline,
+		                            i.source_id, i.leased, i.lease_deadline, i.client_id, i.payload_preview)
+		  FROM querator.queues_list() q, querator.storage_items_list(q.queue_name, NULL, 10000) i
+		UNION ALL
+		SELECT 'scheduled ' || concat_ws('|', q.queue_name, s.id, s.partition, s.kind, encode(s.payload, 'hex'),
+		                                 s.attempts, s.created_at, s.enqueue_at)
+		  FROM querator.queues_list() q, querator.storage_scheduled_list(q.queue_name, NULL, 10000) s
+		UNION ALL
+		SELECT 'dead ' || concat_ws('|', q.queue_name, d.id, d.partition, encode(d.payload, 'hex'), d.attempts,
+		                            d.created_at, d.dead_at, d.reason)
+		  FROM querator.queues_list() q, querator.storage_dead_list(q.queue_name, NULL, 10000) d
+	) lines};
 }
 
 # Waits until the server accepts queries again (after a crash restart).

@@ -65,29 +65,7 @@ sql($src, q{
 	SELECT querator.queue_pause('own');
 });
 
-# Everything a user can see of the queues, in one text: the catalog as listed,
-# the grants, and every item of every list with all its columns.
-my $state_sql = q{
-	SELECT string_agg(line, E'\n' ORDER BY line) FROM (
-		SELECT 'queue ' || concat_ws('|', queue_name, lease_timeout, expire_timeout, max_attempts, dead_queue,
-		                             reference, partitions, paused, owner, created_at, updated_at) AS line
-		  FROM querator.queues_list()
-		UNION ALL
-		SELECT 'grant ' || concat_ws('|', queue_name, role_name, privilege) FROM querator.queue_grants
-		UNION ALL
-		SELECT 'item ' || concat_ws('|', q.queue_name, i.id, i.partition, i.kind, i.reference, i.encoding,
-		                            encode(i.payload, 'hex'), i.attempts, i.created_at, i.expire_deadline,
-		                            i.source_id, i.leased, i.lease_deadline, i.client_id, i.payload_preview)
-		  FROM querator.queues_list() q, querator.storage_items_list(q.queue_name, NULL, 10000) i
-		UNION ALL
-		SELECT 'scheduled ' || concat_ws('|', q.queue_name, s.id, s.partition, encode(s.payload, 'hex'), s.attempts,
-		                                 s.created_at, s.enqueue_at)
-		  FROM querator.queues_list() q, querator.storage_scheduled_list(q.queue_name, NULL, 10000) s
-		UNION ALL
-		SELECT 'dead ' || concat_ws('|', q.queue_name, d.id, d.partition, encode(d.payload, 'hex'), d.attempts,
-		                            d.created_at, d.dead_at, d.reason)
-		  FROM querator.queues_list() q, querator.storage_dead_list(q.queue_name, NULL, 10000) d
-	) lines};
+my $state_sql = queue_state_sql();
 my $before = sql($src, $state_sql);
 my %count;
 $count{$_}++ for map { (split / /)[0] } split /\n/, $before;
