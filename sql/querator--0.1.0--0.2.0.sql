@@ -145,6 +145,9 @@ BEGIN
 END
 $$;
 
+---------------------------------------------------------------- 0.1.0 definitions 0.2.0 refuses (review of issue 11)
+-- (durations: the block above)
+
 -- Naming a queue as dead_queue needs the produce privilege on it from 0.2.0 on
 -- (README, "Dead queues"); 0.1.0 let any queue creator name any queue. Such a
 -- feeder would keep writing its dead letters into a queue of another owner, who
