@@ -64,10 +64,18 @@ drops_querator(const Node *statement)
 	return false;
 }
 
+bool
+updates_querator(const Node *statement)
+{
+	return IsA(statement, AlterExtensionStmt) &&
+		   strcmp(reinterpret_cast<const AlterExtensionStmt *>(statement)->extname, "querator") == 0;
+}
+
 /*
  * DROP EXTENSION querator: end this database's long-poll waits before the
  * drop queues behind the locks they hold (the object access hook above
- * runs only once every lock is taken).
+ * runs only once every lock is taken). ALTER EXTENSION querator UPDATE:
+ * cached queue definitions are stale after it.
  */
 void
 on_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree, ProcessUtilityContext context,
@@ -75,6 +83,9 @@ on_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree, Pr
 {
 	if (drops_querator(pstmt->utilityStmt))
 		querator::waiters_end(querator::kAllQueues, querator::WaitEnd::extension_dropped);
+	/* The upgrade script may rewrite queue definitions: every backend reloads them once it commits. */
+	if (updates_querator(pstmt->utilityStmt))
+		querator::catalog_cache_changed();
 	if (previous_process_utility_hook)
 		previous_process_utility_hook(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
 	else

@@ -18,18 +18,33 @@ namespace querator {
 
 namespace {
 
-/* Checks the option values of a definition, alone and together. */
+/*
+ * Checks the option values of a definition, alone and together. On update
+ * (`before`: the stored definition) only the values the call changes, and
+ * lease against expire timeout when either changed: a value stored under
+ * older rules (fixed by the upgrade script where it can be) never makes a
+ * call fail that does not touch it.
+ */
 void
-validate_definition(const QueueDef &def)
+validate_definition(const QueueDef &def, const QueueDef *before = nullptr)
 {
-	validate_lease_timeout(def.lease_timeout);
-	if (def.expire_timeout)
+	const bool lease_changed = before == nullptr || !interval_identical(def.lease_timeout, before->lease_timeout);
+	const bool expire_changed =
+		before == nullptr || def.expire_timeout.has_value() != before->expire_timeout.has_value() ||
+		(def.expire_timeout && !interval_identical(*def.expire_timeout, *before->expire_timeout));
+	if (lease_changed)
+		validate_lease_timeout(def.lease_timeout);
+	if (def.expire_timeout && expire_changed)
 		validate_expire_timeout(*def.expire_timeout);
-	validate_lease_within_expire(def.lease_timeout, def.expire_timeout ? &*def.expire_timeout : nullptr);
-	validate_max_attempts(def.max_attempts);
-	validate_partitions(def.partitions);
-	validate_text_field(def.reference, "reference", true);
-	validate_webhook(def.webhook);
+	if (lease_changed || expire_changed)
+		validate_lease_within_expire(def.lease_timeout, def.expire_timeout ? &*def.expire_timeout : nullptr);
+	if (before == nullptr || def.max_attempts != before->max_attempts)
+		validate_max_attempts(def.max_attempts);
+	if (before == nullptr || def.partitions != before->partitions)
+		validate_partitions(def.partitions);
+	if (before == nullptr || def.reference != before->reference)
+		validate_text_field(def.reference, "reference", true);
+	validate_webhook(def.webhook, before != nullptr ? &before->webhook : nullptr);
 }
 
 /* Reads the webhook options (arguments first..first+5); NULL leaves a value unchanged, url '' removes it. */
@@ -192,6 +207,7 @@ queues_update(FunctionCallInfo fcinfo)
 	SpiConnection spi;
 	QueueDef def = catalog_get(name, true);
 	require_privilege(def, Privilege::admin);
+	const QueueDef stored = def;
 	const int old_partitions = def.partitions;
 
 	if (auto v = arg_interval(fcinfo, 1))
@@ -213,11 +229,11 @@ queues_update(FunctionCallInfo fcinfo)
 		def.reference = *v;
 	if (auto v = arg_int32(fcinfo, 6))
 		def.partitions = *v;
-	const Webhook old_webhook = def.webhook;
 	read_webhook_options(fcinfo, 7, def.webhook);
-	require_webhook_change_allowed(old_webhook, def.webhook);
-	validate_definition(def);
-	validate_webhook_headers(def.webhook);
+	require_webhook_change_allowed(stored.webhook, def.webhook);
+	validate_definition(def, &stored);
+	if (def.webhook.headers_json != stored.webhook.headers_json)
+		validate_webhook_headers(def.webhook);
 	validate_dead_queue(def, dead_queue.has_value());
 
 	if (def.partitions > old_partitions)

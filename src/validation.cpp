@@ -98,6 +98,12 @@ interval_text(const Interval &value)
 	return std::string(buffer);
 }
 
+bool
+interval_identical(const Interval &a, const Interval &b)
+{
+	return a.time == b.time && a.day == b.day && a.month == b.month;
+}
+
 int
 interval_compare(const Interval &a, const Interval &b)
 {
@@ -238,27 +244,26 @@ validate_list_limit(int32 limit)
 namespace querator {
 
 void
-validate_webhook(const Webhook &webhook)
+validate_webhook(const Webhook &webhook, const Webhook *before)
 {
-	if (!webhook.url.empty())
-	{
-		if (webhook.url.size() > 2048)
-			throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "webhook url is invalid; cannot be greater than 2048 characters");
-		for (unsigned char c : webhook.url)
-			if (c <= 0x20 || c == 0x7f)
-				throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
-							"webhook url is invalid; cannot contain whitespace or control characters");
-		/* The url's destination is checked at connect time (webhook_address.hpp); here only its form. */
+	const bool url_changed = before == nullptr || webhook.url != before->url;
+	const bool backoff_changed = before == nullptr || !interval_identical(webhook.backoff, before->backoff);
+	const bool backoff_max_changed = before == nullptr || !interval_identical(webhook.backoff_max, before->backoff_max);
+	/* The url's destination is checked at connect time (webhook_address.hpp); here only its form. */
+	if (!webhook.url.empty() && url_changed)
 		if (std::string problem = http::url_problem(webhook.url); !problem.empty())
-			throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "webhook url is invalid; " + problem);
-	}
-	validate_duration(webhook.timeout, "webhook timeout", hours(kMaxWebhookTimeoutHours));
-	if (webhook.concurrency < 1 || webhook.concurrency > 256)
+			throw Error(ERRCODE_INVALID_PARAMETER_VALUE, problem);
+	if (before == nullptr || !interval_identical(webhook.timeout, before->timeout))
+		validate_duration(webhook.timeout, "webhook timeout", hours(kMaxWebhookTimeoutHours));
+	if ((before == nullptr || webhook.concurrency != before->concurrency) &&
+		(webhook.concurrency < 1 || webhook.concurrency > 256))
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "webhook concurrency is invalid; must be between 1 and 256, received " +
 														 std::to_string(webhook.concurrency));
-	validate_duration(webhook.backoff, "webhook backoff", hours(kMaxWebhookBackoffHours));
-	validate_duration(webhook.backoff_max, "webhook backoff max", hours(kMaxWebhookBackoffHours));
-	if (interval_compare(webhook.backoff_max, webhook.backoff) < 0)
+	if (backoff_changed)
+		validate_duration(webhook.backoff, "webhook backoff", hours(kMaxWebhookBackoffHours));
+	if (backoff_max_changed)
+		validate_duration(webhook.backoff_max, "webhook backoff max", hours(kMaxWebhookBackoffHours));
+	if ((backoff_changed || backoff_max_changed) && interval_compare(webhook.backoff_max, webhook.backoff) < 0)
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "webhook backoff max is invalid; " +
 														 interval_text(webhook.backoff_max) +
 														 " cannot be less than the webhook backoff " +

@@ -39,12 +39,18 @@ void validate_max_attempts(int32 value);
 void validate_partitions(int32 value);
 void validate_batch_count(int64 count, const char *field);
 void validate_list_limit(int32 limit);
-/* url, timeout, concurrency and backoff of a queue's webhook (headers: validate_webhook_headers). */
-void validate_webhook(const Webhook &webhook);
+/*
+ * url, timeout, concurrency and backoff of a queue's webhook (headers:
+ * validate_webhook_headers). With `before` (an update), only the values that
+ * differ from it, and backoff against backoff max when either changed.
+ */
+void validate_webhook(const Webhook &webhook, const Webhook *before = nullptr);
 
 /* Formats an interval the way PostgreSQL prints it, e.g. 01:00:00. */
 std::string interval_text(const Interval &value);
 int interval_compare(const Interval &a, const Interval &b);
+/* The same fields ('1 day' and '24:00:00' compare equal but are not identical). */
+bool interval_identical(const Interval &a, const Interval &b);
 TimestampTz timestamp_plus(TimestampTz t, const Interval &value);
 /* Milliseconds from now until `t`, at least 0. */
 long ms_until(TimestampTz t);

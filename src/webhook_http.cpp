@@ -102,6 +102,12 @@ Client::~Client()
 void
 Client::start(Request request)
 {
+	/* A url stored before the rule (an upgraded 0.1.0 queue) is refused here as the API refuses it. */
+	if (std::string problem = url_problem(request.url); !problem.empty())
+	{
+		refused_.push_back(Response{request.tag, 0, std::move(problem)});
+		return;
+	}
 	auto t = std::make_unique<Transfer>();
 	t->request = std::move(request);
 	t->easy.reset(curl_easy_init());
@@ -196,7 +202,8 @@ Client::drive()
 	CURLM *multi = static_cast<CURLM *>(multi_.get());
 	int running = 0;
 	check(curl_multi_perform(multi, &running), "curl_multi_perform");
-	std::vector<Response> done;
+	std::vector<Response> done = std::move(refused_);
+	refused_.clear();
 	int left = 0;
 	while (CURLMsg *msg = curl_multi_info_read(multi, &left))
 	{
@@ -225,7 +232,7 @@ Client::drive()
 void
 Client::wait(int timeout_ms)
 {
-	if (transfers_.empty())
+	if (transfers_.empty() || !refused_.empty())
 		return;
 	int ready = 0;
 	check(curl_multi_poll(static_cast<CURLM *>(multi_.get()), nullptr, 0, std::max(0, timeout_ms), &ready),
@@ -257,14 +264,20 @@ header_safe(const std::string &value)
 std::string
 url_problem(const std::string &url)
 {
+	const std::string invalid = "webhook url is invalid; ";
+	if (url.size() > 2048)
+		return invalid + "cannot be greater than 2048 characters";
+	for (unsigned char c : url)
+		if (c <= 0x20 || c == 0x7f)
+			return invalid + "cannot contain whitespace or control characters";
 	if (strncasecmp(url.c_str(), "http://", 7) != 0 && strncasecmp(url.c_str(), "https://", 8) != 0)
-		return "must start with http:// or https://";
+		return invalid + "must start with http:// or https://";
 	std::unique_ptr<CURLU, UrlDeleter> parsed(curl_url());
 	if (!parsed)
 		throw std::bad_alloc();
 	CURLUcode code = curl_url_set(parsed.get(), CURLUPART_URL, url.c_str(), 0);
 	if (code != CURLUE_OK)
-		return std::string("cannot be parsed (") + curl_url_strerror(code) + ")";
+		return invalid + "cannot be parsed (" + curl_url_strerror(code) + ")";
 	/* The text of a URL part, or nothing when the URL has no such part. */
 	auto part = [&](CURLUPart which) -> std::optional<std::string> {
 		char *text = nullptr;
@@ -275,10 +288,10 @@ url_problem(const std::string &url)
 		return copy;
 	};
 	if (part(CURLUPART_USER) || part(CURLUPART_PASSWORD) || part(CURLUPART_OPTIONS))
-		return "cannot contain a user name or password (user:password@); send credentials in webhook_headers";
+		return invalid + "cannot contain a user name or password (user:password@); send credentials in webhook_headers";
 	std::optional<std::string> host = part(CURLUPART_HOST);
 	if (!host || host->empty())
-		return "must name a host";
+		return invalid + "must name a host";
 	return "";
 }
 

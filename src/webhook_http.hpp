@@ -40,7 +40,7 @@ struct Response
 {
 	uint64_t tag = 0;
 	long status = 0;          /* HTTP status; 0 when no response arrived */
-	std::string error;        /* empty when delivered: "HTTP 500", or curl's error text */
+	std::string error;        /* empty when delivered: "HTTP 500", curl's error text, or url_problem() */
 	bool delivered() const { return error.empty(); }
 };
 
@@ -73,6 +73,7 @@ private:
 
 	std::unique_ptr<void, MultiDeleter> multi_; /* CURLM; declared first, destroyed last */
 	std::map<void *, std::unique_ptr<Transfer>> transfers_; /* by CURL easy handle */
+	std::vector<Response> refused_; /* requests never sent (url_problem), returned by the next drive() */
 	std::string user_agent_;
 	std::shared_ptr<const AddressPolicy> policy_ = std::make_shared<const AddressPolicy>();
 };
@@ -88,9 +89,12 @@ int64_t backoff_delay_us(int64_t base_us, int64_t max_us, int attempt);
 std::string header_safe(const std::string &value);
 
 /*
- * Why a webhook url is unacceptable, parsed by curl's own URL parser (so no
- * other parser's reading can differ from what is sent): empty when it is an
- * http or https url with a host and no user name, password or options.
+ * Why a webhook url is unacceptable, as the message "webhook url is invalid;
+ * ...", parsed by curl's own URL parser (so no other parser's reading can
+ * differ from what is sent): empty when it is an http or https url of at most
+ * 2048 characters, without whitespace, with a host and no user name, password
+ * or options. The API refuses such a url (22023) and Client::start refuses to
+ * send to one, so a url stored before a rule existed is never used either.
  */
 std::string url_problem(const std::string &url);
 

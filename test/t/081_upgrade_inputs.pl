@@ -30,7 +30,8 @@ is(sql("SELECT querator.queue_clear('fine')"), '4', 'cleared');
 
 ($ret, $stdout, $stderr) = $node->psql($db, "ALTER EXTENSION querator UPDATE TO '0.2.0'");
 is($ret, 0, 'ALTER EXTENSION querator UPDATE succeeds');
-like($stderr, qr/WARNING:  querator: durations of queue 'old' lowered to the limits of 0.2.0/, 'with a WARNING naming the queue');
+like($stderr, qr/WARNING:  querator: durations of queue 'old' changed to fit the limits of 0.2.0: expire_timeout 10 years, lease_timeout 24:00:00, webhook_backoff_max 24:00:00$/m,
+	'with a WARNING naming the queue and what changed');
 unlike($stderr, qr/'fine'/, 'a queue within the limits is not named');
 is(sql("SELECT lease_timeout || ' ' || expire_timeout FROM querator.queues_info('old')"), '24:00:00 10 years',
 	'its durations are the limits now');
