@@ -274,7 +274,7 @@ queues_info(FunctionCallInfo fcinfo)
 	ReturnSetInfo *out = begin_set_result(fcinfo);
 	SpiConnection spi;
 	require_visibility(catalog_get(name));
-	catalog_info_to(out, name);
+	catalog_info_to(out, name, invoking_role(), invoker_is_superuser());
 	spi.finish();
 	return (Datum) 0;
 }
