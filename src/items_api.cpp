@@ -83,7 +83,8 @@ payloads_as_bytea(Datum payloads)
 /*
  * The encoding an item gets when the call gives none (NULL included), by the
  * payload type of the array form called, as the SQL declarations' defaults
- * say. The single forms pass their own default through a bytea[].
+ * say. (The single forms are SQL wrappers over the bytea[] form: they pass
+ * their encoding argument on as it is.)
  */
 const char *
 default_encoding(Datum payloads)
