@@ -4,7 +4,7 @@
 -- the queues that name it; redrive returns items only to queues the caller may produce to;
 -- no message names a queue the caller holds nothing on.
 SET client_min_messages = warning;
-DROP ROLE IF EXISTS regress_dq_alice, regress_dq_mallory;
+DROP ROLE IF EXISTS regress_dq_alice, regress_dq_mallory, regress_dq_prod;
 RESET client_min_messages;
 CREATE ROLE regress_dq_alice;    -- owns the queues someone wants to write into
 CREATE ROLE regress_dq_mallory;  -- another queue owner
@@ -90,6 +90,34 @@ SELECT querator.queue_redrive('dq_mine') AS redriven;
 RESET ROLE;
 SELECT payloads('dq_mine') AS dead_queue_items, payloads('dq_feeder') AS feeder_items;
 
+---------------------------------------------------------------- lists show only dead queues the caller may see
+-- regress_dq_prod holds only produce on alice's dq_shown1 and dq_shown2, whose dead queue is
+-- mallory's dq_dead (alice may produce there, prod holds nothing on it): queues_list and
+-- queues_info show prod NULL for it. dq_alices sends to dq_secret, where prod may consume: shown.
+CREATE ROLE regress_dq_prod;
+SELECT try_as('regress_dq_mallory', $$SELECT querator.queues_create('dq_dead')$$);
+SELECT try_as('regress_dq_mallory', $$SELECT querator.queue_grant('dq_dead', 'regress_dq_alice', 'produce')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queues_create('dq_shown1', dead_queue => 'dq_dead')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queues_create('dq_shown2', dead_queue => 'dq_dead')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queue_grant('dq_shown1', 'regress_dq_prod', 'produce')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queue_grant('dq_shown2', 'regress_dq_prod', 'produce')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queue_grant('dq_alices', 'regress_dq_prod', 'produce')$$);
+SELECT try_as('regress_dq_alice', $$SELECT querator.queue_grant('dq_secret', 'regress_dq_prod', 'consume')$$);
+SET ROLE regress_dq_prod;
+SELECT queue_name, dead_queue FROM querator.queues_list() ORDER BY queue_name;
+SELECT queue_name, dead_queue FROM querator.queues_info('dq_shown1');
+SELECT queue_name, dead_queue FROM querator.queues_info('dq_alices');
+RESET ROLE;
+-- alice may produce to dq_dead, and a superuser sees everything: the names show
+SET ROLE regress_dq_alice;
+SELECT queue_name, dead_queue FROM querator.queues_list() ORDER BY queue_name;
+SELECT queue_name, dead_queue FROM querator.queues_info('dq_shown2');
+RESET ROLE;
+SELECT queue_name, dead_queue FROM querator.queues_list() WHERE queue_name LIKE 'dq%' ORDER BY queue_name;
+SELECT querator.queues_delete('dq_shown1');
+SELECT querator.queues_delete('dq_shown2');
+SELECT querator.queues_delete('dq_dead');
+
 ---------------------------------------------------------------- clean up
 SELECT querator.queues_delete('dq_feeder', force => true);
 SELECT querator.queues_delete('dq_alices', force => true);
@@ -97,5 +125,5 @@ SELECT querator.queues_delete('dq_secret', force => true);
 SELECT querator.queues_delete('dq_mine', force => true);
 SELECT querator.queues_delete('dq_mallorys', force => true);
 SELECT count(*) AS queues_left FROM querator.queues WHERE name LIKE 'dq%';
-DROP OWNED BY regress_dq_alice, regress_dq_mallory;
-DROP ROLE regress_dq_alice, regress_dq_mallory;
+DROP OWNED BY regress_dq_alice, regress_dq_mallory, regress_dq_prod;
+DROP ROLE regress_dq_alice, regress_dq_mallory, regress_dq_prod;

@@ -1,6 +1,8 @@
 -- Inputs that 0.1.0 accepted and that then broke the queue (issue 11, section 4):
 -- unbounded durations, infinite or far-future schedule times, 2-D arrays, empty
--- encodings, lengths counted in bytes, NULL elements of per-item arrays.
+-- encodings, lengths counted in bytes, NULL elements of per-item arrays; and what a
+-- later review found: invisible characters in queue names, encoding => NULL, control
+-- characters in encoding, kind, reference and client id.
 -- Each refusal is 22023 naming the field and the limit, and changes nothing.
 
 -- try_time(sql): try() with the timestamp at the end of a message masked (it depends on now()).
@@ -147,6 +149,39 @@ SELECT try(format('SELECT count(*) FROM querator.queue_lease(%L, %L)', 'inp_ok',
 SELECT try(format('SELECT count(*) FROM querator.queue_lease(%L, %L)', 'inp_ok', repeat('日', 1025)));
 SELECT try(format('SELECT querator.queues_update(%L, reference => %L)', 'inp_ok', repeat('é', 1025)));
 SELECT querator.queue_clear('inp_ok', destructive => true);
+SELECT state() = (SELECT s FROM before) AS unchanged;
+
+---------------------------------------------------------------- queue names: no Unicode whitespace or invisible characters
+-- a name with one looks like another name, or like nothing: refused when a queue is created
+SELECT try(format('SELECT querator.queues_create(%L)', n)) AS result
+  FROM (VALUES (E'a\u00a0b'), (E'a\u200bb'), (E'\u200b'), (E'a\u1680b'), (E'a\u2000b'), (E'a\u200fb'),
+               (E'a\u2028b'), (E'a\u2029b'), (E'a\u202eb'), (E'a\u202fb'), (E'a\u205fb'), (E'a\u2060b'),
+               (E'a\u3000b'), (E'\ufeffa'), (E'a\u0085b')) AS t(n);
+SELECT count(*) AS created FROM querator.queues WHERE name ~ '^a.b$|^.a$|^.$';
+-- visible letters of any script are fine
+SELECT try($$SELECT querator.queues_create('inp_café_日本')$$);
+SELECT try($$SELECT querator.queues_delete('inp_café_日本')$$);
+
+---------------------------------------------------------------- encoding => NULL is the form's default
+-- application/octet-stream for bytea, text/plain for text, application/json for jsonb
+SELECT cardinality(querator.queue_produce('inp_ok', ARRAY['\x01'::bytea], encoding => NULL)) AS bytea_array;
+SELECT cardinality(querator.queue_produce('inp_ok', ARRAY['t']::text[], encoding => NULL)) AS text_array;
+SELECT cardinality(querator.queue_produce('inp_ok', ARRAY['{"j": 1}']::jsonb[], encoding => NULL)) AS jsonb_array;
+SELECT querator.queue_produce('inp_ok', '\x02'::bytea, encoding => NULL) IS NOT NULL AS bytea_single;
+SELECT convert_from(payload, 'UTF8') AS payload, encoding FROM querator.storage_items_list('inp_ok') ORDER BY id;
+SELECT querator.queue_clear('inp_ok', destructive => true);
+
+---------------------------------------------------------------- no control characters in encoding, kind, reference, client id
+-- (0x00-0x1F, 0x7F): kinds and references travel in webhook headers, every one in listings and logs
+SELECT try($$SELECT querator.queue_produce('inp', 'x'::text, encoding => E'text/plain\n')$$);
+SELECT try($$SELECT querator.queue_produce('inp', ARRAY['x']::text[], encoding => E'text/plain\r\nX-A: b')$$);
+SELECT try($$SELECT querator.queue_produce('inp', 'x'::text, kind => E'k\r\nX-Injected: 1')$$);
+SELECT try($$SELECT querator.queue_produce('inp', 'x'::text, reference => E'r\t1')$$);
+SELECT try($$SELECT querator.queue_produce('inp', ARRAY['x', 'y']::text[], kinds => ARRAY['k', E'k\x7f'])$$);
+SELECT try($$SELECT querator.queue_produce('inp', ARRAY['x', 'y']::text[], item_references => ARRAY[E'\x01', 'r'])$$);
+SELECT try($$SELECT count(*) FROM querator.queue_lease('inp', E'client\n1')$$);
+SELECT try($$SELECT querator.queues_update('inp', reference => E'a\nb')$$);
+SELECT try($$SELECT querator.queues_create('inp_ctl', reference => E'a\nb')$$);
 SELECT state() = (SELECT s FROM before) AS unchanged;
 
 SELECT querator.queues_delete('inp', true);

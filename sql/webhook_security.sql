@@ -51,7 +51,8 @@ RESET ROLE;
 SELECT queue_name, webhook_url FROM querator.queues_info('wh_own');
 
 ---------------------------------------------------------------- headers
--- what frames or routes the request belongs to curl; names are HTTP tokens; no control characters
+-- what frames or routes the request belongs to curl; names are HTTP tokens; no control characters;
+-- no empty or blank value (curl would drop the header, so a Content-Type would not replace the encoding)
 SELECT h, try(format($$SELECT querator.queues_update('wh_hook', webhook_headers => %L)$$, h)) AS result
   FROM (VALUES
 	('{"Host": "169.254.169.254"}'),
@@ -66,6 +67,8 @@ SELECT h, try(format($$SELECT querator.queues_update('wh_hook', webhook_headers 
 	('{"X-Ok": "a\nb"}'),
 	('{"X-Ok": "tab\there"}'),
 	('{"X-Ok": "nul\u0001"}'),
+	('{"User-Agent": "", "Content-Type": ""}'),
+	('{"Content-Type": "  "}'),
 	('{"Bad Name": "v"}'),
 	('{"X-A:b": "v"}'),
 	('{"X-Evil\r\nHost": "v"}'),

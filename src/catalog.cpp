@@ -17,9 +17,44 @@ namespace {
 
 const char *const kSelectColumns = "SELECT " QUERATOR_DEF_COLUMNS "FROM querator.queues ";
 
-const char *const kListColumns =
-	"SELECT name, lease_timeout, expire_timeout, max_attempts, dead_queue, reference, partitions, paused, owner, "
-	"  webhook_url, created_at, updated_at FROM querator.queues ";
+/*
+ * The SQL twin of may_see (access.cpp) for the queue row `alias`, with $3 =
+ * the caller is a superuser and $4 = the caller's role: the caller owns the
+ * queue (or has its owner's privileges) or holds a grant on it.
+ */
+std::string
+visible_sql(const std::string &alias)
+{
+	return "($3 OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = " + alias + ".owner "
+		   "     AND pg_catalog.pg_has_role($4, r.oid, 'USAGE')) "
+		   "  OR EXISTS (SELECT 1 FROM querator.queue_grants g JOIN pg_catalog.pg_roles r ON r.rolname = g.role_name "
+		   "     WHERE g.queue_name = " + alias + ".name AND pg_catalog.pg_has_role($4, r.oid, 'USAGE')))";
+}
+
+/*
+ * The rows of queues_list / queues_info: the queues `where` selects (with $1,
+ * up to $2 of them) that the caller may see. Their dead_queue shows only when
+ * the caller may see that queue too, else NULL: the name alone would tell
+ * that it exists. The check runs once per distinct dead queue of the page.
+ */
+std::string
+list_sql(const std::string &where)
+{
+	return "WITH page AS (SELECT * FROM querator.queues q WHERE " + where + " AND " + visible_sql("q") +
+		   "    ORDER BY name COLLATE \"C\" LIMIT $2), "
+		   "  shown_dead AS (SELECT d.name FROM querator.queues d "
+		   "    WHERE d.name IN (SELECT dead_queue FROM page) AND " + visible_sql("d") + ") "
+		   "SELECT name, lease_timeout, expire_timeout, max_attempts, "
+		   "  CASE WHEN dead_queue IN (SELECT name FROM shown_dead) THEN dead_queue END AS dead_queue, "
+		   "  reference, partitions, paused, owner, webhook_url, created_at, updated_at "
+		   "FROM page ORDER BY name COLLATE \"C\"";
+}
+
+std::vector<SqlParam>
+list_params(SqlParam key, int32 limit, Oid role, bool all)
+{
+	return {key, param_int32(limit), param_bool(all), param_datum(OIDOID, ObjectIdGetDatum(role), false)};
+}
 
 QueueDef
 def_from_row(uint64 row)
@@ -178,22 +213,14 @@ void
 catalog_list_to(ReturnSetInfo *rsinfo, const std::string *pivot, int32 limit, Oid role, bool all)
 {
 	SqlParam pivot_param = pivot ? param_text(*pivot) : param_datum(TEXTOID, 0, true);
-	spi_run(std::string(kListColumns) +
-				"q WHERE ($1 IS NULL OR name COLLATE \"C\" >= $1) "
-				"AND ($3 OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = q.owner "
-				"     AND pg_catalog.pg_has_role($4, r.oid, 'USAGE')) "
-				"  OR EXISTS (SELECT 1 FROM querator.queue_grants g JOIN pg_catalog.pg_roles r ON r.rolname = g.role_name "
-				"     WHERE g.queue_name = q.name AND pg_catalog.pg_has_role($4, r.oid, 'USAGE'))) "
-				"ORDER BY name COLLATE \"C\" LIMIT $2",
-			{pivot_param, param_int32(limit), param_bool(all), param_datum(OIDOID, ObjectIdGetDatum(role), false)},
-			true);
+	spi_run(list_sql("($1 IS NULL OR name COLLATE \"C\" >= $1)"), list_params(pivot_param, limit, role, all), true);
 	spi_copy_result_to(rsinfo);
 }
 
 void
-catalog_info_to(ReturnSetInfo *rsinfo, const std::string &name)
+catalog_info_to(ReturnSetInfo *rsinfo, const std::string &name, Oid role, bool all)
 {
-	if (spi_run(std::string(kListColumns) + "WHERE name = $1", {param_text(name)}, true) == 0)
+	if (spi_run(list_sql("name = $1"), list_params(param_text(name), 1, role, all), true) == 0)
 		throw no_such_queue(name);
 	spi_copy_result_to(rsinfo);
 }

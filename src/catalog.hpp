@@ -73,9 +73,13 @@ std::vector<QueueDef> catalog_queues_using_dead_queue(const std::string &name);
 /* Clears the dead_queue of every queue whose dead_queue is `name`; returns them. */
 std::vector<QueueDef> catalog_clear_dead_queue(const std::string &name);
 
-/* Puts the catalog rows of queues_list / queues_info into a materialized SRF result. */
-/* Lists only queues `role` may see (owner, any grant) unless `all`. */
+/*
+ * Puts the catalog rows of queues_list / queues_info into a materialized SRF
+ * result: only queues `role` may see (owner, any grant) unless `all` (a
+ * superuser), and a dead_queue only if `role` may see that queue too (NULL
+ * otherwise). info: a queue `role` may not see is missing (42704).
+ */
 void catalog_list_to(ReturnSetInfo *rsinfo, const std::string *pivot, int32 limit, Oid role, bool all);
-void catalog_info_to(ReturnSetInfo *rsinfo, const std::string &name);
+void catalog_info_to(ReturnSetInfo *rsinfo, const std::string &name, Oid role, bool all);
 
 } // namespace querator

@@ -80,6 +80,26 @@ payloads_as_bytea(Datum payloads)
 	});
 }
 
+/*
+ * The encoding an item gets when the call gives none (NULL included), by the
+ * payload type of the array form called, as the SQL declarations' defaults
+ * say. (The single forms are SQL wrappers over the bytea[] form: they pass
+ * their encoding argument on as it is.)
+ */
+const char *
+default_encoding(Datum payloads)
+{
+	switch (ARR_ELEMTYPE(reinterpret_cast<ArrayType *>(DatumGetPointer(payloads)))) /* detoasted by arg_array */
+	{
+		case TEXTOID:
+			return "text/plain";
+		case JSONBOID:
+			return "application/json";
+		default:
+			return "application/octet-stream";
+	}
+}
+
 /* Checks each payload (non-null, within max_payload_size); returns their count. */
 int
 validate_payloads(Datum payloads)
@@ -126,10 +146,12 @@ validate_item_texts(const std::optional<Datum> &array, int items, const char *fi
 		if (nulls[i])
 			continue; /* NULL means '', for kinds and references alike (README) */
 		const text *t = reinterpret_cast<const text *>(DatumGetPointer(elems[i]));
+		const std::string element = std::string(field) + " is invalid; element " + std::to_string(i + 1);
 		if (text_characters(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) > kMaxTextFieldLength)
 			throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
-						std::string(field) + " is invalid; element " + std::to_string(i + 1) +
-							" cannot be greater than " + std::to_string(kMaxTextFieldLength) + " characters");
+						element + " cannot be greater than " + std::to_string(kMaxTextFieldLength) + " characters");
+		if (has_control_character(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)))
+			throw Error(ERRCODE_INVALID_PARAMETER_VALUE, element + " " + kNoControlCharacters);
 	}
 }
 
@@ -270,6 +292,7 @@ queue_produce(FunctionCallInfo fcinfo)
 	std::optional<Datum> payloads = arg_array(fcinfo, 1, "items");
 	if (!payloads)
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "items is invalid; cannot be empty");
+	const char *encoding = default_encoding(*payloads);
 	payloads = payloads_as_bytea(*payloads);
 	int count = validate_payloads(*payloads);
 
@@ -281,7 +304,7 @@ queue_produce(FunctionCallInfo fcinfo)
 	validate_item_texts(batch.kinds, count, "kinds");
 	validate_item_texts(batch.references, count, "references");
 	std::optional<TimestampTz> enqueue_at = arg_timestamptz(fcinfo, 4);
-	batch.encoding = arg_text(fcinfo, 5).value_or("application/octet-stream");
+	batch.encoding = arg_text(fcinfo, 5).value_or(encoding);
 	validate_text_field(batch.encoding, "encoding", false);
 
 	SpiConnection spi;

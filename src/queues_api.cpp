@@ -173,6 +173,7 @@ queues_create(FunctionCallInfo fcinfo)
 {
 	QueueDef def;
 	def.name = arg_queue_name(fcinfo, 0);
+	validate_new_queue_name(def.name);
 	def.lease_timeout = arg_interval(fcinfo, 1).value_or(Interval{USECS_PER_MINUTE, 0, 0});
 	def.expire_timeout = arg_interval(fcinfo, 2);
 	def.max_attempts = arg_int32(fcinfo, 3).value_or(0);
@@ -312,7 +313,7 @@ queues_info(FunctionCallInfo fcinfo)
 	ReturnSetInfo *out = begin_set_result(fcinfo);
 	SpiConnection spi;
 	require_visibility(catalog_get(name));
-	catalog_info_to(out, name);
+	catalog_info_to(out, name, invoking_role(), invoker_is_superuser());
 	spi.finish();
 	return (Datum) 0;
 }
@@ -337,7 +338,7 @@ change_grant(FunctionCallInfo fcinfo, bool grant)
 {
 	std::string name = arg_queue_name(fcinfo, 0);
 	std::string role = arg_text(fcinfo, 1).value_or("");
-	validate_text_field(role, "role", false);
+	validate_text_field(role, "role", false, true); /* a role's name is PostgreSQL's to judge */
 	Privilege privilege = parse_privilege(arg_text(fcinfo, 2).value_or(""));
 	SpiConnection spi;
 	QueueDef def = catalog_get(name, true);

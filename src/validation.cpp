@@ -38,6 +38,58 @@ timestamp_text(TimestampTz t)
 	return std::string(text);
 }
 
+/*
+ * Unicode whitespace and invisible format characters: a queue name made
+ * with them shows like another name, or like nothing, in every listing.
+ */
+bool
+invisible_code_point(pg_wchar c)
+{
+	static const pg_wchar ranges[][2] = {
+		{0x0080, 0x00A0}, /* C1 controls (NEL), no-break space */
+		{0x00AD, 0x00AD}, /* soft hyphen */
+		{0x061C, 0x061C}, /* Arabic letter mark */
+		{0x1680, 0x1680}, /* ogham space mark */
+		{0x180E, 0x180E}, /* Mongolian vowel separator */
+		{0x2000, 0x200F}, /* en quad .. hair space, zero-width space and joiners, direction marks */
+		{0x2028, 0x202F}, /* line and paragraph separators, direction embeddings, narrow no-break space */
+		{0x205F, 0x206F}, /* medium mathematical space, word joiner, invisible operators, direction isolates */
+		{0x3000, 0x3000}, /* ideographic space */
+		{0xFEFF, 0xFEFF}, /* zero-width no-break space (byte order mark) */
+		{0xFFF9, 0xFFFB}, /* interlinear annotation */
+		{0xE0000, 0xE007F}, /* tags */
+	};
+	for (const auto &r : ranges)
+		if (c >= r[0] && c <= r[1])
+			return true;
+	return false;
+}
+
+/* The first invisible code point of a name (see invisible_code_point), or 0. */
+pg_wchar
+first_invisible_code_point(const std::string &name)
+{
+	bool ascii = true;
+	for (unsigned char c : name)
+		ascii = ascii && c < 0x80;
+	/* ASCII has none of them; SQL_ASCII gives bytes past 0x7f no meaning to judge. */
+	if (ascii || GetDatabaseEncoding() == PG_SQL_ASCII)
+		return 0;
+	const char *data = name.data();
+	const int bytes = static_cast<int>(name.size());
+	const char *utf8 = pg_guard([&] { return static_cast<const char *>(pg_server_to_any(data, bytes, PG_UTF8)); });
+	const auto *p = reinterpret_cast<const unsigned char *>(utf8);
+	const auto *end = p + (utf8 == data ? bytes : strlen(utf8));
+	while (p < end)
+	{
+		pg_wchar c = utf8_to_unicode(p);
+		if (invisible_code_point(c))
+			return c;
+		p += pg_utf_mblen(p);
+	}
+	return 0;
+}
+
 } // namespace
 
 void
@@ -65,7 +117,21 @@ validate_queue_name(const std::string &name, const char *field)
 }
 
 void
-validate_text_field(const std::string &value, const char *field, bool allow_empty)
+validate_new_queue_name(const std::string &name)
+{
+	validate_queue_name(name);
+	if (pg_wchar c = first_invisible_code_point(name))
+	{
+		char code[16];
+		snprintf(code, sizeof(code), "U+%04X", static_cast<unsigned>(c));
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+					"queue name is invalid; " + quoted(name) +
+						" cannot contain Unicode whitespace or invisible characters, found " + code);
+	}
+}
+
+void
+validate_text_field(const std::string &value, const char *field, bool allow_empty, bool allow_control)
 {
 	if (!allow_empty && value.find_first_not_of(" \t\r\n") == std::string::npos)
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
@@ -75,6 +141,22 @@ validate_text_field(const std::string &value, const char *field, bool allow_empt
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
 					std::string(field) + " is invalid; cannot be greater than " +
 						std::to_string(kMaxTextFieldLength) + " characters, received " + std::to_string(characters));
+	if (!allow_control && has_control_character(value.data(), value.size()))
+		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+					std::string(field) + " is invalid; " + kNoControlCharacters);
+}
+
+bool
+has_control_character(const char *data, size_t bytes)
+{
+	/* Server encodings are ASCII-safe: these bytes are never part of a multibyte character. */
+	for (size_t i = 0; i < bytes; i++)
+	{
+		unsigned char c = static_cast<unsigned char>(data[i]);
+		if (c < 0x20 || c == 0x7f)
+			return true;
+	}
+	return false;
 }
 
 int64

@@ -14,7 +14,23 @@
 namespace querator {
 
 void validate_queue_name(const std::string &name, const char *field = "queue name");
-void validate_text_field(const std::string &value, const char *field, bool allow_empty);
+/*
+ * The name of a queue being created: validate_queue_name, and no Unicode
+ * whitespace or invisible format character (U+00A0, U+200B, U+FEFF, ...).
+ * Only at creation, so queues that 0.1.0 created with one stay reachable.
+ */
+void validate_new_queue_name(const std::string &name);
+/*
+ * A caller's text (encoding, kind, reference, client id): not empty unless
+ * allow_empty, at most kMaxTextFieldLength characters, and no control
+ * characters unless allow_control (kinds and references travel in webhook
+ * headers, and every such text in listings and logs).
+ */
+void validate_text_field(const std::string &value, const char *field, bool allow_empty, bool allow_control = false);
+/* True if the text holds a control character (0x00-0x1F, 0x7F). */
+bool has_control_character(const char *data, size_t bytes);
+/* The rule has_control_character checks, as error messages state it. */
+constexpr const char *kNoControlCharacters = "cannot contain control characters (0x00-0x1F, 0x7F)";
 /* Length of a text in characters of the server encoding (every documented length limit counts these). */
 int64 text_characters(const char *data, size_t bytes);
 

@@ -89,9 +89,11 @@ special_ranges()
 		{cidr("240.0.0.0/4"), "reserved or broadcast"},
 		{cidr("::/128"), "unspecified"},
 		{cidr("::1/128"), "loopback"},
-		{cidr("::/96"), "reserved"}, /* IPv4-compatible, deprecated */
+		{cidr("::/96"), "reserved"}, /* IPv4-compatible, deprecated: never routed */
 		{cidr("64:ff9b:1::/48"), "reserved"}, /* local-use NAT64 */
 		{cidr("100::/64"), "reserved"},
+		{cidr("2001::/32"), "reserved"}, /* Teredo: the embedded addresses are a relay's and an obfuscated client's */
+		{cidr("2001:db8::/32"), "reserved"}, /* documentation */
 		{cidr("fc00::/7"), "private"}, /* also AWS's metadata fd00:ec2::254 */
 		{cidr("fe80::/10"), "link-local"},
 		{cidr("fec0::/10"), "private"},
@@ -100,14 +102,19 @@ special_ranges()
 	return ranges;
 }
 
-/* The IPv4 address a NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address leads to. */
+/*
+ * The IPv4 address an IPv4-translated (::ffff:0:0:0/96, SIIT), NAT64
+ * (64:ff9b::/96) or 6to4 (2002::/16) address leads to: a translator or the
+ * kernel may deliver it there, so it is judged as that IPv4 address.
+ */
 std::optional<Address>
 embedded_v4(const Address &a)
 {
+	static const Cidr translated = cidr("::ffff:0:0:0/96");
 	static const Cidr nat64 = cidr("64:ff9b::/96");
 	static const Cidr six_to_four = cidr("2002::/16");
 	Address v4;
-	if (contains(nat64, a))
+	if (contains(translated, a) || contains(nat64, a))
 		std::memcpy(v4.bytes, a.bytes + 12, 4);
 	else if (contains(six_to_four, a))
 		std::memcpy(v4.bytes, a.bytes + 2, 4);

@@ -2,8 +2,8 @@
  * Where webhook transfers may connect: the destination policy behind
  * querator.webhook_allowed_cidrs. Public addresses are allowed; loopback,
  * private, link-local, CGNAT, multicast, unspecified, broadcast, reserved
- * and cloud metadata addresses (and their IPv4-mapped, NAT64 and 6to4 IPv6
- * forms) are refused unless a listed CIDR contains them. Pure C++ (libc
+ * and cloud metadata addresses (and their IPv4-mapped, IPv4-translated, NAT64
+ * and 6to4 IPv6 forms; IPv4-compatible and Teredo addresses altogether) are refused unless a listed CIDR contains them. Pure C++ (libc
  * only, no curl, no PostgreSQL), so the setting's check hook and a unit test
  * can use it as well as the HTTP client, which applies it to the resolved
  * address of every connection (see webhook_http.cpp).

@@ -313,6 +313,9 @@ header_problem(const std::string &name, const std::string &value)
 	for (unsigned char c : value)
 		if (c < 0x20 || c == 0x7f)
 			return "the value of header '" + shown + "' cannot contain control characters (CR, LF, ...)";
+	/* curl drops a header whose value is empty or blank: it would not replace the one it names. */
+	if (value.find_first_not_of(' ') == std::string::npos)
+		return "the value of header '" + shown + "' cannot be empty";
 	return "";
 }
 

@@ -102,7 +102,8 @@ std::string url_problem(const std::string &url);
  * Why an extra request header is unacceptable, empty when it may be sent:
  * the name must be an HTTP token; headers that frame the request or steer
  * its routing (Host, Content-Length, Transfer-Encoding, Connection, ...)
- * belong to curl; no control characters in the value.
+ * belong to curl; a value that is not empty or blank and has no control
+ * characters.
  */
 std::string header_problem(const std::string &name, const std::string &value);
 

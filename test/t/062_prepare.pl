@@ -108,6 +108,17 @@ in_a("SELECT count(*) FROM querator.queue_stats('pq')");
 is($err, '', 'a transaction that only read through querator prepares');
 sql("ROLLBACK PREPARED 'reads'");
 
+# grants keep no per-transaction state (README: they may be prepared); COMMIT PREPARED applies them
+sql('CREATE ROLE prep_grantee');
+in_a('BEGIN');
+in_a("SELECT querator.queue_grant('pq', 'prep_grantee', 'consume')");
+in_a("SELECT querator.queue_revoke('pq', 'prep_grantee', 'produce')");
+($out, $err) = in_a("PREPARE TRANSACTION 'grants'");
+is($err, '', 'a transaction that only granted and revoked prepares');
+sql("COMMIT PREPARED 'grants'");
+is(sql("SELECT privilege FROM querator.queue_grants WHERE role_name = 'prep_grantee'"), 'consume',
+	'and its grant is applied');
+
 # --- and querator still works in session A afterwards ---------------------------
 ($out, $err) = in_a("SELECT querator.queue_produce('pq', 'last'::text) > 0");
 is($out, 't', 'session A produces after all this');

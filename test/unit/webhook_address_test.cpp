@@ -1,7 +1,7 @@
 /*
  * Unit test of the webhook destination policy (src/webhook_address.cpp),
- * which is pure C++: every refused range, its IPv4-mapped / NAT64 / 6to4
- * forms, what querator.webhook_allowed_cidrs lets through, and the list
+ * which is pure C++: every refused range, its IPv4-mapped / translated /
+ * NAT64 / 6to4 forms, what querator.webhook_allowed_cidrs lets through, and the list
  * parser's errors. Built and run by test/t/055_webhook_address_policy.pl;
  * prints one "ok N - ..." / "not ok N - ..." line per case (TAP).
  */
@@ -101,6 +101,18 @@ main()
 	refused(public_only, "64:ff9b::a9fe:a9fe", "link-local");
 	refused(public_only, "2002:7f00:1::", "loopback");
 	refused(public_only, "2002:c0a8:101::1", "private");
+	/* IPv4-translated (SIIT, ::ffff:0:0:0/96): judged as its IPv4 address, like the mapped form. */
+	refused(public_only, "::ffff:0:7f00:1", "loopback");
+	refused(public_only, "::ffff:0:127.0.0.1", "loopback");
+	refused(public_only, "::ffff:0:a9fe:a9fe", "link-local");
+	refused(public_only, "::ffff:0:10.0.0.1", "private");
+	refused(public_only, "::ffff:0:0:0", "unspecified");
+	/* IPv4-compatible (::/96) and Teredo (2001::/32) are refused whatever they embed. */
+	refused(public_only, "::127.0.0.1", "reserved");
+	refused(public_only, "::93.184.216.34", "reserved");
+	refused(public_only, "2001:0:4136:e378:8000:63bf:3fff:fdd2", "reserved");
+	refused(public_only, "2001::ffff:80ff:fffe", "reserved");
+	refused(public_only, "2001:db8::1", "reserved");
 	/* Public addresses pass, next to the ranges' edges. */
 	allowed(public_only, "93.184.216.34");
 	allowed(public_only, "1.1.1.1");
@@ -112,6 +124,9 @@ main()
 	allowed(public_only, "::ffff:93.184.216.34");
 	allowed(public_only, "64:ff9b::5db8:d822");
 	allowed(public_only, "2002:5db8:d822::1");
+	allowed(public_only, "::ffff:0:5db8:d822");
+	allowed(public_only, "2001:4860:4860::8888");
+	allowed(public_only, "2001:1::1");
 	allowed(public_only, "2606:2800:220:1:248:1893:25c8:1946");
 	check(public_only.refusal("localhost") == "destination 'localhost' is not an IP address", "a name is refused");
 
@@ -119,6 +134,7 @@ main()
 	const AddressPolicy loopback4(parse_cidr_list("127.0.0.1/32"));
 	allowed(loopback4, "127.0.0.1");
 	allowed(loopback4, "::ffff:127.0.0.1");
+	allowed(loopback4, "::ffff:0:127.0.0.1");
 	refused(loopback4, "127.0.0.2", "loopback");
 	refused(loopback4, "::1", "loopback");
 	refused(loopback4, "169.254.169.254", "link-local");
