@@ -168,6 +168,8 @@ SELECT cardinality(querator.queue_produce('inp_ok', ARRAY['\x01'::bytea], encodi
 SELECT cardinality(querator.queue_produce('inp_ok', ARRAY['t']::text[], encoding => NULL)) AS text_array;
 SELECT cardinality(querator.queue_produce('inp_ok', ARRAY['{"j": 1}']::jsonb[], encoding => NULL)) AS jsonb_array;
 SELECT querator.queue_produce('inp_ok', '\x02'::bytea, encoding => NULL) IS NOT NULL AS bytea_single;
+SELECT querator.queue_produce('inp_ok', 's'::text, encoding => NULL) IS NOT NULL AS text_single;
+SELECT querator.queue_produce('inp_ok', '{"s": 1}'::jsonb, encoding => NULL) IS NOT NULL AS jsonb_single;
 SELECT convert_from(payload, 'UTF8') AS payload, encoding FROM querator.storage_items_list('inp_ok') ORDER BY id;
 SELECT querator.queue_clear('inp_ok', destructive => true);
 

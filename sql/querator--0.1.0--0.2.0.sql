@@ -207,11 +207,25 @@ $$;
 
 ---------------------------------------------------------------- search_path (issue 11, section 1)
 
--- The single jsonb form of queue_produce stays an SQL function, which runs
--- under the caller's search_path, where a schema placed before pg_catalog (for
--- example by ALTER DATABASE ... SET search_path) could make "text" name a
--- domain of its own, whose CHECK would run inside our call. Every name in its
--- body is now qualified, as in the other wrappers.
+-- The single text and jsonb forms of queue_produce stay SQL functions, which
+-- run under the caller's search_path, where a schema placed before pg_catalog
+-- (for example by ALTER DATABASE ... SET search_path) could make "text" name a
+-- domain of its own, whose CHECK would run inside our call. They now call the
+-- text[] / jsonb[] forms (the C function) with their argument as is: no cast
+-- or function name left to resolve, and encoding => NULL means the form's own
+-- default (the C function knows the payload type; through bytea[] it did not).
+CREATE OR REPLACE FUNCTION querator.queue_produce(
+    queue_name text,
+    payload    text,
+    kind       text        DEFAULT '',
+    reference  text        DEFAULT '',
+    enqueue_at timestamptz DEFAULT NULL,
+    encoding   text        DEFAULT 'text/plain')
+RETURNS bigint
+LANGUAGE sql
+AS $$ SELECT (querator.queue_produce(queue_name, ARRAY[payload], ARRAY[kind], ARRAY[reference],
+                                     enqueue_at, encoding))[1] $$;
+
 CREATE OR REPLACE FUNCTION querator.queue_produce(
     queue_name text,
     payload    jsonb,
@@ -221,8 +235,8 @@ CREATE OR REPLACE FUNCTION querator.queue_produce(
     encoding   text        DEFAULT 'application/json')
 RETURNS bigint
 LANGUAGE sql
-AS $$ SELECT (querator.queue_produce(queue_name, ARRAY[pg_catalog.convert_to(payload::pg_catalog.text, 'UTF8')],
-                                     ARRAY[kind], ARRAY[reference], enqueue_at, encoding))[1] $$;
+AS $$ SELECT (querator.queue_produce(queue_name, ARRAY[payload], ARRAY[kind], ARRAY[reference],
+                                     enqueue_at, encoding))[1] $$;
 
 ---------------------------------------------------------------- webhook SSRF (issue 11, section 3)
 -- Pointing a queue at a webhook url (queues_create / queues_update with webhook_url or
