@@ -146,12 +146,13 @@ validate_item_texts(const std::optional<Datum> &array, int items, const char *fi
 		if (nulls[i])
 			continue; /* NULL means '', for kinds and references alike (README) */
 		const text *t = reinterpret_cast<const text *>(DatumGetPointer(elems[i]));
-		const std::string element = std::string(field) + " is invalid; element " + std::to_string(i + 1);
+		/* Messages are built only on failure: this runs for every item of every produce. */
+		auto element = [&] { return std::string(field) + " is invalid; element " + std::to_string(i + 1); };
 		if (text_characters(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) > kMaxTextFieldLength)
 			throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
-						element + " cannot be greater than " + std::to_string(kMaxTextFieldLength) + " characters");
+						element() + " cannot be greater than " + std::to_string(kMaxTextFieldLength) + " characters");
 		if (has_control_character(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)))
-			throw Error(ERRCODE_INVALID_PARAMETER_VALUE, element + " " + kNoControlCharacters);
+			throw Error(ERRCODE_INVALID_PARAMETER_VALUE, element() + " " + kNoControlCharacters);
 	}
 }
 
