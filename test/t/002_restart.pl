@@ -47,15 +47,15 @@ SKIP:
 }
 
 ok(defined poll_until($node, $db,
-	"SELECT count(*) FROM querator.storage_items_list('q') WHERE NOT leased AND attempts = 1", '3', 10, 20),
+	"SELECT count(*) FROM querator.storage_items_list('q') WHERE NOT leased AND attempts = 1", '3', 20, 20),
 	'the leases taken before the restart expire after it');
 is(sql("SELECT clock_timestamp() >= '$lease_deadline'::timestamptz"), 't', '(not before their deadline)');
 ok(defined poll_until($node, $db,
-	"SELECT count(*) FROM querator.storage_scheduled_list('q')", '0', 10, 20),
+	"SELECT count(*) FROM querator.storage_scheduled_list('q')", '0', 20, 20),
 	'the scheduled items are promoted after the restart');
 my $late = sql("SELECT extract(epoch FROM clock_timestamp() - '$enqueue_at'::timestamptz)");
 cmp_ok($late, '>=', 0, 'not before enqueue_at');
-cmp_ok($late, '<', 1, 'and within 1 s of it (incl. polling)');
+cmp_ok($late, '<', 10, 'within 10 s of it (the new worker reads the deadlines as it starts, not at its 60 s idle round)');
 
 is(sql("SELECT string_agg(convert_from(payload, 'UTF8') || ':' || attempts, ' ' ORDER BY id)
         FROM querator.queue_lease('q', 'after-restart', 20)"),

@@ -61,8 +61,7 @@ ok(defined poll_until($node, $db,
 	q{SELECT count(*) = 0 FROM querator.storage_items_list('hooks', NULL, 1000)}, 't', 10, 10),
 	'a single item is delivered');
 my $took = time - $t0;
-note(sprintf('single item produced to delivered: %.0f ms (incl. psql)', $took * 1000));
-ok($took < 2, 'delivered within 2 s of its produce');
+ok($took < 10, 'delivered within seconds of its produce, not at the 60 s idle round');
 
 # A new webhook queue is delivered without waiting for an idle round.
 sql(qq{SELECT querator.queues_create('late', webhook_url => '$url')});

@@ -1,7 +1,7 @@
-# Deliveries per second to a local receiver (test/http_sink.py, /ok) with 1
-# and 64 concurrent transfers: 2000 items each, produced up front, timed from
-# the first request to the queue drained. Reported as notes; asserts only
-# that every item arrived.
+# A backlog delivered in bulk: 2000 items produced up front while the queue is
+# paused, then delivered to a local receiver (test/http_sink.py, /ok) with 1
+# and with 64 concurrent transfers; every item arrives and the queue drains.
+# Deliveries per second are a figure: bench/run reports them (bench/README.md).
 use strict;
 use warnings;
 
@@ -10,10 +10,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use QueratorTap;
 use WebhookSink;
-use Time::HiRes qw(time usleep);
 
 my $items = 2000;
-my $node = querator_node('webhook_throughput', sink_conf() . "log_statement = none\n");
+my $node = querator_node('webhook_bulk', sink_conf() . "log_statement = none\n");
 my $db = 'postgres';
 sub sql { return $node->safe_psql($db, $_[0]); }
 
@@ -29,16 +28,12 @@ for my $concurrency (1, 64)
 	sql(qq{SELECT querator.queue_pause('$q')});
 	sql(qq{SELECT querator.queue_produce('$q', array_agg(convert_to('{"n": ' || g || '}', 'UTF8')),
 	        encoding => 'application/json') FROM generate_series(1, $items) g GROUP BY g / 1000});
-	my $t0 = time;
 	sql(qq{SELECT querator.queue_resume('$q')});
 	ok(defined poll_until($node, $db,
 		"SELECT NOT EXISTS (SELECT 1 FROM querator.storage_items_list('$q', NULL, 1))", 't', 120, 20),
 		"concurrency $concurrency: the queue drains");
-	my $elapsed = time - $t0;
 	my %seen = map { $_->{body} => 1 } sink_requests($sink);
 	is(scalar keys %seen, $items, "concurrency $concurrency: every item arrived");
-	note(sprintf('webhook throughput, concurrency %d: %d items in %.2f s = %.0f deliveries/s',
-		$concurrency, $items, $elapsed, $items / $elapsed));
 	stop_sink($sink);
 }
 

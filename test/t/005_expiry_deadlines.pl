@@ -1,14 +1,14 @@
-# How late after its deadline an expired lease (or a due scheduled item) is
-# leasable again. Reported as p50/p99/max notes; the only assertions are that
-# nothing moves early and a generous sanity bound (p99 under 1 s).
-#
-# Two measures of "leasable again" for 200 leases of 1 s taken in 8 batches
-# at staggered times:
-#  - commit: the commit time of the worker's requeue transaction
-#    (track_commit_timestamp, the xmin of the requeued row) minus the lease
-#    deadline. Exact; what a consumer could see at the earliest.
-#  - observed: a session polling storage_items_list every 5 ms records when
-#    each item shows up unleased again; adds up to ~6 ms of polling.
+# The worker moves each expired lease (and each due scheduled item) at its own
+# deadline: never before it, and on the wake-up it set for that deadline, not
+# on the idle round (querator.worker_idle_interval, 60 s by default). 200
+# leases of 1 s taken in 8 batches at staggered times, and 50 scheduled items
+# due 20 ms apart:
+#  - the commit time of the worker's requeue (promotion) transaction
+#    (track_commit_timestamp, the xmin of the moved row) is never before the
+#    deadline and at most 10 s after it (a generous bound, far below the idle
+#    round, so a loaded machine does not fail it);
+#  - a session polling storage_items_list sees every item unleased again.
+# How late, in milliseconds, is a figure: bench/run reports it (bench/README.md).
 use strict;
 use warnings;
 
@@ -18,7 +18,7 @@ use Test::More;
 use IPC::Run;
 use QueratorTap;
 
-my $node = querator_node('precision', "track_commit_timestamp = on\nlog_statement = none\n");
+my $node = querator_node('expiry_deadlines', "track_commit_timestamp = on\nlog_statement = none\n");
 my $db = 'postgres';
 
 sub sql { return $node->safe_psql($db, $_[0]); }
@@ -68,7 +68,7 @@ SQL
 my ($poll_out, $poll_err) = ('', '');
 my $poller = IPC::Run::start(
 	[ 'psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr($db),
-	  '-c', 'SELECT poll_requeued(200, 10)' ],
+	  '-c', 'SELECT poll_requeued(200, 30)' ],
 	'<', \undef, '>', \$poll_out, '2>', \$poll_err, IPC::Run::timeout(60));
 sql('CALL lease_staggered()');
 is(sql('SELECT count(*) FROM leased'), '200', '200 leases of 1 s taken in 8 batches');
@@ -96,11 +96,9 @@ FROM lateness
 SQL
 my ($n, $cmin, $c50, $c99, $cmax, $smin, $s50, $s99, $smax) = split /\|/, $stats;
 is($n, 200, 'every requeued item is measured');
-note("lease expiry, deadline to requeue commit (ms): min $cmin p50 $c50 p99 $c99 max $cmax");
-note("lease expiry, deadline to seen unleased by a 5 ms poller (ms): min $smin p50 $s50 p99 $s99 max $smax");
 cmp_ok($cmin, '>=', 0, 'no lease ended before its deadline');
-cmp_ok($c99, '<', 1000, 'p99 of the requeue commit under 1 s (sanity bound)');
-cmp_ok($s99, '<', 1000, 'p99 of the observed release under 1 s (sanity bound)');
+cmp_ok($cmax, '<', 10_000, 'each lease was requeued by its deadline wake-up (within 10 s), not the idle round');
+cmp_ok($smin, '>=', 0, 'no item was seen unleased before its deadline');
 
 # Scheduled items: 50 single produces due 20 ms apart, 1 s ahead.
 sql(<<'SQL');
@@ -112,7 +110,7 @@ BEGIN
 END $$;
 CREATE TABLE due AS SELECT convert_from(payload, 'UTF8') AS token, enqueue_at FROM querator.storage_scheduled_list('s');
 SQL
-ok(defined poll_until($node, $db, "SELECT count(*) FROM querator.storage_items_list('s')", '50', 10, 50),
+ok(defined poll_until($node, $db, "SELECT count(*) FROM querator.storage_items_list('s')", '50', 30, 50),
 	'all scheduled items were promoted');
 my $sid = sql("SELECT id FROM querator.queues WHERE name = 's'");
 ($n, $cmin, $c50, $c99, $cmax) = split /\|/, sql(<<"SQL");
@@ -126,9 +124,8 @@ SELECT count(*), round(min(commit_ms)::numeric, 1),
 FROM lateness
 SQL
 is($n, 50, 'every promoted item is measured');
-note("scheduled delivery, enqueue_at to promotion commit (ms): min $cmin p50 $c50 p99 $c99 max $cmax");
 cmp_ok($cmin, '>=', 0, 'no item promoted before enqueue_at');
-cmp_ok($c99, '<', 1000, 'p99 of the promotion commit under 1 s (sanity bound)');
+cmp_ok($cmax, '<', 10_000, 'each item was promoted by its deadline wake-up (within 10 s), not the idle round');
 
 $node->stop;
 done_testing();
