@@ -64,16 +64,26 @@ target_in(const QueueDef &dead_queue)
 	return target;
 }
 
-/* Items dead-lettered into a dead queue are ready items there. */
+/* Items dead-lettered into a dead queue are ready items there, with its expire deadline. */
 void
 count_dead_lettered(int32 queue_id, int partition, const DeadLetterTarget &target, uint64 dead)
 {
 	count_at_commit(queue_id, partition, Counter::dead_lettered, static_cast<int64>(dead));
 	if (target.to_dead_queue)
+	{
 		estimates_add_at_commit(target.queue_id, target.partition, static_cast<int64>(dead));
+		wake_worker_for_expiry(target.expire_timeout, dead);
+	}
 }
 
 } // namespace
+
+void
+wake_worker_for_expiry(const std::optional<Interval> &expire_timeout, uint64 items)
+{
+	if (expire_timeout && items > 0)
+		wake_worker_at_commit(timestamp_plus(GetCurrentTimestamp(), *expire_timeout));
+}
 
 std::vector<int64>
 produce_items(const QueueDef &queue, ProduceBatch &batch)
@@ -87,8 +97,7 @@ produce_items(const QueueDef &queue, ProduceBatch &batch)
 	/* Deadlines this call created: the worker must wake for them. */
 	if (batch.enqueue_at)
 		wake_worker_at_commit(*batch.enqueue_at);
-	if (queue.expire_timeout)
-		wake_worker_at_commit(timestamp_plus(GetCurrentTimestamp(), *queue.expire_timeout));
+	wake_worker_for_expiry(queue.expire_timeout, ids.size());
 	return ids;
 }
 

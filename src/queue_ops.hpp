@@ -70,6 +70,13 @@ uint64 promote_due(const QueueDef &queue, int partition, int32 limit);
 std::vector<LeasedItem> lease_for_delivery(const QueueDef &queue, int partition, const std::string &client_id,
 										   int32 batch_size, const Interval &lease_timeout);
 
+/*
+ * For the operations that put `items` into a queue with an expire_timeout
+ * (their expire deadline is now() + expire_timeout): wakes the worker for
+ * that deadline at commit. Shared by queue_ops*.cpp.
+ */
+void wake_worker_for_expiry(const std::optional<Interval> &expire_timeout, uint64 items);
+
 /* Queues (queue_ops_admin.cpp). */
 
 /*
