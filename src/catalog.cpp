@@ -3,7 +3,6 @@
 #include "catalog_cache.hpp"
 #include "error.hpp"
 #include "spi.hpp"
-#include "webhook_state.hpp"
 
 namespace querator {
 
@@ -148,9 +147,6 @@ catalog_all()
 std::optional<int32>
 catalog_insert(const QueueDef &def)
 {
-	catalog_cache_changed();
-	/* The worker re-reads its webhook queues after commit: a new one is delivered without delay. */
-	webhook_catalog_changed_at_commit();
 	uint64 inserted = spi_run("INSERT INTO querator.queues (name, lease_timeout, expire_timeout, max_attempts, dead_queue, "
 			"reference, partitions, paused, owner, webhook_url, webhook_headers, webhook_timeout, "
 			"webhook_concurrency, webhook_backoff, webhook_backoff_max) "
@@ -165,9 +161,6 @@ catalog_insert(const QueueDef &def)
 void
 catalog_update(const QueueDef &def)
 {
-	catalog_cache_changed();
-	/* A webhook set or changed, a queue resumed: the worker re-reads its webhook queues after commit. */
-	webhook_catalog_changed_at_commit();
 	std::vector<SqlParam> params = definition_params(def);
 	params.push_back(param_int32(def.id));
 	spi_run("UPDATE querator.queues SET name = $1, lease_timeout = $2, expire_timeout = $3, max_attempts = $4, "
@@ -180,7 +173,6 @@ catalog_update(const QueueDef &def)
 void
 catalog_delete(int32 queue_id)
 {
-	catalog_cache_changed();
 	spi_run("DELETE FROM querator.queue_grants WHERE queue_name = (SELECT name FROM querator.queues WHERE id = $1)",
 			{param_int32(queue_id)});
 	spi_run("DELETE FROM querator.queues WHERE id = $1", {param_int32(queue_id)});
@@ -199,7 +191,6 @@ catalog_queues_using_dead_queue(const std::string &name)
 std::vector<QueueDef>
 catalog_clear_dead_queue(const std::string &name)
 {
-	catalog_cache_changed();
 	uint64 n = spi_run("UPDATE querator.queues SET dead_queue = NULL, updated_at = now() WHERE dead_queue = $1 "
 					   "RETURNING " QUERATOR_DEF_COLUMNS,
 					   {param_text(name)});

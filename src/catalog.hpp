@@ -59,6 +59,10 @@ std::optional<QueueDef> catalog_find_by_id(int32 queue_id);
 std::vector<QueueDef> catalog_all();
 
 /*
+ * Writes: only through the operations layer (queue_ops.hpp), which records
+ * what a catalog change owes at commit (the cache version, the worker's
+ * webhook queues).
+ *
  * Inserts a definition (its id is assigned) and returns the id, or nothing when
  * the name is taken, by a committed queue or by a concurrent create that then
  * commits (the insert waits for it).

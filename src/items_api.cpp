@@ -3,13 +3,11 @@
 #include "arguments.hpp"
 #include "catalog.hpp"
 #include "error.hpp"
-#include "partition_estimates.hpp"
+#include "queue_ops.hpp"
 #include "settings.hpp"
 #include "spi.hpp"
-#include "storage.hpp"
 #include "validation.hpp"
 #include "waiters.hpp"
-#include "worker_state.hpp"
 
 extern "C" {
 #include "mb/pg_wchar.h"
@@ -21,7 +19,6 @@ extern bool pq_check_connection(void);
 }
 
 #include <algorithm>
-#include <map>
 #include <set>
 
 namespace querator {
@@ -171,68 +168,6 @@ ids_arg(FunctionCallInfo fcinfo, int n)
 }
 
 /*
- * Runs `act` on the ids of each partition and raises, if any id was not
- * acted on, the error for the first such id in the caller's order: 42704
- * when it does not exist, 55000 when it exists but is not leased. The error
- * aborts the transaction, so the call changes nothing: all ids or none.
- */
-template <typename Act>
-uint64
-for_leased_ids(const QueueDef &queue, const std::vector<int64> &ids, const char *verb, Act act)
-{
-	std::map<int, std::vector<int64>> by_partition;
-	for (int64 id : ids)
-		by_partition[partition_of_id(id)].push_back(id);
-
-	std::set<int64> done;
-	for (const auto &[partition, part_ids] : by_partition)
-	{
-		if (partition < 0 || partition >= queue.partitions)
-			continue;
-		for (int64 id : act(partition, part_ids))
-			done.insert(id);
-	}
-	if (done.size() == ids.size())
-		return done.size();
-
-	for (int64 id : ids)
-	{
-		if (done.count(id))
-			continue;
-		int partition = partition_of_id(id);
-		bool exists = partition >= 0 && partition < queue.partitions &&
-					  !storage_existing_ids(queue.id, partition, {id}).empty();
-		if (exists)
-			throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-						std::string("item(s) cannot be ") + verb + "; '" + std::to_string(id) +
-							"' is not marked as leased");
-		throw Error(ERRCODE_UNDEFINED_OBJECT, "invalid storage id; '" + std::to_string(id) + "' does not exist");
-	}
-	return done.size();
-}
-
-/* Leases from the partitions with the most unleased items first; stops at the first that gives items. */
-uint64
-lease_from_queue(const QueueDef &queue, const std::string &client_id, int32 batch_size, ReturnSetInfo *out)
-{
-	if (queue.paused)
-		return 0; /* paused: nothing to lease; waiters keep waiting */
-	/* Due scheduled items are the worker's: it promotes them within milliseconds of enqueue_at. */
-	for (int partition : partitions_for_lease(queue.id, queue.partitions))
-	{
-		uint64 leased = storage_lease(queue.id, partition, client_id, batch_size, queue.lease_timeout, out);
-		estimates_add_at_commit(queue.id, partition, -static_cast<int64>(leased));
-		count_at_commit(queue.id, partition, Counter::leased, static_cast<int64>(leased));
-		if (leased > 0)
-		{
-			wake_worker_at_commit(timestamp_plus(GetCurrentTimestamp(), queue.lease_timeout));
-			return leased;
-		}
-	}
-	return 0;
-}
-
-/*
  * Sleeps on the latch until items are dealt to this waiter (see waiters.hpp)
  * or `deadline`, then leases up to what was dealt. Uses no CPU while asleep:
  * it wakes once a second only to notice a vanished client, and re-tries a
@@ -278,7 +213,7 @@ wait_and_lease(const QueueDef &queue, const std::string &client_id, int32 batch_
 			SpiConnection spi;
 			/* Re-read: the queue may have been paused, resumed or changed meanwhile. */
 			QueueDef current = catalog_get(queue.name);
-			uint64 leased = lease_from_queue(current, client_id, allowance > 0 ? allowance : batch_size, out);
+			uint64 leased = lease_items(current, client_id, allowance > 0 ? allowance : batch_size, out);
 			spi.finish();
 			if (leased > 0)
 				return;
@@ -320,17 +255,7 @@ queue_produce(FunctionCallInfo fcinfo)
 		if (*enqueue_at > GetCurrentTimestamp())
 			batch.enqueue_at = enqueue_at; /* future: scheduled; past or now: ready at once */
 	}
-	batch.expire_timeout = queue.expire_timeout;
-	int partition = partitions_for_produce(queue.id, queue.partitions).front();
-	std::vector<int64> ids = storage_produce(queue.id, partition, batch);
-	count_at_commit(queue.id, partition, Counter::produced, static_cast<int64>(ids.size()));
-	if (!batch.enqueue_at)
-		estimates_add_at_commit(queue.id, partition, static_cast<int64>(ids.size()));
-	/* Deadlines this call created: the worker must wake for them. */
-	if (batch.enqueue_at)
-		wake_worker_at_commit(*batch.enqueue_at);
-	if (queue.expire_timeout)
-		wake_worker_at_commit(timestamp_plus(GetCurrentTimestamp(), *queue.expire_timeout));
+	std::vector<int64> ids = produce_items(queue, batch);
 	spi.finish();
 	return make_int64_array(ids);
 }
@@ -361,7 +286,7 @@ queue_lease(FunctionCallInfo fcinfo)
 	/* Registered before the first try, so an item committed in between still wakes us. */
 	if (waiting)
 		waiter_register(queue.id, queue.name, client_id, batch_size);
-	uint64 leased = lease_from_queue(queue, client_id, batch_size, out);
+	uint64 leased = lease_items(queue, client_id, batch_size, out);
 	spi.finish();
 	if (waiting && leased == 0)
 		wait_and_lease(queue, client_id, batch_size, timestamp_plus(GetCurrentTimestamp(), wait), out);
@@ -378,11 +303,7 @@ queue_complete(FunctionCallInfo fcinfo)
 	SpiConnection spi;
 	QueueDef queue = catalog_get(name);
 	require_privilege(queue, Privilege::consume);
-	uint64 n = for_leased_ids(queue, ids, "completed", [&](int partition, const std::vector<int64> &part_ids) {
-		std::vector<int64> done = storage_complete(queue.id, partition, part_ids);
-		count_at_commit(queue.id, partition, Counter::completed, static_cast<int64>(done.size()));
-		return done;
-	});
+	uint64 n = complete_items(queue, ids);
 	spi.finish();
 	PG_RETURN_INT32(static_cast<int32>(n));
 }
@@ -402,28 +323,7 @@ queue_retry(FunctionCallInfo fcinfo)
 	SpiConnection spi;
 	QueueDef queue = catalog_get(name);
 	require_privilege(queue, Privilege::consume);
-	DeadLetterTarget target;
-	if (!queue.dead_queue.empty())
-	{
-		QueueDef dead_queue = catalog_get(queue.dead_queue, false, "dead queue");
-		target.to_dead_queue = true;
-		target.queue_id = dead_queue.id;
-		target.partition = partitions_for_produce(dead_queue.id, dead_queue.partitions).front();
-		target.expire_timeout = dead_queue.expire_timeout;
-	}
-	if (retry_at)
-		wake_worker_at_commit(*retry_at);
-	uint64 n = for_leased_ids(queue, ids, "retried", [&](int partition, const std::vector<int64> &part_ids) {
-		RetryOutcome outcome =
-			storage_retry(queue.id, partition, part_ids, retry_at, dead, queue.max_attempts, target);
-		estimates_add_at_commit(queue.id, partition, static_cast<int64>(outcome.requeued));
-		count_at_commit(queue.id, partition, Counter::retried,
-						static_cast<int64>(outcome.requeued + outcome.scheduled));
-		count_at_commit(queue.id, partition, Counter::dead_lettered, static_cast<int64>(outcome.dead));
-		if (target.to_dead_queue)
-			estimates_add_at_commit(target.queue_id, target.partition, static_cast<int64>(outcome.dead));
-		return outcome.taken_ids;
-	});
+	uint64 n = retry_items(queue, ids, retry_at, dead);
 	spi.finish();
 	PG_RETURN_INT32(static_cast<int32>(n));
 }
@@ -440,11 +340,7 @@ queue_extend(FunctionCallInfo fcinfo)
 	SpiConnection spi;
 	QueueDef queue = catalog_get(name);
 	require_privilege(queue, Privilege::consume);
-	Interval timeout = lease_timeout.value_or(queue.lease_timeout);
-	wake_worker_at_commit(timestamp_plus(GetCurrentTimestamp(), timeout));
-	uint64 n = for_leased_ids(queue, ids, "extended", [&](int partition, const std::vector<int64> &part_ids) {
-		return storage_extend(queue.id, partition, part_ids, timeout);
-	});
+	uint64 n = extend_leases(queue, ids, lease_timeout.value_or(queue.lease_timeout));
 	spi.finish();
 	PG_RETURN_INT32(static_cast<int32>(n));
 }

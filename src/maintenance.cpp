@@ -3,6 +3,7 @@
 #include "catalog.hpp"
 #include "error.hpp"
 #include "partition_estimates.hpp"
+#include "queue_ops.hpp"
 #include "settings.hpp"
 #include "spi.hpp"
 #include "storage.hpp"
@@ -47,16 +48,9 @@ maintain_partition(RoundResult &result, const QueueDef &queue, int partition, co
 				spi.finish();
 				return;
 			}
-			RetryOutcome leases = storage_expire_leases(queue.id, partition, queue.max_attempts, target, batch);
-			uint64 expired = storage_expire_items(queue.id, partition, target, batch);
-			uint64 promoted = storage_promote_due(queue.id, partition, batch);
-			estimates_add_at_commit(queue.id, partition, static_cast<int64>(leases.requeued + promoted));
-			count_at_commit(queue.id, partition, Counter::lease_expired, static_cast<int64>(leases.taken_ids.size()));
-			count_at_commit(queue.id, partition, Counter::dead_lettered, static_cast<int64>(leases.dead + expired));
-			count_at_commit(queue.id, partition, Counter::expired, static_cast<int64>(expired));
-			if (target.to_dead_queue)
-				estimates_add_at_commit(target.queue_id, target.partition,
-										static_cast<int64>(leases.dead + expired));
+			RetryOutcome leases = expire_leases(queue, partition, target, batch);
+			uint64 expired = expire_items(queue, partition, target, batch);
+			uint64 promoted = promote_due(queue, partition, batch);
 			result.counters.expired_leases += leases.taken_ids.size();
 			result.counters.promoted += promoted;
 			result.counters.expired_items += expired;
@@ -73,23 +67,6 @@ maintain_partition(RoundResult &result, const QueueDef &queue, int partition, co
 }
 
 } // namespace
-
-DeadLetterTarget
-dead_letter_target(const QueueDef &queue, const std::vector<QueueDef> &queues)
-{
-	DeadLetterTarget target;
-	if (queue.dead_queue.empty())
-		return target;
-	for (const QueueDef &q : queues)
-		if (q.name == queue.dead_queue)
-		{
-			target.to_dead_queue = true;
-			target.queue_id = q.id;
-			target.partition = partitions_for_produce(q.id, q.partitions).front();
-			target.expire_timeout = q.expire_timeout;
-		}
-	return target;
-}
 
 RoundResult
 maintenance_round()

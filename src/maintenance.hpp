@@ -48,7 +48,4 @@ in_worker_transaction(F &&f)
 
 RoundResult maintenance_round();
 
-/* Where the dead letters of `queue` go, given every queue of the database. */
-DeadLetterTarget dead_letter_target(const QueueDef &queue, const std::vector<QueueDef> &queues);
-
 } // namespace querator

@@ -4,6 +4,7 @@
 #include "catalog.hpp"
 #include "error.hpp"
 #include "partition_estimates.hpp"
+#include "queue_ops.hpp"
 #include "spi.hpp"
 #include "storage_admin.hpp"
 #include "validation.hpp"
@@ -22,13 +23,7 @@ queue_clear(FunctionCallInfo fcinfo)
 	SpiConnection spi;
 	QueueDef queue = catalog_get(name);
 	require_privilege(queue, Privilege::admin);
-	uint64 total = 0;
-	for (int p = 0; p < queue.partitions; p++)
-	{
-		ClearCounts c = storage_clear_partition(queue.id, p, ready, scheduled, destructive);
-		estimates_add_at_commit(queue.id, p, -static_cast<int64>(c.ready));
-		total += c.ready + c.leased + c.scheduled;
-	}
+	uint64 total = clear_queue(queue, ready, scheduled, destructive);
 	spi.finish();
 	PG_RETURN_INT64(static_cast<int64>(total));
 }
@@ -44,41 +39,11 @@ queue_redrive(FunctionCallInfo fcinfo)
 	SpiConnection spi;
 	QueueDef queue = catalog_get(name);
 	require_privilege(queue, Privilege::admin);
-	uint64 total = 0;
-	/* The queue's own dead letters, back to the partition they died in. */
-	for (int p = 0; p < queue.partitions; p++)
-	{
-		uint64 n = storage_redrive_dead(queue.id, p, queue.partitions, ids, dead_before, queue.expire_timeout);
-		estimates_add_at_commit(queue.id, p, static_cast<int64>(n));
-		total += n;
-	}
-	/*
-	 * A dead queue: its items go back to the queue each came from, if the
-	 * caller may produce to it (admin here grants nothing there).
-	 */
-	bool kept_for_privilege = false;
-	for (int p = 0; p < queue.partitions; p++)
-		for (int32 source_id : storage_source_queues(queue.id, p))
-		{
-			std::optional<QueueDef> source = catalog_find_by_id(source_id);
-			if (!source)
-				continue; /* that queue was deleted: the items stay here */
-			if (!holds_privilege(*source, Privilege::produce))
-			{
-				kept_for_privilege = true;
-				continue;
-			}
-			int target = partitions_for_produce(source->id, source->partitions).front();
-			uint64 n = storage_redrive_to_source(queue.id, p, source->id, target, ids, dead_before,
-												 source->expire_timeout);
-			estimates_add_at_commit(queue.id, p, -static_cast<int64>(n));
-			estimates_add_at_commit(source->id, target, static_cast<int64>(n));
-			total += n;
-		}
-	if (kept_for_privilege)
+	RedriveOutcome outcome = redrive_queue(queue, ids, dead_before);
+	if (outcome.kept_for_privilege)
 		report_notice("items kept in '" + name + "'; some came from queues the role may not produce to and stay here");
 	spi.finish();
-	PG_RETURN_INT64(static_cast<int64>(total));
+	PG_RETURN_INT64(static_cast<int64>(outcome.moved));
 }
 
 /* An optional interval as a datum (NULL when empty), for a result row. */

@@ -6,6 +6,7 @@
 #include "error.hpp"
 #include "partition_estimates.hpp"
 #include "partition_head.hpp"
+#include "queue_ops.hpp"
 #include "settings.hpp"
 #include "transaction_guard.hpp"
 #include "waiters.hpp"
@@ -43,10 +44,7 @@ on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_i
 	if (previous_object_access_hook)
 		previous_object_access_hook(access, class_id, object_id, sub_id, arg);
 	if (access == OAT_DROP && class_id == ExtensionRelationId && object_id == get_extension_oid("querator", true))
-	{
-		querator::wake_worker_at_commit(GetCurrentTimestamp());
-		querator::catalog_cache_changed(); /* every cached queue is gone with it */
-	}
+		querator::extension_dropping();
 }
 
 bool
@@ -82,10 +80,9 @@ on_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree, Pr
 		   ParamListInfo params, QueryEnvironment *query_env, DestReceiver *dest, QueryCompletion *qc)
 {
 	if (drops_querator(pstmt->utilityStmt))
-		querator::waiters_end(querator::kAllQueues, querator::WaitEnd::extension_dropped);
-	/* The upgrade script may rewrite queue definitions: every backend reloads them once it commits. */
+		querator::extension_drop_starting();
 	if (updates_querator(pstmt->utilityStmt))
-		querator::catalog_cache_changed();
+		querator::extension_updating();
 	if (previous_process_utility_hook)
 		previous_process_utility_hook(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
 	else

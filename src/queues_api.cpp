@@ -3,13 +3,10 @@
 #include "arguments.hpp"
 #include "catalog.hpp"
 #include "error.hpp"
-#include "partition_estimates.hpp"
-#include "partition_head.hpp"
+#include "queue_ops.hpp"
 #include "settings.hpp"
 #include "spi.hpp"
-#include "storage.hpp"
 #include "validation.hpp"
-#include "waiters.hpp"
 #include "webhook_delivery.hpp"
 
 #include <algorithm>
@@ -147,11 +144,10 @@ validate_dead_queue(const QueueDef &def, bool named)
 						" and dead queues cannot be chained");
 }
 
-/* Before a forced delete of `name`: the queues that name it as dead_queue keep their dead letters themselves. */
+/* After a forced delete of `name`: tells of the queues that now keep their dead letters themselves. */
 void
-detach_feeders(const std::string &name)
+report_detached_feeders(const std::string &name, std::vector<QueueDef> detached)
 {
-	std::vector<QueueDef> detached = catalog_clear_dead_queue(name);
 	std::sort(detached.begin(), detached.end(), [](const QueueDef &a, const QueueDef &b) { return a.name < b.name; });
 	int unseen = 0;
 	for (const QueueDef &feeder : detached)
@@ -191,12 +187,8 @@ queues_create(FunctionCallInfo fcinfo)
 		throw queue_exists(def.name);
 	validate_dead_queue(def, true);
 	/* Taken meanwhile by a concurrent create that committed: the same error, not a unique violation. */
-	std::optional<int32> inserted = catalog_insert(def);
-	if (!inserted)
+	if (!create_queue(def))
 		throw queue_exists(def.name);
-	int32 id = *inserted;
-	estimates_reserve(id, 0, def.partitions);
-	storage_create_queue(id, def.partitions);
 	spi.finish();
 	PG_RETURN_VOID();
 }
@@ -209,7 +201,6 @@ queues_update(FunctionCallInfo fcinfo)
 	QueueDef def = catalog_get(name, true);
 	require_privilege(def, Privilege::admin);
 	const QueueDef stored = def;
-	const int old_partitions = def.partitions;
 
 	if (auto v = arg_interval(fcinfo, 1))
 		def.lease_timeout = *v;
@@ -237,26 +228,9 @@ queues_update(FunctionCallInfo fcinfo)
 		validate_webhook_headers(def.webhook);
 	validate_dead_queue(def, dead_queue.has_value());
 
-	if (def.partitions > old_partitions)
-	{
-		estimates_reserve(def.id, old_partitions, def.partitions);
-		storage_create_partitions(def.id, old_partitions, def.partitions);
-	}
-	else if (def.partitions < old_partitions)
-	{
+	if (def.partitions < stored.partitions)
 		require_fresh_snapshots("queues_update(..., partitions => fewer)");
-		waiters_end(def.id, WaitEnd::queue_resized); /* their locks would hold up the drop */
-		storage_lock_for_drop(def.id, def.partitions, old_partitions, false);
-		if (storage_partitions_hold_items(def.id, def.partitions, old_partitions))
-			throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-						"partitions is invalid; cannot shrink '" + name + "' from " + std::to_string(old_partitions) +
-							" to " + std::to_string(def.partitions) + " partitions while the removed partitions hold items",
-						"Drain or clear the items of the removed partitions first.");
-		storage_drop_partitions(def.id, def.partitions, old_partitions);
-		estimates_forget(def.id, def.partitions);
-		head_forget(def.id, def.partitions);
-	}
-	catalog_update(def);
+	update_queue(def, stored);
 	spi.finish();
 	PG_RETURN_VOID();
 }
@@ -277,18 +251,9 @@ queues_delete(FunctionCallInfo fcinfo)
 					"removes it from every queue that names it.");
 	if (!force)
 		require_fresh_snapshots("queues_delete without force");
-	waiters_end(def.id, WaitEnd::queue_deleted); /* their locks would hold up the drop */
-	storage_lock_for_drop(def.id, 0, def.partitions, true);
-	if (!force && (storage_partitions_hold_items(def.id, 0, def.partitions) || storage_has_dead_letters(def.id)))
-		throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-					"queue is not empty; '" + name + "' still holds items or dead letters",
-					"Use queues_delete(queue_name, force => true) to delete it with its items.");
-	if (!feeders.empty())
-		detach_feeders(name);
-	storage_drop_queue(def.id, def.partitions);
-	catalog_delete(def.id);
-	estimates_forget(def.id, 0);
-	head_forget(def.id, 0);
+	std::vector<QueueDef> detached = delete_queue(def, force, !feeders.empty());
+	if (!detached.empty())
+		report_detached_feeders(name, std::move(detached));
 	spi.finish();
 	PG_RETURN_VOID();
 }
@@ -325,10 +290,7 @@ set_paused(FunctionCallInfo fcinfo, bool paused)
 	SpiConnection spi;
 	QueueDef def = catalog_get(name, true);
 	require_privilege(def, Privilege::admin);
-	def.paused = paused;
-	catalog_update(def);
-	if (!paused)
-		wake_waiters_at_commit(def.id);
+	set_queue_paused(def, paused);
 	spi.finish();
 	PG_RETURN_VOID();
 }

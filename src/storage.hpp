@@ -1,7 +1,9 @@
 /*
  * Storage of items: the only module that knows the tables of a queue and
- * the SQL that reads and writes them (see docs/design.md). SQL entry points
- * call these functions with an open SpiConnection.
+ * the SQL that reads and writes them (see docs/design.md). Requires an open
+ * SpiConnection. Functions that write are called only by the operations
+ * layer (queue_ops.hpp), which records their commit effects; reads may be
+ * called from anywhere above.
  *
  * Per queue (internal id Q):  querator_data.qQ_seq   item id sequence
  *                             querator_data.qQ_dead  dead letters

@@ -1,7 +1,8 @@
 /*
  * Storage for operations (queue_clear, queue_redrive, queue_stats): the
  * other half of the storage module, off the hot path. Requires an open
- * SpiConnection.
+ * SpiConnection. Clear and redrive are called only by the operations layer
+ * (queue_ops.hpp).
  */
 #pragma once
 

@@ -4,6 +4,7 @@
 #include "error.hpp"
 #include "maintenance.hpp"
 #include "partition_estimates.hpp"
+#include "queue_ops.hpp"
 #include "settings.hpp"
 #include "spi.hpp"
 #include "storage.hpp"
@@ -210,8 +211,7 @@ record_results(std::vector<Finished> finished, const std::vector<QueueDef> &queu
 
 	for (const auto &[key, ids] : completed)
 	{
-		std::vector<int64> done = storage_complete(key.first, key.second, ids);
-		count_at_commit(key.first, key.second, Counter::completed, static_cast<int64>(done.size()));
+		complete_in_partition(key.first, key.second, ids);
 	}
 	const TimestampTz now = GetCurrentTimestamp();
 	for (const auto &[key, ids] : failed)
@@ -224,13 +224,7 @@ record_results(std::vector<Finished> finished, const std::vector<QueueDef> &queu
 		if (delay > kRetryNowWindowUsec)
 			retry_at = now + delay;
 		DeadLetterTarget target = dead_letter_target(*queue, queues);
-		RetryOutcome outcome =
-			storage_retry(queue_id, partition, ids, retry_at, false, queue->max_attempts, target, error);
-		estimates_add_at_commit(queue_id, partition, static_cast<int64>(outcome.requeued));
-		count_at_commit(queue_id, partition, Counter::retried, static_cast<int64>(outcome.requeued + outcome.scheduled));
-		count_at_commit(queue_id, partition, Counter::dead_lettered, static_cast<int64>(outcome.dead));
-		if (target.to_dead_queue)
-			estimates_add_at_commit(target.queue_id, target.partition, static_cast<int64>(outcome.dead));
+		RetryOutcome outcome = retry_in_partition(*queue, partition, ids, retry_at, false, target, error);
 		if (retry_at && outcome.scheduled > 0)
 			note(earliest, *retry_at);
 	}
@@ -271,10 +265,7 @@ lease_ready(const std::vector<QueueDef> &queues, std::optional<TimestampTz> &ear
 				skipped_busy = true; /* a DDL holds its tables: the next cycle tries again */
 				continue;
 			}
-			std::vector<LeasedItem> items =
-				storage_lease_items(queue.id, partition, kClientId, wanted - got, lease_timeout);
-			estimates_add_at_commit(queue.id, partition, -static_cast<int64>(items.size()));
-			count_at_commit(queue.id, partition, Counter::leased, static_cast<int64>(items.size()));
+			std::vector<LeasedItem> items = lease_for_delivery(queue, partition, kClientId, wanted - got, lease_timeout);
 			for (LeasedItem &item : items)
 			{
 				note(earliest, item.lease_deadline);

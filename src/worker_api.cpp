@@ -1,7 +1,7 @@
 /* SQL entry points about the background worker: worker_status() and the CREATE EXTENSION hook. */
 #include "arguments.hpp"
-#include "catalog_cache.hpp"
 #include "error.hpp"
+#include "queue_ops.hpp"
 #include "worker_state.hpp"
 
 extern "C" {
@@ -46,8 +46,7 @@ worker_status(FunctionCallInfo fcinfo)
 Datum
 request_worker(FunctionCallInfo fcinfo)
 {
-	request_service_at_commit();
-	catalog_cache_changed(); /* a new catalog: no definition cached before it is valid */
+	extension_created();
 	PG_RETURN_VOID();
 }
 

@@ -1,0 +1,125 @@
+/*
+ * The queue-operations layer: one function per operation on a queue, each
+ * running its storage statements *and* recording the commit effects they
+ * owe (estimates and event counters, worker wake-ups, waiter dealing, the
+ * catalog-cache and webhook flags, forgetting shared-memory entries).
+ *
+ * The rule (docs/design.md, "Code layout"): only this layer calls the
+ * writing functions of storage.hpp, storage_admin.hpp and catalog.hpp, and
+ * only it records commit effects. A new path that writes items calls an
+ * operation here instead of a storage function, so it cannot forget the
+ * wake-ups or the estimates that long polls and partition balancing rely on.
+ *
+ * Callers: the SQL entry points (*_api.cpp) after reading, validating and
+ * checking privileges; the worker (maintenance.cpp, webhook_delivery.cpp);
+ * the extension hooks (querator.cpp). Requires an open SpiConnection, except
+ * for the extension_* functions.
+ */
+#pragma once
+
+#include "catalog.hpp"
+#include "storage.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace querator {
+
+/* Items (queue_ops.cpp). */
+
+/*
+ * Produces `batch` into the queue's partition with the fewest unleased
+ * items; sets batch.expire_timeout to the queue's. Returns the new ids.
+ */
+std::vector<int64> produce_items(const QueueDef &queue, ProduceBatch &batch);
+
+/* Leases from the partitions with the most unleased items first; stops at the first that gives items. */
+uint64 lease_items(const QueueDef &queue, const std::string &client_id, int32 batch_size, ReturnSetInfo *out);
+
+/*
+ * Complete / retry / extend the leased items `ids` (distinct). All or none:
+ * when an id is not acted on, the error for the first such id in the
+ * caller's order (42704 when it does not exist, 55000 when it is not
+ * leased), which aborts the transaction. Return how many were acted on.
+ */
+uint64 complete_items(const QueueDef &queue, const std::vector<int64> &ids);
+/* retry_at: nothing = ready now; dead: dead-letter them now. */
+uint64 retry_items(const QueueDef &queue, const std::vector<int64> &ids, std::optional<TimestampTz> retry_at,
+				   bool dead);
+uint64 extend_leases(const QueueDef &queue, const std::vector<int64> &ids, const Interval &lease_timeout);
+
+/* The leased ones among `ids` of one partition: complete / retry them; return which were taken. */
+std::vector<int64> complete_in_partition(int32 queue_id, int partition, const std::vector<int64> &ids);
+RetryOutcome retry_in_partition(const QueueDef &queue, int partition, const std::vector<int64> &ids,
+								std::optional<TimestampTz> retry_at, bool dead, const DeadLetterTarget &target,
+								std::optional<std::string> last_error = std::nullopt);
+
+/* Where the dead letters of `queue` go, given every queue of the database (the worker's catalog read). */
+DeadLetterTarget dead_letter_target(const QueueDef &queue, const std::vector<QueueDef> &queues);
+
+/* The worker's duties on one partition, up to `limit` items each (queue_ops.cpp). */
+RetryOutcome expire_leases(const QueueDef &queue, int partition, const DeadLetterTarget &target, int32 limit);
+uint64 expire_items(const QueueDef &queue, int partition, const DeadLetterTarget &target, int32 limit);
+uint64 promote_due(const QueueDef &queue, int partition, int32 limit);
+
+/*
+ * Webhook delivery's lease: as lease_items on one partition, into C++
+ * values. Wakes no worker: the webhook cycle returns its deadlines itself.
+ */
+std::vector<LeasedItem> lease_for_delivery(const QueueDef &queue, int partition, const std::string &client_id,
+										   int32 batch_size, const Interval &lease_timeout);
+
+/*
+ * For the operations that put `items` into a queue with an expire_timeout
+ * (their expire deadline is now() + expire_timeout): wakes the worker for
+ * that deadline at commit. Shared by queue_ops*.cpp.
+ */
+void wake_worker_for_expiry(const std::optional<Interval> &expire_timeout, uint64 items);
+
+/* Queues (queue_ops_admin.cpp). */
+
+/*
+ * Creates a validated definition: its catalog row, its tables, its
+ * partitions' shared-memory entries. Nothing when the name is taken.
+ */
+std::optional<int32> create_queue(const QueueDef &def);
+/*
+ * Stores a validated definition that replaces `stored`, adding or dropping
+ * partitions. Dropping ends the waits on the queue, then fails with 55000
+ * while the removed partitions hold items (checked once their locks are held).
+ */
+void update_queue(const QueueDef &def, const QueueDef &stored);
+/*
+ * Deletes a queue with its tables; without `force` it fails with 55000 while
+ * it holds items or dead letters. With `has_feeders` (queues name it as their
+ * dead_queue; the caller allows that only with force) those queues keep
+ * their dead letters themselves from now on: returns them.
+ */
+std::vector<QueueDef> delete_queue(const QueueDef &def, bool force, bool has_feeders);
+void set_queue_paused(const QueueDef &def, bool paused);
+
+/* Deletes ready, scheduled and (destructive) leased items; returns how many. */
+uint64 clear_queue(const QueueDef &queue, bool ready, bool scheduled, bool destructive);
+
+struct RedriveOutcome
+{
+	uint64 moved = 0;
+	bool kept_for_privilege = false; /* some came from queues the invoking role may not produce to */
+};
+/*
+ * Moves dead letters back: the queue's own to the partition they died in,
+ * a dead queue's to the queue each came from when the invoking role may
+ * produce to it (a privilege on one queue grants no effect on another).
+ */
+RedriveOutcome redrive_queue(const QueueDef &queue, const std::optional<std::vector<int64>> &ids,
+							 std::optional<TimestampTz> dead_before);
+
+/* The extension itself (queue_ops_admin.cpp): effects of CREATE / ALTER / DROP EXTENSION querator. */
+void extension_created();
+void extension_updating();
+/* DROP EXTENSION querator, before its locks are taken, and once they are. */
+void extension_drop_starting();
+void extension_dropping();
+
+} // namespace querator
