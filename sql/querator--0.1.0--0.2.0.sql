@@ -251,3 +251,67 @@ BEGIN
 END
 $$;
 COMMENT ON ROLE querator_webhook_admin IS 'querator: members may set webhook_url and webhook_headers of queues they administer';
+
+---------------------------------------------------------------- queue table templates (issue 12, section 2)
+-- The tables of every queue are clones of these templates: the library runs
+-- CREATE TABLE querator_data.qQ_pP_items (LIKE querator_data.items_template
+-- INCLUDING ALL), and likewise for leases, scheduled (per partition) and dead
+-- (per queue). Until 0.2.0 the same definitions were DDL strings in the
+-- library, out of reach of an upgrade script. They are copied here unchanged
+-- from the 0.1.0 library, so that the tables of queues created before and
+-- after the upgrade are alike (test/t/084_queue_table_templates.pl compares a
+-- clone with a table made by the 0.1.0 DDL).
+--
+-- A later version that changes a queue table alters its template here and,
+-- in the same script, every existing queue's table of that kind (a loop over
+-- querator.queues and its partitions; docs/design.md, "How a release is
+-- made"). LIKE ... INCLUDING ALL copies columns, NOT NULL, defaults, CHECK
+-- constraints, indexes (partial ones included), storage, compression,
+-- statistics and column comments; it does not copy storage parameters (WITH
+-- (fillfactor = ...)), ownership or privileges: templates have no storage
+-- parameters (084 fails when a queue table's differ from its template's), and
+-- queue tables get the owner and the (empty) privileges of querator_data's
+-- tables by being created by its owner.
+--
+-- Templates hold no rows and are no queues (the catalog is querator.queues).
+-- As members of the extension they are not dumped: CREATE EXTENSION creates
+-- them again in the restored database.
+CREATE TABLE querator_data.items_template (
+    id bigint PRIMARY KEY, attempts integer NOT NULL, created_at timestamptz NOT NULL,
+    expire_deadline timestamptz, source_id bigint, source_queue integer, last_error text, origin_id bigint,
+    kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL, payload bytea NOT NULL);
+CREATE INDEX ON querator_data.items_template (expire_deadline) WHERE expire_deadline IS NOT NULL;
+
+CREATE TABLE querator_data.leases_template (
+    id bigint PRIMARY KEY, lease_deadline timestamptz NOT NULL, attempts integer NOT NULL,
+    client_id text NOT NULL);
+CREATE INDEX ON querator_data.leases_template (lease_deadline);
+
+CREATE TABLE querator_data.scheduled_template (
+    id bigint PRIMARY KEY, enqueue_at timestamptz NOT NULL, attempts integer NOT NULL,
+    created_at timestamptz NOT NULL, expire_deadline timestamptz, source_id bigint, source_queue integer,
+    last_error text, origin_id bigint, kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL,
+    payload bytea NOT NULL);
+CREATE INDEX ON querator_data.scheduled_template (enqueue_at, id);
+CREATE INDEX ON querator_data.scheduled_template (expire_deadline) WHERE expire_deadline IS NOT NULL;
+
+CREATE TABLE querator_data.dead_template (
+    id bigint PRIMARY KEY, partition integer NOT NULL, attempts integer NOT NULL,
+    created_at timestamptz NOT NULL, expire_deadline timestamptz, source_id bigint, source_queue integer,
+    last_error text, origin_id bigint, kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL,
+    payload bytea NOT NULL, dead_at timestamptz NOT NULL, reason text NOT NULL);
+
+-- Owned like every queue table: by the owner of querator_data (the role that
+-- created the extension), whoever runs this update. The library clones them
+-- as that role, and LIKE needs SELECT on the template.
+DO $$
+DECLARE
+    owner text := (SELECT nspowner::pg_catalog.regrole::pg_catalog.text FROM pg_catalog.pg_namespace
+                    WHERE nspname OPERATOR(pg_catalog.=) 'querator_data');
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['items_template', 'leases_template', 'scheduled_template', 'dead_template'] LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE querator_data.%I OWNER TO %s', t, owner);
+    END LOOP;
+END
+$$;

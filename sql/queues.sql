@@ -39,7 +39,8 @@ SELECT querator.queues_delete(repeat('n', 512));
 
 -- the tables of a partition exist per partition
 SELECT count(*) > 0 AS item_tables_exist
-  FROM pg_class WHERE relnamespace = 'querator_data'::regnamespace AND relkind IN ('r', 'p');
+  FROM pg_class WHERE relnamespace = 'querator_data'::regnamespace AND relkind IN ('r', 'p')
+   AND relname ~ '^q[0-9]+_p[0-9]+_items$';
 
 ---------------------------------------------------------------- queues_list
 SELECT querator.queues_create('list1');
@@ -189,7 +190,8 @@ SELECT querator.queues_delete('list3');
 SELECT querator.queues_delete('list4');
 SELECT try($$SELECT querator.queues_delete('list4')$$);
 
--- nothing is left: no queue, no item table
+-- nothing is left: no queue, no item table (only the extension's templates)
 SELECT count(*) AS queues FROM querator.queues_list();
 SELECT count(*) AS item_tables
-  FROM pg_class WHERE relnamespace = 'querator_data'::regnamespace AND relkind IN ('r', 'p');
+  FROM pg_class WHERE relnamespace = 'querator_data'::regnamespace AND relkind IN ('r', 'p')
+   AND relname NOT IN ('items_template', 'leases_template', 'scheduled_template', 'dead_template');

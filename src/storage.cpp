@@ -28,43 +28,63 @@ partition_of_id(int64 id)
 
 /* ---------------------------------------------------------------- tables */
 
+namespace {
+
+/*
+ * The definitions of a queue's tables are templates in querator_data, which
+ * the upgrade scripts own (docs/design.md, "How a release is made"). Before
+ * ALTER EXTENSION querator UPDATE has created them, the library refuses to
+ * create tables rather than fail on a missing relation.
+ */
+void
+require_templates()
+{
+	const bool present = pg_guard([] {
+		Oid schema = get_namespace_oid("querator_data", false);
+		return OidIsValid(get_relname_relid("items_template", schema));
+	});
+	if (!present)
+		throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+					"queue tables cannot be created; the schema of the extension querator is older than its "
+					"library (" QUERATOR_VERSION ")",
+					"Run ALTER EXTENSION querator UPDATE in this database.");
+}
+
+/* CREATE TABLE {table} as a clone of querator_data.{kind}_template. */
+std::string
+clone_template(const std::string &table, const char *kind)
+{
+	return "CREATE TABLE " + table + " (LIKE querator_data." + kind + "_template INCLUDING ALL);";
+}
+
+void
+create_partition_tables(int32 queue_id, int from, int to)
+{
+	for (int p = from; p < to; p++)
+		spi_exec_utility(clone_template(partition_table(queue_id, p, "items"), "items") +
+						 clone_template(partition_table(queue_id, p, "leases"), "leases") +
+						 clone_template(partition_table(queue_id, p, "scheduled"), "scheduled"));
+}
+
+} // namespace
+
 void
 storage_create_queue(int32 queue_id, int partitions)
 {
-	spi_exec_utility(render(
-		"CREATE SEQUENCE {seq_name} AS bigint MAXVALUE 281474976710655;"
-		"CREATE TABLE {dead} ("
-		"  id bigint PRIMARY KEY, partition integer NOT NULL, attempts integer NOT NULL,"
-		"  created_at timestamptz NOT NULL, expire_deadline timestamptz, source_id bigint, source_queue integer,"
-		"  last_error text, origin_id bigint, kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL, payload bytea NOT NULL,"
-		"  dead_at timestamptz NOT NULL, reason text NOT NULL)",
-		{{"seq_name", data_object_name(queue_prefix(queue_id) + "_seq")},
-		 {"dead", data_object_name(queue_prefix(queue_id) + "_dead")}}));
-	storage_create_partitions(queue_id, 0, partitions);
+	require_templates();
+	/* Not a template: a sequence has no LIKE, and its range is the id layout (kPartitionShift), the library's. */
+	constexpr int64 kMaxItemSequence = (int64{1} << kPartitionShift) - 1;
+	spi_exec_utility("CREATE SEQUENCE " + data_object_name(queue_prefix(queue_id) + "_seq") + " AS bigint MAXVALUE " +
+					 std::to_string(kMaxItemSequence) + ";" +
+					 clone_template(data_object_name(queue_prefix(queue_id) + "_dead"), "dead"));
+	create_partition_tables(queue_id, 0, partitions);
 }
 
 void
 storage_create_partitions(int32 queue_id, int from, int to)
 {
-	for (int p = from; p < to; p++)
-		spi_exec_utility(render_partition(
-			"CREATE TABLE {items} ("
-			"  id bigint PRIMARY KEY, attempts integer NOT NULL, created_at timestamptz NOT NULL,"
-			"  expire_deadline timestamptz, source_id bigint, source_queue integer, last_error text, origin_id bigint,"
-			"  kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL, payload bytea NOT NULL);"
-			"CREATE TABLE {leases} ("
-			"  id bigint PRIMARY KEY, lease_deadline timestamptz NOT NULL, attempts integer NOT NULL,"
-			"  client_id text NOT NULL);"
-			"CREATE INDEX ON {leases} (lease_deadline);"
-			"CREATE TABLE {scheduled} ("
-			"  id bigint PRIMARY KEY, enqueue_at timestamptz NOT NULL, attempts integer NOT NULL,"
-			"  created_at timestamptz NOT NULL, expire_deadline timestamptz, source_id bigint, source_queue integer,"
-			"  last_error text, origin_id bigint, kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL,"
-			"  payload bytea NOT NULL);"
-			"CREATE INDEX ON {scheduled} (enqueue_at, id);"
-			"CREATE INDEX ON {items} (expire_deadline) WHERE expire_deadline IS NOT NULL;"
-			"CREATE INDEX ON {scheduled} (expire_deadline) WHERE expire_deadline IS NOT NULL",
-			queue_id, p));
+	require_templates();
+	create_partition_tables(queue_id, from, to);
 }
 
 void

@@ -11,6 +11,8 @@
  *                             querator_data.qQ_pP_leases     lease state, narrow
  *                             querator_data.qQ_pP_scheduled  items not yet due
  * An item id is (P << 48) | nextval(qQ_seq), so it names its partition.
+ * The tables are clones of querator_data.{items,leases,scheduled,dead}_template,
+ * which the extension's upgrade scripts define (docs/design.md, "Tables").
  */
 #pragma once
 

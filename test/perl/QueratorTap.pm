@@ -11,7 +11,7 @@ use Test::More;
 use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(querator_node poll_until query_value queue_drained worker_pids wait_for_workers wait_for_server
-  queue_state_sql);
+  queue_state_sql queue_tables_ddl_0_1_0 with_0_1_0_queue_tables table_shapes_sql);
 
 # A started node with querator preloaded and a launcher that looks around every second.
 sub querator_node
@@ -115,6 +115,107 @@ sub queue_state_sql
 		                            d.created_at, d.dead_at, d.reason)
 		  FROM querator.queues_list() q, querator.storage_dead_list(q.queue_name, NULL, 10000) d
 	) lines};
+}
+
+# The DDL of a queue's tables as the 0.1.0 library ran it (storage_create_queue
+# and storage_create_partitions in src/storage.cpp of the 0.1.0 release, but for
+# the sequence, which the library still creates). Frozen like
+# sql/querator--0.1.0.sql: from 0.2.0 on the library clones the templates of
+# the upgrade script, and this text stands for the 0.1.0 library in the
+# upgrade tests. Table names (quoted, qualified) by kind: items, leases,
+# scheduled, dead; kinds left out are not created.
+sub queue_tables_ddl_0_1_0
+{
+	my (%table) = @_;
+	my %ddl = (
+		dead => "CREATE TABLE {dead} ("
+		  . "  id bigint PRIMARY KEY, partition integer NOT NULL, attempts integer NOT NULL,"
+		  . "  created_at timestamptz NOT NULL, expire_deadline timestamptz, source_id bigint, source_queue integer,"
+		  . "  last_error text, origin_id bigint, kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL, payload bytea NOT NULL,"
+		  . "  dead_at timestamptz NOT NULL, reason text NOT NULL);",
+		items => "CREATE TABLE {items} ("
+		  . "  id bigint PRIMARY KEY, attempts integer NOT NULL, created_at timestamptz NOT NULL,"
+		  . "  expire_deadline timestamptz, source_id bigint, source_queue integer, last_error text, origin_id bigint,"
+		  . "  kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL, payload bytea NOT NULL);"
+		  . "CREATE INDEX ON {items} (expire_deadline) WHERE expire_deadline IS NOT NULL;",
+		leases => "CREATE TABLE {leases} ("
+		  . "  id bigint PRIMARY KEY, lease_deadline timestamptz NOT NULL, attempts integer NOT NULL,"
+		  . "  client_id text NOT NULL);"
+		  . "CREATE INDEX ON {leases} (lease_deadline);",
+		scheduled => "CREATE TABLE {scheduled} ("
+		  . "  id bigint PRIMARY KEY, enqueue_at timestamptz NOT NULL, attempts integer NOT NULL,"
+		  . "  created_at timestamptz NOT NULL, expire_deadline timestamptz, source_id bigint, source_queue integer,"
+		  . "  last_error text, origin_id bigint, kind text NOT NULL, reference text NOT NULL, encoding text NOT NULL,"
+		  . "  payload bytea NOT NULL);"
+		  . "CREATE INDEX ON {scheduled} (enqueue_at, id);"
+		  . "CREATE INDEX ON {scheduled} (expire_deadline) WHERE expire_deadline IS NOT NULL;");
+	my $sql = '';
+	for my $kind (sort keys %table)
+	{
+		die "no 0.1.0 table of kind $kind" unless $ddl{$kind};
+		(my $one = $ddl{$kind}) =~ s/\{$kind\}/$table{$kind}/g;
+		$sql .= "$one\n";
+	}
+	return $sql;
+}
+
+# Runs $sql in $db (a 0.1.0 database) as the 0.1.0 library would: the queues
+# it creates get the tables of queue_tables_ddl_0_1_0. The new library creates
+# queue tables only from the templates of its upgrade script and refuses
+# before ALTER EXTENSION UPDATE; so for this one transaction the 0.1.0 DDL
+# stands in as the templates, and is dropped again before the commit. Returns
+# the output of $sql.
+sub with_0_1_0_queue_tables
+{
+	my ($node, $db, $sql) = @_;
+	my %template = map { ($_ => "querator_data.${_}_template") } qw(items leases scheduled dead);
+	my $out = $node->safe_psql($db,
+		"BEGIN;\n"
+		  . queue_tables_ddl_0_1_0(%template)
+		  . "$sql;\n"
+		  . 'DROP TABLE ' . join(', ', map { $template{$_} } sort keys %template) . ";\n"
+		  . 'COMMIT;');
+	return $out;
+}
+
+# A query giving (relname, shape) for every table of querator_data: one text
+# per table with everything a table definition holds (kind, persistence,
+# storage parameters, owner, privileges, comment; each column's type, NOT
+# NULL, default, identity, storage, compression, statistics target, collation,
+# comment; indexes; constraints; triggers), the table's own name replaced by T.
+# Equal shapes = tables defined alike (a queue table and its template, or one
+# created by the 0.1.0 DDL).
+sub table_shapes_sql
+{
+	return q{
+	WITH t AS (SELECT oid, relname FROM pg_class WHERE relnamespace = 'querator_data'::regnamespace AND relkind = 'r'),
+	lines AS (
+		SELECT t.relname, 'table kind=' || c.relkind::text || ' persistence=' || c.relpersistence::text
+		       || ' options=' || coalesce(c.reloptions::text, '-') || ' owner=' || c.relowner::regrole
+		       || ' acl=' || coalesce(c.relacl::text, '-') || ' rls=' || c.relrowsecurity || ' replica=' || c.relreplident::text
+		       || ' comment=' || coalesce(obj_description(c.oid, 'pg_class'), '-') AS line
+		  FROM t JOIN pg_class c ON c.oid = t.oid
+		UNION ALL
+		SELECT t.relname, 'column ' || lpad(a.attnum::text, 3, '0') || ' ' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+		       || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+		       || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), '')
+		       || ' identity=' || a.attidentity::text || ' generated=' || a.attgenerated::text
+		       || ' storage=' || a.attstorage::text || ' compression=' || a.attcompression::text
+		       || ' statistics=' || a.attstattarget || ' collation=' || coalesce(a.attcollation::regcollation::text, '-')
+		       || ' comment=' || coalesce(col_description(t.oid, a.attnum), '-')
+		  FROM t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
+		  LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+		UNION ALL
+		SELECT t.relname, 'index ' || pg_get_indexdef(i.indexrelid) || ' primary=' || i.indisprimary
+		       || ' comment=' || coalesce(obj_description(i.indexrelid, 'pg_class'), '-')
+		  FROM t JOIN pg_index i ON i.indrelid = t.oid
+		UNION ALL
+		SELECT t.relname, 'constraint ' || co.conname || ' ' || co.contype::text || ' ' || pg_get_constraintdef(co.oid)
+		  FROM t JOIN pg_constraint co ON co.conrelid = t.oid
+		UNION ALL
+		SELECT t.relname, 'trigger ' || pg_get_triggerdef(tg.oid) FROM t JOIN pg_trigger tg ON tg.tgrelid = t.oid
+	)
+	SELECT relname, string_agg(replace(line, relname, 'T'), E'\n' ORDER BY line) AS shape FROM lines GROUP BY relname};
 }
 
 # Waits until the server accepts queries again (after a crash restart).

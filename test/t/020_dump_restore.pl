@@ -128,6 +128,24 @@ is(sql($db, q{SET ROLE dump_owner; SELECT count(*) FROM querator.queue_lease('a"
 sql($db, "SELECT querator.queues_create('fresh', lease_timeout => '1 hour')");
 is(sql($db, "SELECT querator.queue_produce('fresh', 'f'::text)"), '1', 'a new queue works');
 
+# The queue table templates are the extension's: not in the dump, made again by
+# its CREATE EXTENSION, and a queue created after the restore is cloned from them.
+open(my $fh, '<', "$tmp/dump.sql") or die "cannot read the dump: $!";
+my $dump = do { local $/; <$fh> };
+close($fh);
+unlike($dump, qr/_template/, 'the dump holds no queue table template');
+my $templates_sql = q{SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_class c
+	JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+	WHERE c.relnamespace = 'querator_data'::regnamespace};
+is(sql($db, $templates_sql), sql($src, $templates_sql), 'the restored database has the templates of the source');
+my $fresh_id = sql($db, "SELECT id FROM querator.queues WHERE name = 'fresh'");
+my $shape_sql = 'SELECT shape FROM (' . table_shapes_sql() . ') s WHERE relname = ';
+is(sql($db, "$shape_sql 'q${fresh_id}_p0_items'"), sql($db, "$shape_sql 'items_template'"),
+	'the new queue\'s tables are clones of the restored templates');
+my $restored_id = sql($db, "SELECT id FROM querator.queues WHERE name = 'jobs'");
+is(sql($db, "$shape_sql 'q${fresh_id}_p0_items'"), sql($db, "$shape_sql 'q${restored_id}_p0_items'"),
+	'... alike the restored queue tables');
+
 # the worker serves the restored queues: a scheduled item comes due, a short lease expires
 sql($db, "SELECT querator.queues_update('jobs', lease_timeout => '1 second')");
 sql($db, "SELECT querator.queue_produce('jobs', 'soon'::text, enqueue_at => now() + interval '1 second')");

@@ -142,7 +142,9 @@ BEGIN
 		SELECT format('table querator_data.%s belongs to no queue or partition of the catalog', c.relname)
 		  FROM pg_class c
 		 WHERE c.relnamespace = 'querator_data'::regnamespace AND c.relkind IN ('r', 'S')
-		   AND c.relname NOT IN (SELECT relname FROM fz_expected);
+		   AND c.relname NOT IN (SELECT relname FROM fz_expected)
+		   AND NOT EXISTS (SELECT FROM pg_depend d  -- the extension's own: the queue table templates
+		                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e');
 	RETURN QUERY
 		SELECT format('queue %s: id %s is stored %s times (%s)', q, id, count(*), string_agg(place, ', '))
 		  FROM fz_rows GROUP BY q, id HAVING count(*) > 1;

@@ -42,7 +42,8 @@ my $queues_sql = q{
 	SELECT querator.queue_pause('hook');
 	SELECT querator.queue_grant('jobs', 'upgrade_consumer', 'consume');
 };
-sql($old, $queues_sql);
+# In the 0.1.0 database, with the tables the 0.1.0 library created.
+with_0_1_0_queue_tables($node, $old, $queues_sql);
 # Items in every state: ready (bytea, text, jsonb, kinds and references),
 # leased, scheduled, in a dead queue, a queue's own dead letters, webhook items.
 sql($old, q{
@@ -100,11 +101,22 @@ ok(defined poll_until($node, $old,
 	"SELECT count(*) FROM querator.storage_items_list('jobs', NULL, 10000) WHERE client_id = 'short'", '0', 20),
 	'the worker expires leases after the upgrade');
 
+# Tables made after the upgrade come from the templates of the upgrade script:
+# a new queue, and a new partition of a queue created before it.
+my $later_sql = q{
+	SELECT querator.queues_create('later', lease_timeout => '1 hour', partitions => 2);
+	SELECT querator.queues_update('own', partitions => 2);
+};
+sql($old, $later_sql);
+
 # The schema after the upgrade is the schema of a fresh install: every member
 # object of the extension, function definitions and settings, privileges,
-# tables, indexes and views, and each queue's storage tables.
+# tables, indexes and views, and each queue's storage tables (of the queues
+# created before the upgrade by the 0.1.0 library and after it from the
+# templates, against the same queues of a fresh install).
 sql($fresh, 'CREATE EXTENSION querator');
 sql($fresh, $queues_sql);
+sql($fresh, $later_sql);
 my $schema_sql = q{
 	WITH ext AS (SELECT oid, extconfig FROM pg_extension WHERE extname = 'querator'),
 	rel AS (
@@ -147,6 +159,19 @@ my $upgraded_schema = sql($old, $schema_sql);
 my $fresh_schema = sql($fresh, $schema_sql);
 cmp_ok(length($fresh_schema), '>', 1000, 'the schema description is not empty');
 is($upgraded_schema, $fresh_schema, 'the upgraded schema is the same as a fresh install of ' . $current);
+
+# Every queue table has the shape of its template, in both databases: what an
+# upgrade script changes in a template it must change in every queue's table.
+my $unlike_template_sql = 'WITH s AS (' . table_shapes_sql() . q{),
+	q AS (SELECT relname, shape, substring(relname FROM '^q[0-9]+_(?:p[0-9]+_)?(items|leases|scheduled|dead)$') AS kind
+	        FROM s WHERE relname !~ '_template$')
+	SELECT count(*) || ' queue tables, unlike their template: '
+	       || coalesce(string_agg(q.relname, ', ' ORDER BY q.relname) FILTER (WHERE tpl.shape IS DISTINCT FROM q.shape), 'none')
+	  FROM q LEFT JOIN s tpl ON tpl.relname = q.kind || '_template'};
+is(sql($old, $unlike_template_sql), '32 queue tables, unlike their template: none',
+	'upgraded: the tables of queues created by 0.1.0 and after the upgrade have the shape of their templates');
+is(sql($fresh, $unlike_template_sql), '32 queue tables, unlike their template: none',
+	'fresh install: every queue table has the shape of its template');
 
 $node->stop;
 done_testing();

@@ -16,8 +16,10 @@ my $db = 'postgres';
 sub sql { return $node->safe_psql($db, $_[0]); }
 
 sql("CREATE EXTENSION querator VERSION '0.1.0'");
-sql("SELECT querator.queues_create('old', expire_timeout => '1 day')");
-sql("SELECT querator.queues_create('fine', lease_timeout => '5 minutes')");
+# queues created as by the 0.1.0 library (its tables)
+with_0_1_0_queue_tables($node, $db, q{
+	SELECT querator.queues_create('old', expire_timeout => '1 day');
+	SELECT querator.queues_create('fine', lease_timeout => '5 minutes')});
 sql("SELECT querator.queue_produce('old', 'x'::text)");
 # what 0.1.0 let a caller store (the library now refuses it, so write the row as it was)
 sql("UPDATE querator.queues SET lease_timeout = '1000000 years', expire_timeout = '178000000 years',"

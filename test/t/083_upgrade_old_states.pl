@@ -23,11 +23,12 @@ $node->safe_psql($db, q{
 	GRANT alice TO dave; GRANT admins TO carol;
 });
 sql("CREATE EXTENSION querator VERSION '0.1.0'");
-# Definitions as 0.1.0 stored them: created through the API, then the row
-# written as 0.1.0 let its callers write it (the library now refuses these).
+# Definitions as 0.1.0 stored them: created through the API (with the tables
+# of the 0.1.0 library), then the row written as 0.1.0 let its callers write
+# it (the library now refuses these).
 my $hook_url = sink_url($sink, '/hook');
 (my $userinfo_url = $hook_url) =~ s{^http://}{http://user:secret\@};
-sql(qq{
+with_0_1_0_queue_tables($node, $db, qq{
 	SELECT querator.queues_create('theirs');
 	SELECT querator.queues_create(name, dead_queue => 'theirs')
 	  FROM unnest(ARRAY['from_bob', 'from_carol', 'from_dave', 'from_ghost', 'from_super']) name;
