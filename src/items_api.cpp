@@ -7,6 +7,7 @@
 #include "settings.hpp"
 #include "spi.hpp"
 #include "storage.hpp"
+#include "time_math.hpp"
 #include "validation.hpp"
 #include "waiters.hpp"
 #include "worker_state.hpp"

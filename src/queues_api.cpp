@@ -8,6 +8,7 @@
 #include "settings.hpp"
 #include "spi.hpp"
 #include "storage.hpp"
+#include "time_math.hpp"
 #include "validation.hpp"
 #include "waiters.hpp"
 #include "webhook_delivery.hpp"
