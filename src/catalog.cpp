@@ -3,7 +3,6 @@
 #include "catalog_cache.hpp"
 #include "error.hpp"
 #include "spi.hpp"
-#include "webhook_state.hpp"
 
 namespace querator {
 
@@ -149,8 +148,6 @@ std::optional<int32>
 catalog_insert(const QueueDef &def)
 {
 	catalog_cache_changed();
-	/* The worker re-reads its webhook queues after commit: a new one is delivered without delay. */
-	webhook_catalog_changed_at_commit();
 	uint64 inserted = spi_run("INSERT INTO querator.queues (name, lease_timeout, expire_timeout, max_attempts, dead_queue, "
 			"reference, partitions, paused, owner, webhook_url, webhook_headers, webhook_timeout, "
 			"webhook_concurrency, webhook_backoff, webhook_backoff_max) "
@@ -166,8 +163,6 @@ void
 catalog_update(const QueueDef &def)
 {
 	catalog_cache_changed();
-	/* A webhook set or changed, a queue resumed: the worker re-reads its webhook queues after commit. */
-	webhook_catalog_changed_at_commit();
 	std::vector<SqlParam> params = definition_params(def);
 	params.push_back(param_int32(def.id));
 	spi_run("UPDATE querator.queues SET name = $1, lease_timeout = $2, expire_timeout = $3, max_attempts = $4, "

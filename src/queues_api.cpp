@@ -12,6 +12,7 @@
 #include "validation.hpp"
 #include "waiters.hpp"
 #include "webhook_delivery.hpp"
+#include "webhook_state.hpp"
 
 #include <algorithm>
 
@@ -195,6 +196,8 @@ queues_create(FunctionCallInfo fcinfo)
 	std::optional<int32> inserted = catalog_insert(def);
 	if (!inserted)
 		throw queue_exists(def.name);
+	/* The worker re-reads its webhook queues after commit: a new one is delivered without delay. */
+	webhook_catalog_changed_at_commit();
 	int32 id = *inserted;
 	estimates_reserve(id, 0, def.partitions);
 	storage_create_queue(id, def.partitions);
@@ -258,6 +261,8 @@ queues_update(FunctionCallInfo fcinfo)
 		head_forget(def.id, def.partitions);
 	}
 	catalog_update(def);
+	/* A webhook set or changed: the worker re-reads its webhook queues after commit. */
+	webhook_catalog_changed_at_commit();
 	spi.finish();
 	PG_RETURN_VOID();
 }
@@ -328,6 +333,8 @@ set_paused(FunctionCallInfo fcinfo, bool paused)
 	require_privilege(def, Privilege::admin);
 	def.paused = paused;
 	catalog_update(def);
+	/* A webhook queue resumed is delivered again without delay (the worker re-reads its queues after commit). */
+	webhook_catalog_changed_at_commit();
 	if (!paused)
 		wake_waiters_at_commit(def.id);
 	spi.finish();

@@ -5,8 +5,8 @@
  */
 #pragma once
 
-#include "catalog.hpp"
 #include "pg_prelude.hpp"
+#include "queue_definition.hpp"
 
 #include <optional>
 #include <string>
