@@ -333,7 +333,7 @@ set_paused(FunctionCallInfo fcinfo, bool paused)
 	require_privilege(def, Privilege::admin);
 	def.paused = paused;
 	catalog_update(def);
-	/* A webhook queue resumed is delivered again without delay (the worker re-reads its queues after commit). */
+	/* Paused or resumed: the worker re-reads its webhook queues after commit (a resumed one is delivered at once). */
 	webhook_catalog_changed_at_commit();
 	if (!paused)
 		wake_waiters_at_commit(def.id);
