@@ -7,38 +7,13 @@
 
 #include "error.hpp"
 #include "pg_prelude.hpp"
+#include "queue_definition.hpp"
 
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace querator {
-
-/* Outgoing delivery of a queue's items (empty url: none). */
-struct Webhook
-{
-	std::string url;
-	std::string headers_json = "{}"; /* a JSON object of extra request headers */
-	Interval timeout{10 * USECS_PER_SEC, 0, 0};
-	int32 concurrency = 8;
-	Interval backoff{USECS_PER_SEC, 0, 0};          /* first retry delay, doubled per attempt */
-	Interval backoff_max{5 * USECS_PER_MINUTE, 0, 0};
-};
-
-struct QueueDef
-{
-	int32 id = 0;                  /* internal id; names the queue's tables */
-	std::string name;
-	Interval lease_timeout{};
-	std::optional<Interval> expire_timeout; /* empty = never */
-	int32 max_attempts = 0;        /* 0 = unlimited */
-	std::string dead_queue;        /* empty = own dead-letter table */
-	std::string reference;
-	int32 partitions = 1;
-	bool paused = false;           /* lease returns nothing while paused */
-	std::string owner;             /* role name of the creator: holds every privilege */
-	Webhook webhook;
-};
 
 /* The queue named `name`; lock_for_update serializes with other definition changes. */
 std::optional<QueueDef> catalog_find(const std::string &name, bool lock_for_update = false);

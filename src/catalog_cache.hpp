@@ -8,7 +8,7 @@
  */
 #pragma once
 
-#include "catalog.hpp"
+#include "queue_definition.hpp"
 
 #include <optional>
 #include <string>

@@ -153,3 +153,23 @@ sql_entry(F &&f)
 }
 
 } // namespace querator
+
+/*
+ * Defines the SQL-callable C function `name` that the install script names
+ * (`AS 'MODULE_PATHNAME', 'name'`): its PG_FUNCTION_INFO_V1 record and an
+ * extern "C" trampoline that evaluates the C++ expression after `name`
+ * (a Datum; `fcinfo` is in scope) inside sql_entry, so no exception leaves
+ * it and a PostgreSQL error is raised only after every destructor has run.
+ * The model is pg_duckdb's DECLARE_PG_FUNCTION; the boundary is sql_entry's.
+ *
+ *   QUERATOR_SQL_FUNCTION(querator_queue_pause, querator::set_paused(fcinfo, true));
+ */
+#define QUERATOR_SQL_FUNCTION(name, ...)                            \
+	extern "C" {                                                    \
+	PG_FUNCTION_INFO_V1(name);                                      \
+	Datum name(PG_FUNCTION_ARGS)                                    \
+	{                                                               \
+		return querator::sql_entry([&] { return __VA_ARGS__; });    \
+	}                                                               \
+	}                                                               \
+	extern "C" int no_such_variable /* takes the caller's semicolon, as PG_FUNCTION_INFO_V1 does */

@@ -6,6 +6,7 @@
 #include "queue_ops.hpp"
 #include "settings.hpp"
 #include "spi.hpp"
+#include "time_math.hpp"
 #include "validation.hpp"
 #include "waiters.hpp"
 
@@ -349,40 +350,8 @@ queue_extend(FunctionCallInfo fcinfo)
 
 } // namespace querator
 
-extern "C" {
-PG_FUNCTION_INFO_V1(querator_queue_produce);
-PG_FUNCTION_INFO_V1(querator_queue_lease);
-PG_FUNCTION_INFO_V1(querator_queue_complete);
-PG_FUNCTION_INFO_V1(querator_queue_retry);
-PG_FUNCTION_INFO_V1(querator_queue_extend);
-
-Datum
-querator_queue_produce(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::queue_produce(fcinfo); });
-}
-
-Datum
-querator_queue_lease(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::queue_lease(fcinfo); });
-}
-
-Datum
-querator_queue_complete(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::queue_complete(fcinfo); });
-}
-
-Datum
-querator_queue_retry(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::queue_retry(fcinfo); });
-}
-
-Datum
-querator_queue_extend(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::queue_extend(fcinfo); });
-}
-}
+QUERATOR_SQL_FUNCTION(querator_queue_produce, querator::queue_produce(fcinfo));
+QUERATOR_SQL_FUNCTION(querator_queue_lease, querator::queue_lease(fcinfo));
+QUERATOR_SQL_FUNCTION(querator_queue_complete, querator::queue_complete(fcinfo));
+QUERATOR_SQL_FUNCTION(querator_queue_retry, querator::queue_retry(fcinfo));
+QUERATOR_SQL_FUNCTION(querator_queue_extend, querator::queue_extend(fcinfo));

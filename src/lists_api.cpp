@@ -53,26 +53,6 @@ storage_list(FunctionCallInfo fcinfo, ListKind kind)
 
 } // namespace querator
 
-extern "C" {
-PG_FUNCTION_INFO_V1(querator_storage_items_list);
-PG_FUNCTION_INFO_V1(querator_storage_scheduled_list);
-PG_FUNCTION_INFO_V1(querator_storage_dead_list);
-
-Datum
-querator_storage_items_list(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::storage_list(fcinfo, querator::ListKind::items); });
-}
-
-Datum
-querator_storage_scheduled_list(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::storage_list(fcinfo, querator::ListKind::scheduled); });
-}
-
-Datum
-querator_storage_dead_list(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::storage_list(fcinfo, querator::ListKind::dead); });
-}
-}
+QUERATOR_SQL_FUNCTION(querator_storage_items_list, querator::storage_list(fcinfo, querator::ListKind::items));
+QUERATOR_SQL_FUNCTION(querator_storage_scheduled_list, querator::storage_list(fcinfo, querator::ListKind::scheduled));
+QUERATOR_SQL_FUNCTION(querator_storage_dead_list, querator::storage_list(fcinfo, querator::ListKind::dead));

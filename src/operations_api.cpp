@@ -92,26 +92,6 @@ queue_stats(FunctionCallInfo fcinfo)
 
 } // namespace querator
 
-extern "C" {
-PG_FUNCTION_INFO_V1(querator_queue_clear);
-PG_FUNCTION_INFO_V1(querator_queue_redrive);
-PG_FUNCTION_INFO_V1(querator_queue_stats);
-
-Datum
-querator_queue_clear(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::queue_clear(fcinfo); });
-}
-
-Datum
-querator_queue_redrive(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::queue_redrive(fcinfo); });
-}
-
-Datum
-querator_queue_stats(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::queue_stats(fcinfo); });
-}
-}
+QUERATOR_SQL_FUNCTION(querator_queue_clear, querator::queue_clear(fcinfo));
+QUERATOR_SQL_FUNCTION(querator_queue_redrive, querator::queue_redrive(fcinfo));
+QUERATOR_SQL_FUNCTION(querator_queue_stats, querator::queue_stats(fcinfo));

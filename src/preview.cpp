@@ -81,12 +81,4 @@ payload_preview(FunctionCallInfo fcinfo)
 
 } // namespace querator
 
-extern "C" {
-PG_FUNCTION_INFO_V1(querator_payload_preview);
-
-Datum
-querator_payload_preview(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::payload_preview(fcinfo); });
-}
-}
+QUERATOR_SQL_FUNCTION(querator_payload_preview, querator::payload_preview(fcinfo));

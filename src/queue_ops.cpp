@@ -1,7 +1,7 @@
 /* Operations on items, for the API and the worker alike; see queue_ops.hpp. */
 #include "queue_ops.hpp"
 #include "partition_estimates.hpp"
-#include "validation.hpp"
+#include "time_math.hpp"
 #include "worker_state.hpp"
 
 #include <map>

@@ -6,8 +6,10 @@
 #include "queue_ops.hpp"
 #include "settings.hpp"
 #include "spi.hpp"
+#include "time_math.hpp"
 #include "validation.hpp"
 #include "webhook_delivery.hpp"
+#include "webhook_state.hpp"
 
 #include <algorithm>
 
@@ -317,69 +319,12 @@ change_grant(FunctionCallInfo fcinfo, bool grant)
 
 } // namespace querator
 
-extern "C" {
-PG_FUNCTION_INFO_V1(querator_queue_pause);
-PG_FUNCTION_INFO_V1(querator_queue_resume);
-PG_FUNCTION_INFO_V1(querator_queue_grant);
-PG_FUNCTION_INFO_V1(querator_queue_revoke);
-
-Datum
-querator_queue_pause(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::set_paused(fcinfo, true); });
-}
-
-Datum
-querator_queue_resume(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::set_paused(fcinfo, false); });
-}
-
-Datum
-querator_queue_grant(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::change_grant(fcinfo, true); });
-}
-
-Datum
-querator_queue_revoke(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::change_grant(fcinfo, false); });
-}
-
-PG_FUNCTION_INFO_V1(querator_queues_create);
-PG_FUNCTION_INFO_V1(querator_queues_update);
-PG_FUNCTION_INFO_V1(querator_queues_delete);
-PG_FUNCTION_INFO_V1(querator_queues_list);
-PG_FUNCTION_INFO_V1(querator_queues_info);
-
-Datum
-querator_queues_create(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::queues_create(fcinfo); });
-}
-
-Datum
-querator_queues_update(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::queues_update(fcinfo); });
-}
-
-Datum
-querator_queues_delete(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::queues_delete(fcinfo); });
-}
-
-Datum
-querator_queues_list(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::queues_list(fcinfo); });
-}
-
-Datum
-querator_queues_info(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::queues_info(fcinfo); });
-}
-}
+QUERATOR_SQL_FUNCTION(querator_queue_pause, querator::set_paused(fcinfo, true));
+QUERATOR_SQL_FUNCTION(querator_queue_resume, querator::set_paused(fcinfo, false));
+QUERATOR_SQL_FUNCTION(querator_queue_grant, querator::change_grant(fcinfo, true));
+QUERATOR_SQL_FUNCTION(querator_queue_revoke, querator::change_grant(fcinfo, false));
+QUERATOR_SQL_FUNCTION(querator_queues_create, querator::queues_create(fcinfo));
+QUERATOR_SQL_FUNCTION(querator_queues_update, querator::queues_update(fcinfo));
+QUERATOR_SQL_FUNCTION(querator_queues_delete, querator::queues_delete(fcinfo));
+QUERATOR_SQL_FUNCTION(querator_queues_list, querator::queues_list(fcinfo));
+QUERATOR_SQL_FUNCTION(querator_queues_info, querator::queues_info(fcinfo));

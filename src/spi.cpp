@@ -349,12 +349,4 @@ spi_copy_row_to(ReturnSetInfo *rsinfo, uint64 row, int columns)
 	});
 }
 
-std::string
-data_object_name(const std::string &name)
-{
-	const char *n = name.c_str();
-	const char *qualified = pg_guard([&] { return quote_qualified_identifier("querator_data", n); });
-	return std::string(qualified);
-}
-
 } // namespace querator

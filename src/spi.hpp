@@ -82,7 +82,4 @@ void spi_copy_result_to(ReturnSetInfo *rsinfo);
 /* Appends the first `columns` columns of row `row` of the last result to a materialized SRF result. */
 void spi_copy_row_to(ReturnSetInfo *rsinfo, uint64 row, int columns);
 
-/* Quoted, schema-qualified name of an object in querator_data. */
-std::string data_object_name(const std::string &name);
-
 } // namespace querator

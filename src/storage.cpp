@@ -267,10 +267,13 @@ const char *const kLeaseClaimSql =
 namespace {
 
 /*
- * Leases this backend has started, over every caller of run_claim (a static
- * inside the template would be one counter per instantiation).
+ * The claims this process has started: one per partition a lease tries
+ * (queue_lease in a backend, a webhook lease in the worker), whichever
+ * instantiation of run_claim runs it. Every kHeadEvery-th starts at the
+ * head. At file scope: a static inside the template would be one counter
+ * per instantiation.
  */
-uint32 leases_in_backend = 0;
+uint32 claims_in_process = 0;
 
 /*
  * Runs the claim until batch_size items are granted or a pass loses no race;
@@ -286,13 +289,13 @@ run_claim(int32 queue_id, int partition, const std::string &client_id, int32 bat
 	const std::string rendered = render_partition(kLeaseClaimSql, queue_id, partition);
 	const bool registered_here = head_register(queue_id, partition, HeadRole::leaser);
 	/*
-	 * Most leases start at the cursor, past the items other leases hold
-	 * right now; every kHeadEvery-th lease of a backend, and any pass after
+	 * Most claims start at the cursor, past the items other leases hold
+	 * right now; every kHeadEvery-th claim of a process, and any pass after
 	 * one that came back short, starts at the head, so an item below the
 	 * cursor that became leasable again is taken within a few leases.
 	 */
 	constexpr uint32 kHeadEvery = 8;
-	bool from_cursor = leases_in_backend++ % kHeadEvery != 0;
+	bool from_cursor = claims_in_process++ % kHeadEvery != 0;
 	uint64 total = 0;
 	constexpr int kMaxPasses = 4;
 	for (int pass = 0; pass < kMaxPasses && total < static_cast<uint64>(batch_size); pass++)
@@ -350,9 +353,12 @@ storage_lease(int32 queue_id, int partition, const std::string &client_id, int32
 
 /*
  * Lock order, everywhere: the item row first, then its lease row. A lease
- * locks the item and then inserts the lease; complete, retry and expiry lock
- * the item (the "candidates" CTE) before they delete the lease. Any other
- * order deadlocks a lease against a complete of the same item.
+ * locks the item and then inserts the lease; complete deletes the item
+ * (which locks it) and then the lease; retry and expiry lock the items (the
+ * "candidates" CTE), then delete the leases, then the items; a destructive
+ * clear deletes the items before the leases (storage_admin.cpp); extend
+ * touches lease rows only. Any other order deadlocks a lease against a
+ * complete of the same item. See docs/design.md, "Lock order".
  */
 const char *const kLockRequestedItems =
 	"SELECT id FROM {items} WHERE id = ANY ($1) ORDER BY id FOR UPDATE";

@@ -24,8 +24,6 @@
 
 namespace querator {
 
-constexpr int kPartitionShift = 48;
-
 int partition_of_id(int64 id);
 
 /* Where dead-lettered items of a queue go. */

@@ -51,9 +51,15 @@ storage_clear_partition(int32 queue_id, int partition, bool ready, bool schedule
 	head_register(queue_id, partition); /* deletes unleased items: a rollback brings them back */
 	if (destructive)
 	{
-		/* Item rows first, then lease rows: the lock order of every statement. */
+		/*
+		 * Item rows first, then lease rows: the lock order of every
+		 * statement. The condition on `gone` makes the lease delete wait
+		 * for the item delete to finish; without it the lease rows went
+		 * first (the executor runs a CTE when its result is first read) and
+		 * the clear deadlocked with a complete (clear_lock_order.spec).
+		 */
 		spi_run(render_partition("WITH gone AS (DELETE FROM {items} RETURNING id), "
-								 "released AS (DELETE FROM {leases} RETURNING id) "
+								 "released AS (DELETE FROM {leases} WHERE (SELECT count(*) FROM gone) >= 0 RETURNING id) "
 								 "SELECT (SELECT count(*) FROM released), (SELECT count(*) FROM gone)",
 								 queue_id, partition),
 				{});

@@ -2,11 +2,18 @@
 #include "storage_sql.hpp"
 #include "error.hpp"
 #include "spi.hpp"
-#include "storage.hpp"
 
 #include <unordered_map>
 
 namespace querator {
+
+std::string
+data_object_name(const std::string &name)
+{
+	const char *n = name.c_str();
+	const char *qualified = pg_guard([&] { return quote_qualified_identifier("querator_data", n); });
+	return std::string(qualified);
+}
 
 std::string
 queue_prefix(int32 queue_id)

@@ -15,6 +15,11 @@
 
 namespace querator {
 
+/* An item id is (partition << kPartitionShift) | nextval(qQ_seq), so it names its partition. */
+constexpr int kPartitionShift = 48;
+
+/* Quoted, schema-qualified name of an object in querator_data. */
+std::string data_object_name(const std::string &name);
 std::string queue_prefix(int32 queue_id);
 std::string partition_table(int32 queue_id, int partition, const char *kind);
 /* 'querator_data.qQ_seq'::regclass */

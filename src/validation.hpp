@@ -5,8 +5,8 @@
  */
 #pragma once
 
-#include "catalog.hpp"
 #include "pg_prelude.hpp"
+#include "queue_definition.hpp"
 
 #include <optional>
 #include <string>
@@ -61,14 +61,5 @@ void validate_list_limit(int32 limit);
  * differ from it, and backoff against backoff max when either changed.
  */
 void validate_webhook(const Webhook &webhook, const Webhook *before = nullptr);
-
-/* Formats an interval the way PostgreSQL prints it, e.g. 01:00:00. */
-std::string interval_text(const Interval &value);
-int interval_compare(const Interval &a, const Interval &b);
-/* The same fields ('1 day' and '24:00:00' compare equal but are not identical). */
-bool interval_identical(const Interval &a, const Interval &b);
-TimestampTz timestamp_plus(TimestampTz t, const Interval &value);
-/* Milliseconds from now until `t`, at least 0. */
-long ms_until(TimestampTz t);
 
 } // namespace querator

@@ -60,12 +60,4 @@ webhook_status(FunctionCallInfo fcinfo)
 
 } // namespace querator
 
-extern "C" {
-PG_FUNCTION_INFO_V1(querator_webhook_status);
-
-Datum
-querator_webhook_status(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::webhook_status(fcinfo); });
-}
-}
+QUERATOR_SQL_FUNCTION(querator_webhook_status, querator::webhook_status(fcinfo));

@@ -11,7 +11,7 @@
 #include "maintenance.hpp"
 #include "settings.hpp"
 #include "spi.hpp"
-#include "validation.hpp"
+#include "time_math.hpp"
 #include "webhook_delivery.hpp"
 #include "webhook_state.hpp"
 #include "worker_state.hpp"

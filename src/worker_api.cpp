@@ -54,19 +54,5 @@ request_worker(FunctionCallInfo fcinfo)
 
 } // namespace querator
 
-extern "C" {
-PG_FUNCTION_INFO_V1(querator_worker_status);
-PG_FUNCTION_INFO_V1(querator_request_worker);
-
-Datum
-querator_worker_status(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::worker_status(fcinfo); });
-}
-
-Datum
-querator_request_worker(PG_FUNCTION_ARGS)
-{
-	return querator::sql_entry([&] { return querator::request_worker(fcinfo); });
-}
-}
+QUERATOR_SQL_FUNCTION(querator_worker_status, querator::worker_status(fcinfo));
+QUERATOR_SQL_FUNCTION(querator_request_worker, querator::request_worker(fcinfo));

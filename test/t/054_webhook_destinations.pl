@@ -96,6 +96,9 @@ is(sql(q{SET ROLE hook_admin;
     SELECT (SELECT last_error IS NOT NULL FROM querator.storage_dead_list('loop')),
            (SELECT last_error IS NOT NULL FROM querator.webhook_status() WHERE queue_name = 'loop')}),
 	't|t', 'an admin of the queue sees it');
+sql(q{CREATE ROLE hook_stranger});
+is(sql(q{SET ROLE hook_stranger; SELECT count(*) FROM querator.webhook_status() WHERE queue_name = 'loop'}), '0',
+	'a role that holds nothing on the queue does not see it in webhook_status');
 
 # --- allowing 127.0.0.1/32 lets the sink through (after a reload, no restart).
 sql(q{ALTER SYSTEM SET querator.webhook_allowed_cidrs = '127.0.0.1/32'});
