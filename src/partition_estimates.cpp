@@ -124,12 +124,13 @@ deal_to_waiters()
 			waiters_deal(pending[i].queue_id, INT32_MAX);
 		if (pending[i].ready_added <= 0)
 			continue;
+		/* Dealt once per queue, from its first entry that made items ready (not its first entry). */
 		int64 ready = 0;
 		bool first = true;
 		for (size_t j = 0; j < pending.size(); j++)
 			if (pending[j].queue_id == pending[i].queue_id)
 			{
-				first = first && j >= i;
+				first = first && (j >= i || pending[j].ready_added <= 0);
 				ready += pending[j].ready_added;
 			}
 		if (first)
