@@ -169,6 +169,15 @@ deal_new_items()
 	}
 }
 
+TimestampTz
+earliest_deadline()
+{
+	TimestampTz earliest = pending.deadlines.front().at;
+	for (const WorkerDeadline &d : pending.deadlines)
+		earliest = std::min(earliest, d.at);
+	return earliest;
+}
+
 /*
  * Nothing here may raise: an error in a commit callback comes after the
  * commit record and is promoted to PANIC. Every effect was allocated when
@@ -195,9 +204,7 @@ apply_at_commit()
 	if (pending.service_request != InvalidSubTransactionId)
 		launcher_serve_this_database();
 	if (!pending.deadlines.empty())
-		worker_wake_before(std::min_element(pending.deadlines.begin(), pending.deadlines.end(),
-											[](const WorkerDeadline &a, const WorkerDeadline &b) { return a.at < b.at; })
-							   ->at);
+		worker_wake_before(earliest_deadline());
 	/* Reservations simply stay. */
 }
 
