@@ -1,6 +1,5 @@
 /* Backend cache of queue definitions; see catalog_cache.hpp. */
 #include "catalog_cache.hpp"
-#include "transaction_guard.hpp"
 
 extern "C" {
 #include "port/atomics.h"
@@ -22,22 +21,7 @@ struct CachedQueue
 
 std::unordered_map<std::string, CachedQueue> cache;
 constexpr size_t kMaxCached = 1024;
-bool changed_in_transaction = false;
-
-void
-on_xact_event(XactEvent event, void *)
-{
-	if (!changed_in_transaction)
-		return;
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
-		pg_atomic_fetch_add_u64(shared_version, 1);
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PARALLEL_ABORT)
-	{
-		changed_in_transaction = false;
-		cache.clear();
-	}
-}
+bool bypassed = false; /* the running transaction changed the catalog */
 
 } // namespace
 
@@ -57,18 +41,12 @@ catalog_cache_startup_shmem()
 		pg_atomic_init_u64(shared_version, 1);
 }
 
-void
-catalog_cache_register_xact_callback()
-{
-	RegisterXactCallback(on_xact_event, nullptr);
-}
-
 std::optional<QueueDef>
 catalog_cache_lookup(const std::string &name, uint64 *version)
 {
 	/* Read before the catalog query that may fill the cache: a change committed after it invalidates the entry. */
 	*version = shared_version ? pg_atomic_read_u64(shared_version) : 0;
-	if (shared_version == nullptr || changed_in_transaction)
+	if (shared_version == nullptr || bypassed)
 		return std::nullopt;
 	auto found = cache.find(name);
 	if (found == cache.end() || found->second.version != *version)
@@ -79,7 +57,7 @@ catalog_cache_lookup(const std::string &name, uint64 *version)
 void
 catalog_cache_store(const QueueDef &def, uint64 version)
 {
-	if (shared_version == nullptr || changed_in_transaction)
+	if (shared_version == nullptr || bypassed)
 		return;
 	if (cache.size() >= kMaxCached)
 		cache.clear();
@@ -87,10 +65,24 @@ catalog_cache_store(const QueueDef &def, uint64 version)
 }
 
 void
-catalog_cache_changed()
+catalog_cache_bypass()
 {
-	changed_in_transaction = true;
-	transaction_guard_note("a queue catalog change");
+	bypassed = true;
+	cache.clear();
+}
+
+void
+catalog_cache_publish_change()
+{
+	if (shared_version != nullptr)
+		pg_atomic_fetch_add_u64(shared_version, 1);
+	catalog_cache_discard_change();
+}
+
+void
+catalog_cache_discard_change()
+{
+	bypassed = false;
 	cache.clear();
 }
 

@@ -17,13 +17,20 @@ namespace querator {
 
 void catalog_cache_request_shmem();
 void catalog_cache_startup_shmem();
-void catalog_cache_register_xact_callback();
 
 /* The cached definition of `name`, if still valid; otherwise nothing, and *version is what to store with. */
 std::optional<QueueDef> catalog_cache_lookup(const std::string &name, uint64 *version);
 void catalog_cache_store(const QueueDef &def, uint64 version);
 
-/* The current transaction changed the catalog: bypass the cache now, bump the version at commit. */
-void catalog_cache_changed();
+/*
+ * A transaction that changes the catalog (catalog_cache_changed,
+ * commit_effects.hpp) bypasses the cache from then on, and its end tells
+ * the cache what became of the change: committed (the version moves, so
+ * every backend's entries are stale) or rolled back (nothing to publish).
+ */
+void catalog_cache_bypass();
+void catalog_cache_publish_change();
+void catalog_cache_discard_change();
 
 } // namespace querator
+

@@ -5,8 +5,9 @@
  * They only steer choices: produce writes to the partition with the fewest,
  * lease tries partitions with the most first. Correctness never depends on
  * them (a lease that finds nothing tries the next partition), so they may
- * drift or start at zero after a restart. Changes are collected per
- * transaction and applied at commit, so rolled-back work leaves no trace.
+ * drift or start at zero after a restart. Changes are recorded per
+ * transaction in commit_effects.hpp and applied here when it commits, so
+ * rolled-back work leaves no trace.
  */
 #pragma once
 
@@ -18,17 +19,6 @@ namespace querator {
 
 void estimates_request_shmem();
 void estimates_startup_shmem();
-void estimates_register_xact_callback();
-
-/* Current estimates for partitions [0, partitions) of a queue in this database. */
-std::vector<int64> estimates_read(int32 queue_id, int partitions);
-
-/*
- * Records a change in a partition's unleased items, applied when the current
- * transaction commits; new ready items (delta > 0) are also dealt to the
- * queue's waiting consumers then (waiters.hpp).
- */
-void estimates_add_at_commit(int32 queue_id, int partition, int64 delta);
 
 /* Events counted per partition since server start (queue_stats). */
 enum class Counter
@@ -49,11 +39,11 @@ struct PartitionCounters
 	int64 values[kCounterCount] = {};
 };
 
-/* At commit, every waiter of the queue gets to try a lease (queue_resume). */
-void wake_waiters_at_commit(int32 queue_id);
+/* Committed estimates of partitions [0, partitions) of a queue in this database. */
+std::vector<int64> estimates_read_committed(int32 queue_id, int partitions);
 
-/* Counts `n` events of a kind, applied when the current transaction commits. */
-void count_at_commit(int32 queue_id, int partition, Counter counter, int64 n);
+/* Adds a committed transaction's changes to a partition's entry (made if missing). Never raises: runs at commit. */
+void estimates_apply(int32 queue_id, int partition, int64 unleased_delta, const int64 (&counters)[kCounterCount]);
 
 /* Estimates and counters of partitions [0, partitions) of a queue. */
 std::vector<PartitionCounters> counters_read(int32 queue_id, int partitions);
@@ -63,20 +53,23 @@ void estimates_forget(int32 queue_id, int first_partition);
 
 /*
  * Partitions count against querator.max_tracked_partitions (over all
- * databases): queues_create / queues_update reserve the entries of new
- * partitions [first, last) at once, or fail with 54000 when they do not fit
- * (the reservation is undone if the transaction aborts). After a restart
- * each worker re-tracks its database's partitions (estimates_track, every
- * round); past the limit that is logged once and those partitions go
- * untracked (docs/design.md, "Limits").
+ * databases): queues_create / queues_update create the entries of new
+ * partitions [first, last) at once (estimates_create, appending the ones it
+ * made to *created), or fail with 54000 when they do not fit; an aborted
+ * transaction removes them again (estimates_remove; both through
+ * estimates_reserve, commit_effects.hpp). After a restart each worker
+ * re-tracks its database's partitions (estimates_track, every round); past
+ * the limit that is logged once and those partitions go untracked
+ * (docs/design.md, "Limits").
  */
-void estimates_reserve(int32 queue_id, int first_partition, int last_partition);
+void estimates_create(int32 queue_id, int first_partition, int last_partition, std::vector<int> *created);
+void estimates_remove(int32 queue_id, int partition);
 void estimates_track(int32 queue_id, int partitions);
 /* Forgets every partition of this database, heads included (the extension was dropped). */
 void estimates_forget_database();
 
-/* Partition order for a produce (fewest first) and for a lease (most first); ties rotate. */
-std::vector<int> partitions_for_produce(int32 queue_id, int partitions);
-std::vector<int> partitions_for_lease(int32 queue_id, int partitions);
+/* Partitions ordered by their estimates, fewest or most first; ties rotate randomly. */
+std::vector<int> partitions_by_estimate(const std::vector<int64> &estimates, bool most_first);
 
 } // namespace querator
+

@@ -1,7 +1,6 @@
 /* Partition heads in shared memory; see partition_head.hpp for why they are safe. */
 #include "partition_head.hpp"
 #include "partition_key.hpp"
-#include "transaction_guard.hpp"
 
 extern "C" {
 #include "storage/spin.h"
@@ -44,16 +43,6 @@ struct HeadEntry
 HTAB *heads = nullptr;
 LWLock *heads_lock = nullptr;
 
-/* This backend's registrations, released when its transaction ends. */
-struct LocalRegistration
-{
-	PartitionKey key;
-	bool overflow;
-	int64 floor;
-	bool writer; /* inserts or deletes items (HeadRole::writer), not only leases */
-};
-std::vector<LocalRegistration> local;
-
 HeadEntry *
 find_entry(const PartitionKey &key, bool create)
 {
@@ -78,50 +67,6 @@ find_entry(const PartitionKey &key, bool create)
 	return entry;
 }
 
-/*
- * Ends a registration. `remember` puts its floor in the ring of ended
- * registrations: needed when its end may make items leasable that a scan
- * running now could not see (a writer's commit, any abort), not when a
- * lease commits (its items are leased) or a registration did nothing.
- */
-void
-release_one(const LocalRegistration &reg, bool remember)
-{
-	HeadEntry *entry = find_entry(reg.key, false);
-	if (entry == nullptr)
-		return;
-	SpinLockAcquire(&entry->mutex);
-	if (reg.overflow)
-		entry->overflow--;
-	else
-		for (Registration &r : entry->registrations)
-			if (r.pid == MyProcPid)
-				r.pid = 0;
-	if (remember)
-	{
-		entry->ended_floors[entry->ended_count % kEndedRing] = reg.floor;
-		entry->ended_count++;
-	}
-	SpinLockRelease(&entry->mutex);
-}
-
-void
-release_all(bool committed)
-{
-	for (const LocalRegistration &reg : local)
-		release_one(reg, !committed || reg.writer);
-	local.clear();
-}
-
-void
-on_xact_event(XactEvent event, void *)
-{
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
-		release_all(true);
-	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		release_all(false);
-}
-
 } // namespace
 
 void
@@ -134,12 +79,6 @@ void
 head_startup_shmem()
 {
 	heads = attach_partition_table("querator partition heads", "querator_heads", sizeof(HeadEntry), &heads_lock);
-}
-
-void
-head_register_xact_callback()
-{
-	RegisterXactCallback(on_xact_event, nullptr);
 }
 
 HeadView
@@ -161,19 +100,11 @@ head_read(int32 queue_id, int partition)
 }
 
 bool
-head_register(int32 queue_id, int partition, HeadRole role)
+head_enter(int32 queue_id, int partition, HeadRegistration *registration)
 {
 	if (heads == nullptr)
 		return false;
-	PartitionKey key = make_partition_key(queue_id, partition);
-	for (LocalRegistration &reg : local)
-		if (memcmp(&reg.key, &key, sizeof(key)) == 0)
-		{
-			reg.writer = reg.writer || role == HeadRole::writer;
-			return false; /* registered earlier in this transaction, with a lower or equal floor */
-		}
-	local.reserve(local.size() + 1); /* allocate before registering: the release list must not fail */
-	HeadEntry *entry = find_entry(key, true);
+	HeadEntry *entry = find_entry(make_partition_key(queue_id, partition), true);
 	if (entry == nullptr)
 		return false; /* table full: this partition has no entry, so its head stays 0 */
 	bool overflow = true;
@@ -190,22 +121,31 @@ head_register(int32 queue_id, int partition, HeadRole role)
 	if (overflow)
 		entry->overflow++;
 	SpinLockRelease(&entry->mutex);
-	local.push_back(LocalRegistration{key, overflow, floor, role == HeadRole::writer});
-	transaction_guard_note("a partition head registration");
+	*registration = HeadRegistration{queue_id, partition, overflow, floor};
 	return true;
 }
 
 void
-head_unregister(int32 queue_id, int partition)
+head_leave(const HeadRegistration &registration, bool remember)
 {
-	PartitionKey key = make_partition_key(queue_id, partition);
-	for (auto it = local.begin(); it != local.end(); ++it)
-		if (memcmp(&it->key, &key, sizeof(key)) == 0)
-		{
-			release_one(*it, false); /* it did nothing that a scan could miss */
-			local.erase(it);
-			return;
-		}
+	if (heads == nullptr)
+		return;
+	HeadEntry *entry = find_entry(make_partition_key(registration.queue_id, registration.partition), false);
+	if (entry == nullptr)
+		return;
+	SpinLockAcquire(&entry->mutex);
+	if (registration.overflow)
+		entry->overflow--;
+	else
+		for (Registration &r : entry->registrations)
+			if (r.pid == MyProcPid)
+				r.pid = 0;
+	if (remember)
+	{
+		entry->ended_floors[entry->ended_count % kEndedRing] = registration.floor;
+		entry->ended_count++;
+	}
+	SpinLockRelease(&entry->mutex);
 }
 
 void

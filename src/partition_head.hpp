@@ -12,12 +12,13 @@
  *   - a transaction still inserting into the partition (its ids come from
  *     the sequence and may commit after a later id was consumed), and
  *   - a lease still in progress that skipped-locked items, and may roll back.
- * Both register before they act (head_register) with the head they saw; the
- * head never advances past the lowest registration of another transaction,
- * nor past that of one which ended after the scan took its snapshot (its
- * items or released locks may be invisible to that snapshot), and
- * registrations end with their transaction. Every value is therefore safe
- * forever, and the head only moves forward (max).
+ * Both register before they act with the head they saw (head_enter, through
+ * head_register in commit_effects.hpp, which ends the registration with the
+ * transaction); the head never advances past the lowest registration of
+ * another transaction, nor past that of one which ended after the scan took
+ * its snapshot (its items or released locks may be invisible to that
+ * snapshot). Every value is therefore safe forever, and the head only moves
+ * forward (max).
  *
  * Concurrent leases starting at the same head would each walk the items the
  * others hold; the cursor (head_claimed) lets them start past those instead.
@@ -30,7 +31,6 @@ namespace querator {
 
 void head_request_shmem();
 void head_startup_shmem();
-void head_register_xact_callback();
 
 /* What a lease scan needs to know before it takes its snapshot. */
 struct HeadView
@@ -44,23 +44,25 @@ struct HeadView
 /* Read right before the scan's statement (so before its snapshot). */
 HeadView head_read(int32 queue_id, int partition);
 
-/* What a registered transaction does to the partition's items. */
-enum class HeadRole
+/* A backend's registration in a partition's entry (taken by head_enter, given back by head_leave). */
+struct HeadRegistration
 {
-	leaser, /* locks items to lease them: only a rollback makes them leasable again */
-	writer  /* inserts items, or deletes unleased ones (a rollback brings them back) */
+	int32 queue_id;
+	int32 partition;
+	bool overflow; /* no slot was free: it holds the head frozen instead */
+	int64 floor;   /* the head when it registered: its items are all at or above it */
 };
 
-/*
- * Registers the current transaction as writing to or leasing from the
- * partition (once per transaction; a later writer registration upgrades a
- * leaser one). Returns false if it was registered already in this
- * transaction.
- */
-bool head_register(int32 queue_id, int partition, HeadRole role = HeadRole::writer);
+/* Registers this backend in the partition's entry (made if missing); false when the table has no room for it. */
+bool head_enter(int32 queue_id, int partition, HeadRegistration *registration);
 
-/* Ends a registration early: a lease that took nothing (or a promotion that inserted nothing) has nothing to protect. */
-void head_unregister(int32 queue_id, int partition);
+/*
+ * Ends a registration. `remember` puts its floor in the ring of ended
+ * registrations: needed when its end may make items leasable that a scan
+ * running now could not see (a writer's commit, any abort), not when a
+ * lease commits (its items are leased) or a registration did nothing.
+ */
+void head_leave(const HeadRegistration &registration, bool remember);
 
 /*
  * A lease scan from before_scan.head met its first unleased item at
@@ -83,3 +85,4 @@ void head_forget(int32 queue_id, int first_partition);
 void head_forget_database(Oid database);
 
 } // namespace querator
+

@@ -1,14 +1,14 @@
 /*
- * Module entry: library load (settings, shared memory, transaction hooks)
+ * Module entry: library load (settings, shared memory, the commit-effects callbacks)
  * and the check that makes CREATE EXTENSION require shared_preload_libraries.
  */
 #include "catalog_cache.hpp"
+#include "commit_effects.hpp"
 #include "error.hpp"
 #include "partition_estimates.hpp"
 #include "partition_head.hpp"
 #include "queue_ops.hpp"
 #include "settings.hpp"
-#include "transaction_guard.hpp"
 #include "waiters.hpp"
 #include "webhook_state.hpp"
 #include "worker_state.hpp"
@@ -145,13 +145,7 @@ _PG_init(void)
 	shmem_request_hook = request_shmem;
 	previous_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = startup_shmem;
-	querator::estimates_register_xact_callback();
-	querator::catalog_cache_register_xact_callback();
-	querator::head_register_xact_callback();
-	querator::worker_state_register_xact_callback();
-	querator::waiters_register_xact_callback();
-	querator::webhook_register_xact_callback();
-	querator::transaction_guard_register_xact_callback();
+	querator::commit_effects_register_callbacks();
 	register_launcher();
 	previous_object_access_hook = object_access_hook;
 	object_access_hook = on_object_access;

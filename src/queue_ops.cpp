@@ -1,8 +1,8 @@
 /* Operations on items, for the API and the worker alike; see queue_ops.hpp. */
 #include "queue_ops.hpp"
+#include "commit_effects.hpp"
 #include "partition_estimates.hpp"
 #include "time_math.hpp"
-#include "worker_state.hpp"
 
 #include <map>
 #include <set>

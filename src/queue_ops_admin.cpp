@@ -1,13 +1,11 @@
 /* Operations on queues: definitions, clear, redrive, the extension's own DDL; see queue_ops.hpp. */
 #include "queue_ops.hpp"
+#include "commit_effects.hpp"
 #include "access.hpp"
-#include "catalog_cache.hpp"
 #include "partition_estimates.hpp"
 #include "partition_head.hpp"
 #include "storage_admin.hpp"
 #include "waiters.hpp"
-#include "webhook_state.hpp"
-#include "worker_state.hpp"
 
 namespace querator {
 

@@ -1,5 +1,6 @@
 /* Item storage; the table layout and its SQL live only here (see storage.hpp). */
 #include "storage.hpp"
+#include "commit_effects.hpp"
 #include "error.hpp"
 #include "spi.hpp"
 #include "partition_head.hpp"

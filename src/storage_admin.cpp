@@ -1,8 +1,8 @@
 /* Storage for operations; see storage_admin.hpp. */
 #include "storage_admin.hpp"
+#include "commit_effects.hpp"
 #include "error.hpp"
 #include "spi.hpp"
-#include "partition_head.hpp"
 #include "storage_sql.hpp"
 
 namespace querator {

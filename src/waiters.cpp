@@ -106,20 +106,6 @@ covers(const EndMarker &m, int32 queue_id)
 	return m.why != WaitEnd::none && m.database == MyDatabaseId && (m.queue_id == kAllQueues || m.queue_id == queue_id);
 }
 
-/* The deletion this backend announced has committed or rolled back: waits are possible again. */
-void
-remove_my_markers()
-{
-	if (!placed_markers || table == nullptr)
-		return;
-	LWLockAcquire(table_lock, LW_EXCLUSIVE);
-	for (EndMarker &m : table->markers)
-		if (m.why != WaitEnd::none && m.pid == MyProcPid)
-			m = EndMarker{};
-	LWLockRelease(table_lock);
-	placed_markers = false;
-}
-
 /* "<what happens>; the wait on '<queue>' ends" and a hint, for a wait ended by DDL. */
 Error
 ended_error(WaitEnd why, const std::string &queue_name)
@@ -138,25 +124,6 @@ ended_error(WaitEnd why, const std::string &queue_name)
 	}
 	return Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
 				 std::string(what) + "; the wait on '" + queue_name + "' ends", hint);
-}
-
-void
-on_xact_event(XactEvent event, void *)
-{
-	/* A cancelled or failed waiting lease leaves the wait queue here. */
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		waiter_unregister();
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE)
-		remove_my_markers();
-}
-
-/* A waiting lease interrupted inside a subtransaction (savepoint, PL/pgSQL EXCEPTION block). */
-void
-on_subxact_event(SubXactEvent event, SubTransactionId, SubTransactionId, void *)
-{
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-		waiter_unregister();
 }
 
 } // namespace
@@ -180,13 +147,6 @@ waiters_startup_shmem()
 		pg_atomic_init_u32(&table->active, 0);
 		table->size = table_size();
 	}
-}
-
-void
-waiters_register_xact_callback()
-{
-	RegisterXactCallback(on_xact_event, nullptr);
-	RegisterSubXactCallback(on_subxact_event, nullptr);
 }
 
 void
@@ -306,6 +266,19 @@ waiters_end(int32 queue_id, WaitEnd why)
 		}
 	}
 	LWLockRelease(table_lock);
+}
+
+void
+waiters_end_over()
+{
+	if (!placed_markers || table == nullptr)
+		return;
+	LWLockAcquire(table_lock, LW_EXCLUSIVE);
+	for (EndMarker &m : table->markers)
+		if (m.why != WaitEnd::none && m.pid == MyProcPid)
+			m = EndMarker{};
+	LWLockRelease(table_lock);
+	placed_markers = false;
 }
 
 void

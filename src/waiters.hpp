@@ -18,7 +18,6 @@ namespace querator {
 
 void waiters_request_shmem();
 void waiters_startup_shmem();
-void waiters_register_xact_callback();
 
 /*
  * Registers this backend as a waiter; throws 55006 if client_id already waits
@@ -27,9 +26,10 @@ void waiters_register_xact_callback();
 void waiter_register(int32 queue_id, const std::string &queue_name, const std::string &client_id, int32 batch_size);
 /* Takes the allowance dealt to this backend's waiter (0 if none) and resets it. */
 int32 waiter_take_allowance();
+/* Ends this backend's wait, if any: when it returns, and at the abort of a waiting lease (commit_effects.cpp). */
 void waiter_unregister();
 
-/* Deals `count` new ready items of a queue to its waiters; called at commit (partition_estimates.cpp). */
+/* Deals `count` new ready items of a queue to its waiters; called at commit (commit_effects.cpp). */
 void waiters_deal(int32 queue_id, int64 count);
 
 /*
@@ -48,6 +48,8 @@ enum class WaitEnd : uint8
 };
 constexpr int32 kAllQueues = -1;
 void waiters_end(int32 queue_id, WaitEnd why);
+/* The transaction that called waiters_end has ended (commit, abort, prepare): waits are possible again. */
+void waiters_end_over();
 /* In the wait loop: throws 55000 if DDL ended this backend's wait on `queue_name`. */
 void waiter_check_ended(const std::string &queue_name);
 

@@ -1,9 +1,9 @@
 /* Webhook delivery, the PostgreSQL side; see webhook_delivery.hpp. */
 #include "webhook_delivery.hpp"
+#include "commit_effects.hpp"
 #include "catalog.hpp"
 #include "error.hpp"
 #include "maintenance.hpp"
-#include "partition_estimates.hpp"
 #include "queue_ops.hpp"
 #include "settings.hpp"
 #include "spi.hpp"

@@ -1,6 +1,5 @@
 /* Shared webhook state; see webhook_state.hpp. */
 #include "webhook_state.hpp"
-#include "transaction_guard.hpp"
 #include "worker_state.hpp"
 
 extern "C" {
@@ -44,7 +43,6 @@ struct SharedState
 
 SharedState *state = nullptr;
 LWLock *lock = nullptr;
-bool pending_catalog_change = false; /* this transaction changed the catalog */
 
 QueueSlot *
 find_queue(Oid database, int32 queue_id)
@@ -236,44 +234,22 @@ webhook_note_ready(int32 queue_id)
 		SetLatch(wake);
 }
 
-namespace {
-
 void
-on_xact_event(XactEvent event, void *)
+webhook_note_catalog_change()
 {
-	if ((event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT) && pending_catalog_change &&
-		state != nullptr)
+	if (state == nullptr)
+		return;
+	Latch *wake = nullptr;
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	if (DatabaseSlot *slot = find_database(MyDatabaseId); slot != nullptr)
 	{
-		Latch *wake = nullptr;
-		LWLockAcquire(lock, LW_EXCLUSIVE);
-		if (DatabaseSlot *slot = find_database(MyDatabaseId); slot != nullptr)
-		{
-			slot->catalog_changed = true;
-			if (slot->sleeping)
-				wake = slot->latch;
-		}
-		LWLockRelease(lock);
-		if (wake != nullptr)
-			SetLatch(wake);
+		slot->catalog_changed = true;
+		if (slot->sleeping)
+			wake = slot->latch;
 	}
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PARALLEL_ABORT)
-		pending_catalog_change = false;
-}
-
-} // namespace
-
-void
-webhook_catalog_changed_at_commit()
-{
-	pending_catalog_change = true;
-	transaction_guard_note("a webhook catalog change");
-}
-
-void
-webhook_register_xact_callback()
-{
-	RegisterXactCallback(on_xact_event, nullptr);
+	LWLockRelease(lock);
+	if (wake != nullptr)
+		SetLatch(wake);
 }
 
 bool

@@ -48,12 +48,12 @@ void webhook_set_in_flight(int32 queue_id, int32 in_flight);
 void webhook_note_ready(int32 queue_id);
 
 /*
- * Any backend: the queue catalog changed; at commit the worker is told to
- * re-read its webhook queues (not through a worker deadline, which would
+ * Any backend, at commit of a queue catalog change (recorded by
+ * webhook_catalog_changed_at_commit, commit_effects.hpp): the worker is told
+ * to re-read its webhook queues (not through a worker deadline, which would
  * hide a later deadline committed during the round it triggers).
  */
-void webhook_catalog_changed_at_commit();
-void webhook_register_xact_callback();
+void webhook_note_catalog_change();
 /* Worker: whether the catalog changed since the last call. */
 bool webhook_take_catalog_change();
 
@@ -61,3 +61,4 @@ bool webhook_take_catalog_change();
 std::vector<WebhookStatus> webhook_status_read();
 
 } // namespace querator
+

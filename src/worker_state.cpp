@@ -1,6 +1,5 @@
 /* Shared worker state; see worker_state.hpp. */
 #include "worker_state.hpp"
-#include "transaction_guard.hpp"
 
 extern "C" {
 #include "storage/latch.h"
@@ -35,10 +34,6 @@ struct SharedState
 SharedState *state = nullptr;
 LWLock *state_lock = nullptr;
 
-/* Per-transaction intentions, acted on at commit. */
-bool pending_service_request = false;
-TimestampTz pending_deadline = 0; /* 0: none */
-
 DatabaseSlot *
 find_slot(Oid database)
 {
@@ -63,54 +58,6 @@ find_or_add_slot(Oid database)
 	return slot;
 }
 
-void
-on_commit()
-{
-	if (state == nullptr)
-		return;
-	if (pending_service_request)
-	{
-		LWLockAcquire(state_lock, LW_EXCLUSIVE);
-		DatabaseSlot *slot = find_or_add_slot(MyDatabaseId);
-		if (slot != nullptr)
-			slot->wanted = true;
-		Latch *launcher = state->launcher_latch;
-		LWLockRelease(state_lock);
-		if (slot == nullptr)
-			elog(WARNING, "querator: more than %d databases use querator; this one is not served", kMaxServedDatabases);
-		if (launcher != nullptr)
-			SetLatch(launcher);
-	}
-	if (pending_deadline != 0)
-	{
-		Latch *worker = nullptr;
-		LWLockAcquire(state_lock, LW_EXCLUSIVE);
-		DatabaseSlot *slot = find_slot(MyDatabaseId);
-		if (slot != nullptr && slot->worker_latch != nullptr &&
-			(slot->next_wakeup == 0 || pending_deadline < slot->next_wakeup))
-		{
-			slot->next_wakeup = pending_deadline;
-			worker = slot->worker_latch;
-		}
-		LWLockRelease(state_lock);
-		if (worker != nullptr)
-			SetLatch(worker);
-	}
-}
-
-void
-on_xact_event(XactEvent event, void *)
-{
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
-		on_commit();
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PARALLEL_ABORT)
-	{
-		pending_service_request = false;
-		pending_deadline = 0;
-	}
-}
-
 } // namespace
 
 void
@@ -128,12 +75,6 @@ worker_state_startup_shmem()
 	state_lock = &(GetNamedLWLockTranche("querator_worker_state"))->lock;
 	if (!found)
 		*state = SharedState{};
-}
-
-void
-worker_state_register_xact_callback()
-{
-	RegisterXactCallback(on_xact_event, nullptr);
 }
 
 void
@@ -243,18 +184,38 @@ worker_publish_round(Oid database, std::optional<TimestampTz> next_wakeup, const
 }
 
 void
-request_service_at_commit()
+launcher_serve_this_database()
 {
-	pending_service_request = true;
-	transaction_guard_note("a worker request");
+	if (state == nullptr)
+		return;
+	LWLockAcquire(state_lock, LW_EXCLUSIVE);
+	DatabaseSlot *slot = find_or_add_slot(MyDatabaseId);
+	if (slot != nullptr)
+		slot->wanted = true;
+	Latch *launcher = state->launcher_latch;
+	LWLockRelease(state_lock);
+	if (slot == nullptr)
+		elog(WARNING, "querator: more than %d databases use querator; this one is not served", kMaxServedDatabases);
+	if (launcher != nullptr)
+		SetLatch(launcher);
 }
 
 void
-wake_worker_at_commit(TimestampTz deadline)
+worker_wake_before(TimestampTz deadline)
 {
-	if (pending_deadline == 0 || deadline < pending_deadline)
-		pending_deadline = deadline;
-	transaction_guard_note("a worker wake-up");
+	if (state == nullptr)
+		return;
+	Latch *worker = nullptr;
+	LWLockAcquire(state_lock, LW_EXCLUSIVE);
+	DatabaseSlot *slot = find_slot(MyDatabaseId);
+	if (slot != nullptr && slot->worker_latch != nullptr && (slot->next_wakeup == 0 || deadline < slot->next_wakeup))
+	{
+		slot->next_wakeup = deadline;
+		worker = slot->worker_latch;
+	}
+	LWLockRelease(state_lock);
+	if (worker != nullptr)
+		SetLatch(worker);
 }
 
 std::vector<WorkerStatus>

@@ -38,7 +38,6 @@ struct WorkerStatus
 
 void worker_state_request_shmem();
 void worker_state_startup_shmem();
-void worker_state_register_xact_callback();
 
 /* Launcher. */
 void launcher_attach();
@@ -51,11 +50,16 @@ void worker_detach(Oid database, bool extension_gone);
 void worker_begin_round(Oid database);
 void worker_publish_round(Oid database, std::optional<TimestampTz> next_wakeup, const WorkerCounters &added);
 
-/* Backends: at commit, ask the launcher to serve this database (CREATE EXTENSION). */
-void request_service_at_commit();
-/* Backends: at commit, wake this database's worker if `deadline` is before its next wake-up. */
-void wake_worker_at_commit(TimestampTz deadline);
+/*
+ * Backends, applied at commit (recorded by request_service_at_commit and
+ * wake_worker_at_commit, commit_effects.hpp): ask the launcher to serve this
+ * database (CREATE EXTENSION); wake this database's worker if `deadline` is
+ * before its next wake-up.
+ */
+void launcher_serve_this_database();
+void worker_wake_before(TimestampTz deadline);
 
 std::vector<WorkerStatus> worker_status_all();
 
 } // namespace querator
+

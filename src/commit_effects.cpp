@@ -1,0 +1,451 @@
+/* The commit-effects dispatcher; see commit_effects.hpp and docs/design.md, "Commit effects". */
+#include "commit_effects.hpp"
+#include "catalog_cache.hpp"
+#include "partition_estimates.hpp"
+#include "partition_head.hpp"
+#include "waiters.hpp"
+#include "webhook_state.hpp"
+#include "worker_state.hpp"
+
+#include <algorithm>
+
+namespace querator {
+
+namespace {
+
+/*
+ * Every pending effect carries the subtransaction that recorded it.
+ * Subtransaction ids grow in creation order and subtransactions nest, so
+ * when subtransaction S aborts, the effects with an id >= S are exactly
+ * those of S and its children: they are dropped. A child that commits keeps
+ * its effects' ids, which makes them its parent's: dropped if the parent
+ * aborts, applied if the transaction commits.
+ */
+
+/* Changes to one partition recorded in one subtransaction: a transaction of many calls stays small. */
+struct PartitionChange
+{
+	int32 queue_id;
+	int32 partition;
+	SubTransactionId subxact;
+	int64 ready_added; /* new ready items: also dealt to the queue's waiters */
+	int64 ready_removed;
+	int64 counters[kCounterCount];
+	bool wake_all; /* deal every waiter of the queue a full batch (resume) */
+};
+
+/* An estimates entry the transaction created: removed again if it aborts. */
+struct Reservation
+{
+	int32 queue_id;
+	int32 partition;
+	SubTransactionId subxact;
+};
+
+struct WorkerDeadline
+{
+	SubTransactionId subxact;
+	TimestampTz at;
+};
+
+/* Held until the top-level transaction ends, whatever its subtransactions do (the registration covers them all). */
+struct HeldRegistration
+{
+	HeadRegistration registration;
+	bool writer; /* inserted or deleted items (HeadRole::writer), not only leased */
+};
+
+/*
+ * A flag is the lowest subtransaction that recorded it (0: not recorded):
+ * it survives the abort of S exactly when it was recorded below S.
+ */
+using Flag = SubTransactionId;
+
+struct Pending
+{
+	std::vector<PartitionChange> changes;
+	std::vector<Reservation> reservations;
+	std::vector<WorkerDeadline> deadlines;
+	std::vector<HeldRegistration> registrations;
+	Flag catalog_change = InvalidSubTransactionId;
+	Flag webhook_catalog_change = InvalidSubTransactionId;
+	Flag service_request = InvalidSubTransactionId;
+	/*
+	 * The first kind of state the transaction recorded, named when PREPARE
+	 * is refused. It stays until the transaction ends, even if that state
+	 * was dropped or ended since (README: a lease that took nothing still
+	 * makes PREPARE fail).
+	 */
+	const char *first_recorded = nullptr;
+
+	/* Keeps the vectors' room: the next transaction records without allocating. */
+	void
+	clear()
+	{
+		changes.clear();
+		reservations.clear();
+		deadlines.clear();
+		registrations.clear();
+		catalog_change = webhook_catalog_change = service_request = InvalidSubTransactionId;
+		first_recorded = nullptr;
+	}
+};
+
+Pending pending;
+
+void
+note(const char *what)
+{
+	if (pending.first_recorded == nullptr)
+		pending.first_recorded = what;
+}
+
+void
+record_flag(Flag *flag, const char *what)
+{
+	const SubTransactionId subxact = GetCurrentSubTransactionId();
+	if (*flag == InvalidSubTransactionId || subxact < *flag)
+		*flag = subxact;
+	note(what);
+}
+
+/* The change of (queue, partition) in the current subtransaction, added if missing. */
+PartitionChange &
+change_of(int32 queue_id, int partition)
+{
+	const SubTransactionId subxact = GetCurrentSubTransactionId();
+	for (PartitionChange &c : pending.changes)
+		if (c.queue_id == queue_id && c.partition == partition && c.subxact == subxact)
+			return c;
+	PartitionChange c{};
+	c.queue_id = queue_id;
+	c.partition = partition;
+	c.subxact = subxact;
+	pending.changes.push_back(c);
+	note("pending partition estimates");
+	return pending.changes.back();
+}
+
+void
+end_registrations(bool committed)
+{
+	for (const HeldRegistration &held : pending.registrations)
+		head_leave(held.registration, !committed || held.writer);
+}
+
+/* Whether changes[i] is the first change of its queue that made items ready. */
+bool
+first_ready_change(size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (pending.changes[j].queue_id == pending.changes[i].queue_id && pending.changes[j].ready_added > 0)
+			return false;
+	return true;
+}
+
+int64
+ready_added_to(int32 queue_id)
+{
+	int64 ready = 0;
+	for (const PartitionChange &c : pending.changes)
+		if (c.queue_id == queue_id)
+			ready += c.ready_added;
+	return ready;
+}
+
+/* Each queue's new ready items (all its partitions) are dealt to its waiters once, and raise its webhook flag. */
+void
+deal_new_items()
+{
+	for (size_t i = 0; i < pending.changes.size(); i++)
+	{
+		const PartitionChange &c = pending.changes[i];
+		if (c.wake_all)
+			waiters_deal(c.queue_id, INT32_MAX);
+		if (c.ready_added <= 0 || !first_ready_change(i))
+			continue;
+		waiters_deal(c.queue_id, ready_added_to(c.queue_id));
+		webhook_note_ready(c.queue_id); /* the worker delivers webhook queues */
+	}
+}
+
+TimestampTz
+earliest_deadline()
+{
+	TimestampTz earliest = pending.deadlines.front().at;
+	for (const WorkerDeadline &d : pending.deadlines)
+		earliest = std::min(earliest, d.at);
+	return earliest;
+}
+
+/*
+ * Nothing here may raise: an error in a commit callback comes after the
+ * commit record and is promoted to PANIC. Every effect was allocated when
+ * it was recorded; applying one takes locks and sets latches only. The
+ * order is docs/design.md's "Commit effects".
+ */
+void
+apply_at_commit()
+{
+	/* 1. What the transaction held ends: its items are visible now. */
+	end_registrations(true);
+	waiters_end_over();
+	/* 2. Definitions before wake-ups: a woken consumer must not act on a cached old one (a paused queue). */
+	if (pending.catalog_change != InvalidSubTransactionId)
+		catalog_cache_publish_change();
+	/* 3. Estimates before dealing: a woken waiter's lease picks its partition by them. */
+	for (const PartitionChange &c : pending.changes)
+		estimates_apply(c.queue_id, c.partition, c.ready_added - c.ready_removed, c.counters);
+	/* 4. New ready items to long-poll waiters and webhook queues. */
+	deal_new_items();
+	/* 5. The worker last: the round it starts sees everything above. */
+	if (pending.webhook_catalog_change != InvalidSubTransactionId)
+		webhook_note_catalog_change();
+	if (pending.service_request != InvalidSubTransactionId)
+		launcher_serve_this_database();
+	if (!pending.deadlines.empty())
+		worker_wake_before(earliest_deadline());
+	/* Reservations simply stay. */
+}
+
+void
+drop_at_abort()
+{
+	end_registrations(false);
+	waiters_end_over();
+	waiter_unregister(); /* a cancelled or failed waiting lease leaves the wait queue */
+	for (const Reservation &r : pending.reservations)
+		estimates_remove(r.queue_id, r.partition);
+	if (pending.catalog_change != InvalidSubTransactionId)
+		catalog_cache_discard_change();
+}
+
+/* Drops what subtransaction `subxact` and its children recorded; head registrations stay until the end. */
+void
+drop_subtransaction(SubTransactionId subxact)
+{
+	auto recorded_in = [&](const auto &effect) { return effect.subxact >= subxact; };
+	auto erase = [&](auto &effects) {
+		effects.erase(std::remove_if(effects.begin(), effects.end(), recorded_in), effects.end());
+	};
+	for (const Reservation &r : pending.reservations)
+		if (recorded_in(r))
+			estimates_remove(r.queue_id, r.partition);
+	erase(pending.reservations);
+	erase(pending.changes);
+	erase(pending.deadlines);
+	if (pending.catalog_change >= subxact)
+	{
+		pending.catalog_change = InvalidSubTransactionId;
+		catalog_cache_discard_change();
+	}
+	if (pending.webhook_catalog_change >= subxact)
+		pending.webhook_catalog_change = InvalidSubTransactionId;
+	if (pending.service_request >= subxact)
+		pending.service_request = InvalidSubTransactionId;
+	waiter_unregister(); /* a waiting lease interrupted inside the subtransaction (savepoint, EXCEPTION block) */
+}
+
+/*
+ * A prepared transaction ends in this backend without a commit or an abort,
+ * and COMMIT PREPARED may run much later, anywhere: what it recorded would
+ * be applied at this backend's next commit (a produce's head registration
+ * would end before its ids became visible, stranding them). Refused before
+ * anything is prepared: the abort that follows drops it all.
+ */
+void
+refuse_prepare()
+{
+	if (pending.first_recorded != nullptr)
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						errmsg("querator does not support PREPARE TRANSACTION"),
+						errdetail("This transaction changed queues or items through querator (%s); "
+								  "only COMMIT or ROLLBACK can settle that.",
+								  pending.first_recorded),
+						errhint("Call querator functions outside two-phase transactions, "
+								"or commit them in a transaction of their own.")));
+}
+
+void
+on_xact_event(XactEvent event, void *)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			apply_at_commit();
+			pending.clear();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			drop_at_abort();
+			pending.clear();
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			refuse_prepare();
+			break;
+		case XACT_EVENT_PREPARE:
+			waiters_end_over(); /* the only state a transaction that may be prepared can hold */
+			pending.clear();
+			break;
+		default:
+			break;
+	}
+}
+
+void
+on_subxact_event(SubXactEvent event, SubTransactionId subxact, SubTransactionId, void *)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		drop_subtransaction(subxact);
+}
+
+} // namespace
+
+void
+commit_effects_register_callbacks()
+{
+	RegisterXactCallback(on_xact_event, nullptr);
+	RegisterSubXactCallback(on_subxact_event, nullptr);
+}
+
+void
+estimates_add_at_commit(int32 queue_id, int partition, int64 delta)
+{
+	if (delta > 0)
+		change_of(queue_id, partition).ready_added += delta;
+	else if (delta < 0)
+		change_of(queue_id, partition).ready_removed -= delta;
+}
+
+void
+count_at_commit(int32 queue_id, int partition, Counter counter, int64 n)
+{
+	if (n != 0)
+		change_of(queue_id, partition).counters[static_cast<int>(counter)] += n;
+}
+
+void
+wake_waiters_at_commit(int32 queue_id)
+{
+	change_of(queue_id, 0).wake_all = true;
+}
+
+void
+wake_worker_at_commit(TimestampTz deadline)
+{
+	const SubTransactionId subxact = GetCurrentSubTransactionId();
+	note("a worker wake-up");
+	for (WorkerDeadline &d : pending.deadlines)
+	{
+		if (d.subxact <= subxact && d.at <= deadline)
+			return; /* an earlier wake-up that outlives this one is recorded already */
+		if (d.subxact == subxact)
+		{
+			d.at = deadline;
+			return;
+		}
+	}
+	pending.deadlines.push_back(WorkerDeadline{subxact, deadline});
+}
+
+void
+request_service_at_commit()
+{
+	record_flag(&pending.service_request, "a worker request");
+}
+
+void
+webhook_catalog_changed_at_commit()
+{
+	record_flag(&pending.webhook_catalog_change, "a webhook catalog change");
+}
+
+void
+catalog_cache_changed()
+{
+	record_flag(&pending.catalog_change, "a queue catalog change");
+	catalog_cache_bypass();
+}
+
+void
+estimates_reserve(int32 queue_id, int first_partition, int last_partition)
+{
+	const SubTransactionId subxact = GetCurrentSubTransactionId();
+	/* Room first: an entry that exists must be recorded, or an abort would not remove it. */
+	pending.reservations.reserve(pending.reservations.size() + std::max(0, last_partition - first_partition));
+	std::vector<int> created;
+	auto record = [&] {
+		for (int p : created)
+			pending.reservations.push_back(Reservation{queue_id, p, subxact});
+		if (!created.empty())
+			note("a partition reservation");
+	};
+	try
+	{
+		estimates_create(queue_id, first_partition, last_partition, &created);
+	}
+	catch (...)
+	{
+		record(); /* what a failed attempt created before it ran out of room */
+		throw;
+	}
+	record();
+}
+
+std::vector<int64>
+estimates_read(int32 queue_id, int partitions)
+{
+	std::vector<int64> result = estimates_read_committed(queue_id, partitions);
+	/* The transaction's own changes count too, so two produces in one transaction spread. */
+	for (const PartitionChange &c : pending.changes)
+		if (c.queue_id == queue_id && c.partition < partitions)
+			result[c.partition] += c.ready_added - c.ready_removed;
+	return result;
+}
+
+std::vector<int>
+partitions_for_produce(int32 queue_id, int partitions)
+{
+	return partitions_by_estimate(estimates_read(queue_id, partitions), false);
+}
+
+std::vector<int>
+partitions_for_lease(int32 queue_id, int partitions)
+{
+	return partitions_by_estimate(estimates_read(queue_id, partitions), true);
+}
+
+bool
+head_register(int32 queue_id, int partition, HeadRole role)
+{
+	const bool writer = role == HeadRole::writer;
+	for (HeldRegistration &held : pending.registrations)
+		if (held.registration.queue_id == queue_id && held.registration.partition == partition)
+		{
+			held.writer = held.writer || writer;
+			return false; /* registered earlier in this transaction, with a lower or equal floor */
+		}
+	pending.registrations.reserve(pending.registrations.size() + 1); /* before registering: ending it must not fail */
+	HeadRegistration registration;
+	if (!head_enter(queue_id, partition, &registration))
+		return false;
+	pending.registrations.push_back(HeldRegistration{registration, writer});
+	note("a partition head registration");
+	return true;
+}
+
+void
+head_unregister(int32 queue_id, int partition)
+{
+	auto &held = pending.registrations;
+	for (auto it = held.begin(); it != held.end(); ++it)
+		if (it->registration.queue_id == queue_id && it->registration.partition == partition)
+		{
+			head_leave(it->registration, false); /* it did nothing that a scan could miss */
+			held.erase(it);
+			return;
+		}
+}
+
+} // namespace querator
