@@ -41,6 +41,12 @@ catalog_cache_startup_shmem()
 		pg_atomic_init_u64(shared_version, 1);
 }
 
+uint64
+catalog_version()
+{
+	return shared_version ? pg_atomic_read_u64(shared_version) : 0;
+}
+
 std::optional<QueueDef>
 catalog_cache_lookup(const std::string &name, uint64 *version)
 {

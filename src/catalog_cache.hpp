@@ -29,6 +29,8 @@ void catalog_cache_store(const QueueDef &def, uint64 version);
  * every backend's entries are stale) or rolled back (nothing to publish).
  */
 void catalog_cache_bypass();
+/* The shared version: moves at the commit of every catalog change (0 before shared memory exists). */
+uint64 catalog_version();
 void catalog_cache_publish_change();
 void catalog_cache_discard_change();
 

@@ -42,6 +42,14 @@ struct Reservation
 	SubTransactionId subxact;
 };
 
+/* Partitions [first_partition, ...) of a queue forgotten at commit (shrink, delete). */
+struct Forgetting
+{
+	int32 queue_id;
+	int32 first_partition;
+	SubTransactionId subxact;
+};
+
 struct WorkerDeadline
 {
 	SubTransactionId subxact;
@@ -65,6 +73,7 @@ struct Pending
 {
 	std::vector<PartitionChange> changes;
 	std::vector<Reservation> reservations;
+	std::vector<Forgetting> forgettings;
 	std::vector<WorkerDeadline> deadlines;
 	std::vector<HeldRegistration> registrations;
 	Flag catalog_change = InvalidSubTransactionId;
@@ -84,6 +93,7 @@ struct Pending
 	{
 		changes.clear();
 		reservations.clear();
+		forgettings.clear();
 		deadlines.clear();
 		registrations.clear();
 		catalog_change = webhook_catalog_change = service_request = InvalidSubTransactionId;
@@ -196,6 +206,14 @@ apply_at_commit()
 	/* 3. Estimates before dealing: a woken waiter's lease picks its partition by them. */
 	for (const PartitionChange &c : pending.changes)
 		estimates_apply(c.queue_id, c.partition, c.ready_added - c.ready_removed, c.counters);
+	/*
+	 * After the catalog version moved (2.): a worker that read the catalog
+	 * before this commit either sees the new version and does not re-track
+	 * the partitions, or re-tracked them before this removes them
+	 * (estimates_track).
+	 */
+	for (const Forgetting &f : pending.forgettings)
+		estimates_forget(f.queue_id, f.first_partition);
 	/* 4. New ready items to long-poll waiters and webhook queues. */
 	deal_new_items();
 	/* 5. The worker last: the round it starts sees everything above. */
@@ -232,6 +250,7 @@ drop_subtransaction(SubTransactionId subxact)
 		if (recorded_in(r))
 			estimates_remove(r.queue_id, r.partition);
 	erase(pending.reservations);
+	erase(pending.forgettings);
 	erase(pending.changes);
 	erase(pending.deadlines);
 	if (pending.catalog_change >= subxact)
@@ -366,6 +385,13 @@ catalog_cache_changed()
 {
 	record_flag(&pending.catalog_change, "a queue catalog change");
 	catalog_cache_bypass();
+}
+
+void
+estimates_forget_at_commit(int32 queue_id, int first_partition)
+{
+	pending.forgettings.push_back(Forgetting{queue_id, first_partition, GetCurrentSubTransactionId()});
+	note("a partition estimate to forget");
 }
 
 void

@@ -51,6 +51,9 @@ void catalog_cache_changed();
  */
 void estimates_reserve(int32 queue_id, int first_partition, int last_partition);
 
+/* Partitions [first_partition, ...) of a queue stop counting at commit (they were dropped: shrink, delete). */
+void estimates_forget_at_commit(int32 queue_id, int first_partition);
+
 /* The transaction's view of the estimates: the committed ones plus its own pending changes. */
 std::vector<int64> estimates_read(int32 queue_id, int partitions);
 /* Partition order by that view: for a produce (fewest first), for a lease (most first); ties rotate. */

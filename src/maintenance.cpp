@@ -1,6 +1,7 @@
 /* One maintenance round of a database's worker; see maintenance.hpp. */
 #include "maintenance.hpp"
 #include "catalog.hpp"
+#include "catalog_cache.hpp"
 #include "error.hpp"
 #include "partition_estimates.hpp"
 #include "queue_ops.hpp"
@@ -75,6 +76,8 @@ maintenance_round()
 	result.counters.rounds = 1;
 	result.started_at = GetCurrentTimestamp();
 	std::vector<QueueDef> queues;
+	/* Before the transaction, so before any snapshot of it: see estimates_track. */
+	const uint64 catalog_version_read = catalog_version();
 	in_worker_transaction([&] {
 		/* DROP EXTENSION: the worker leaves instead of touching anything. */
 		result.extension_present = pg_guard([] { return OidIsValid(get_extension_oid("querator", true)); });
@@ -91,7 +94,7 @@ maintenance_round()
 	}
 	for (const QueueDef &queue : queues)
 	{
-		estimates_track(queue.id, queue.partitions); /* after a restart: count what exists */
+		estimates_track(queue.id, queue.partitions, catalog_version_read); /* after a restart: count what exists */
 		DeadLetterTarget target = dead_letter_target(queue, queues);
 		for (int partition = 0; partition < queue.partitions; partition++)
 			maintain_partition(result, queue, partition, target);

@@ -1,5 +1,6 @@
 /* Shared-memory estimates of unleased items per partition; see the header for why. */
 #include "partition_estimates.hpp"
+#include "catalog_cache.hpp"
 #include "error.hpp"
 #include "partition_head.hpp"
 #include "partition_key.hpp"
@@ -212,7 +213,7 @@ estimates_remove(int32 queue_id, int partition)
 }
 
 void
-estimates_track(int32 queue_id, int partitions)
+estimates_track(int32 queue_id, int partitions, uint64 catalog_version_read)
 {
 	static bool warned = false; /* once per process: the worker calls this every round */
 	if (estimates_table == nullptr)
@@ -229,6 +230,12 @@ estimates_track(int32 queue_id, int partitions)
 	if (all)
 		return;
 	LWLockAcquire(estimates_lock, LW_EXCLUSIVE);
+	/* Under the lock that forgetting takes: a change that commits after this check forgets after us. */
+	if (catalog_version() != catalog_version_read)
+	{
+		LWLockRelease(estimates_lock);
+		return; /* the next round reads the new catalog */
+	}
 	for (int p = 0; p < partitions; p++)
 	{
 		bool created = false;

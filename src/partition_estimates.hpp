@@ -48,7 +48,7 @@ void estimates_apply(int32 queue_id, int partition, int64 unleased_delta, const 
 /* Estimates and counters of partitions [0, partitions) of a queue. */
 std::vector<PartitionCounters> counters_read(int32 queue_id, int partitions);
 
-/* Forgets a queue's partitions from `first_partition` on (after delete or shrink). */
+/* Forgets a queue's partitions from `first_partition` on (at the commit of a delete or shrink). */
 void estimates_forget(int32 queue_id, int first_partition);
 
 /*
@@ -64,7 +64,13 @@ void estimates_forget(int32 queue_id, int first_partition);
  */
 void estimates_create(int32 queue_id, int first_partition, int last_partition, std::vector<int> *created);
 void estimates_remove(int32 queue_id, int partition);
-void estimates_track(int32 queue_id, int partitions);
+/*
+ * `catalog_version_read` is catalog_version() read before the snapshot the
+ * worker read `partitions` with: when the catalog changed since, nothing is
+ * created (a shrink or delete that committed meanwhile forgets its
+ * partitions after moving the version, so they must not come back).
+ */
+void estimates_track(int32 queue_id, int partitions, uint64 catalog_version_read);
 /* Forgets every partition of this database, heads included (the extension was dropped). */
 void estimates_forget_database();
 

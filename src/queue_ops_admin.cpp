@@ -59,7 +59,7 @@ update_queue(const QueueDef &def, const QueueDef &stored)
 							" partitions while the removed partitions hold items",
 						"Drain or clear the items of the removed partitions first.");
 		storage_drop_partitions(def.id, def.partitions, old_partitions);
-		estimates_forget(def.id, def.partitions);
+		estimates_forget_at_commit(def.id, def.partitions);
 		head_forget(def.id, def.partitions);
 	}
 	catalog_changing(true);
@@ -81,7 +81,7 @@ delete_queue(const QueueDef &def, bool force, bool has_feeders)
 		detached = catalog_clear_dead_queue(def.name);
 	storage_drop_queue(def.id, def.partitions);
 	catalog_delete(def.id);
-	estimates_forget(def.id, 0);
+	estimates_forget_at_commit(def.id, 0);
 	head_forget(def.id, 0);
 	return detached;
 }
