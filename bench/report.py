@@ -2,7 +2,8 @@
 """Turns what bench/run measured into the Markdown report and the JSON rows.
 
 Inputs in --dir: results.tsv (tab-separated records written by bench/run),
-latency.json (bench/latency.py), meta.tsv (machine, versions, settings).
+latency.json (bench/latency.py), webhook.json (bench/webhook.py), meta.tsv
+(machine, versions, settings).
 """
 import argparse
 import json
@@ -17,6 +18,7 @@ def load(workdir):
     tput = defaultdict(list)      # (scenario, side, clients) -> [(items/s, calls/s)]
     windows = defaultdict(list)   # (scenario, side) -> [(items/s, depth)]
     storage, offered = {}, {}
+    worker = defaultdict(list)    # (scenario, clients) -> [(items, cpu seconds or None, wall seconds)]
     with open(os.path.join(workdir, "results.tsv")) as f:
         for line in f:
             kind, *r = line.rstrip("\n").split("\t")
@@ -28,11 +30,15 @@ def load(workdir):
                 storage[(r[0], r[1])] = [int(x) for x in r[2:6]] + [r[6] if len(r) > 6 else ""]
             elif kind == "offered":
                 offered[r[0]] = (float(r[1]), int(r[2]), int(r[3]))
+            elif kind == "worker":
+                worker[(r[0], int(r[1]))].append((int(r[3]), float(r[4]) if r[4] else None, float(r[5])))
     with open(os.path.join(workdir, "latency.json")) as f:
         latency = json.load(f)
+    with open(os.path.join(workdir, "webhook.json")) as f:
+        latency.update(json.load(f))
     with open(os.path.join(workdir, "meta.tsv")) as f:
         meta = [line.rstrip("\n").split("\t", 1) for line in f]
-    return tput, windows, storage, offered, latency, meta
+    return tput, windows, storage, offered, worker, latency, meta
 
 
 def median(runs, i=0):
@@ -43,7 +49,16 @@ def ratio(a, b):
     return round(a / b, 3) if a is not None and b else None
 
 
-def build_rows(tput, windows, storage, offered, latency):
+def worker_cpu(runs):
+    """The worker's CPU over a scenario's runs (median of the repetitions): ms per 1,000
+    items and % of one core. None where the worker was restarted during the run."""
+    per_item = [cpu * 1e6 / items for items, cpu, _ in runs if cpu is not None and items]
+    pct = [100 * cpu / wall for _, cpu, wall in runs if cpu is not None and wall]
+    return {"worker_cpu_ms_per_1000_items": round(statistics.median(per_item), 1) if per_item else None,
+            "worker_cpu_pct_of_core": round(statistics.median(pct), 2) if pct else None}
+
+
+def build_rows(tput, windows, storage, offered, worker, latency):
     clients = sorted({c for (_, _, c) in tput})
     rows = []
     ceiling = {c: median(tput[("ceiling", "ceiling", c)]) for c in clients}
@@ -70,13 +85,14 @@ def build_rows(tput, windows, storage, offered, latency):
                 # pgbench errors (aborted clients, failures after retries): the figure is suspect
                 "errors": [r[5] for r in q if r[5]], "handrolled_errors": [r[5] for r in h if r[5]],
                 "querator_runs": [r[0] for r in q], "handrolled_runs": [r[0] for r in h],
+                **worker_cpu(worker[(s, c)]),
             })
     for s in ("steady", "held-xmin"):
         if s not in offered:
             continue
         rate, producers, consumers = offered[s]
         row = {"scenario": s, "clients": consumers, "producers": producers,
-               "offered_items_per_s": rate}
+               "offered_items_per_s": rate, **worker_cpu(worker[(s, consumers)])}
         for side in ("querator", "handrolled"):
             w = windows[(s, side)]
             prefix = "" if side == "querator" else "handrolled_"
@@ -94,11 +110,22 @@ def build_rows(tput, windows, storage, offered, latency):
         row["storage_growth_ratio_to_handrolled"] = ratio(row["querator_bytes_growth"],
                                                           row["handrolled_bytes_growth"])
         rows.append(row)
-    wake, expiry = latency["wake"], latency["expiry"]
-    rows.append({"scenario": "wake-latency", "clients": wake["consumers"], "items_per_s": None,
-                 "ratio_to_handrolled": None, "handrolled": "n/a (no wait)", **wake})
-    rows.append({"scenario": "expiry-precision", "clients": 1, "items_per_s": None,
-                 "ratio_to_handrolled": None, "handrolled": "n/a (vt polling)", **expiry})
+    latency_row = lambda s, c, handrolled, figures: {
+        "scenario": s, "clients": c, "items_per_s": None, "ratio_to_handrolled": None,
+        "handrolled": handrolled, **figures}
+    rows += [
+        latency_row("wake-latency", latency["wake"]["consumers"], "n/a (no wait)", latency["wake"]),
+        latency_row("burst-wake", latency["burst"]["consumers"], "n/a (no wait)", latency["burst"]),
+        latency_row("waiters-idle-cpu", latency["waiters_idle"]["consumers"], "n/a (no wait)",
+                    latency["waiters_idle"]),
+        latency_row("expiry-precision", 1, "n/a (vt polling)", latency["expiry"]),
+        latency_row("schedule-precision", 1, "n/a (vt polling)", latency["schedule"]),
+    ]
+    for w in latency["webhook"]:
+        rows.append({"scenario": "webhook", "clients": w["concurrency"], "items_per_s": w["deliveries_per_s"],
+                     "ratio_to_handrolled": None, "handrolled": "n/a (no webhooks)", **w})
+    rows.append({"scenario": "worker-idle", "clients": 0, "items_per_s": None, "ratio_to_handrolled": None,
+                 "seconds": worker[("idle", 0)][0][2], **worker_cpu(worker[("idle", 0)])})
     return rows
 
 
@@ -106,6 +133,18 @@ def fmt(x, suffix=""):
     if x is None:
         return "n/a"
     return f"{x:,.0f}{suffix}" if abs(x) >= 100 else f"{x:.2f}{suffix}"
+
+
+def worker_cell(r):
+    """The worker's CPU in a row of the main table: ms per 1,000 items (% of a core)."""
+    ms, pct = r.get("worker_cpu_ms_per_1000_items"), r.get("worker_cpu_pct_of_core")
+    if pct is None:
+        return ""
+    return f"{fmt(ms)} ({fmt(pct)}%)" if ms is not None else f"({fmt(pct)}%)"
+
+
+def latencies(r):
+    return f"p50 {fmt(r['p50_ms'])} ms, p99 {fmt(r['p99_ms'])} ms"
 
 
 def mib(b):
@@ -151,28 +190,40 @@ def markdown(rows, meta):
     md += [f"| {k} | {v} |" for k, v in meta]
     md += ["", "Items per second (median of the repetitions). *ratio* = querator / hand-rolled; "
            "*ceiling* = round trips per second used (statements, 2 per cycle) / `SELECT 1` "
-           "transactions per second at the same client count.", "",
-           "| scenario | clients | querator items/s | hand-rolled items/s | ratio | ceiling (querator / hand-rolled) |",
-           "|---|---:|---:|---:|---:|---:|"]
+           "transactions per second at the same client count; *worker CPU* = the querator "
+           "worker's CPU during the querator run, ms per 1,000 items (% of one core).", "",
+           "| scenario | clients | querator items/s | hand-rolled items/s | ratio "
+           "| ceiling (querator / hand-rolled) | worker CPU |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    flag = lambda errs: " (!)" if errs else ""
     for r in rows:
         s, c = r["scenario"], r["clients"]
         if s == "ceiling":
-            md.append(f"| ceiling (`SELECT 1` tx/s) | {c} | {fmt(r['items_per_s'])} | | | 1.00 |")
+            md.append(f"| ceiling (`SELECT 1` tx/s) | {c} | {fmt(r['items_per_s'])} | | | 1.00 | |")
         elif s in THROUGHPUT:
-            flag = lambda errs: " (!)" if errs else ""
             md.append(f"| {s} | {c} | {fmt(r['items_per_s'])}{flag(r['errors'])} "
                       f"| {fmt(r['handrolled_items_per_s'])}{flag(r['handrolled_errors'])} "
                       f"| {fmt(r['ratio_to_handrolled'], 'x')} | {fmt(r['ceiling_fraction'])} / "
-                      f"{fmt(r['handrolled_ceiling_fraction'])} |")
+                      f"{fmt(r['handrolled_ceiling_fraction'])} | {worker_cell(r)} |")
         elif s in ("steady", "held-xmin"):
-            flag = lambda errs: " (!)" if errs else ""
             md.append(f"| {s} ({r['producers']} producers at {fmt(r['offered_items_per_s'])}/s) | {c} "
                       f"| {fmt(r['items_per_s'])}{flag(r['errors'])} "
                       f"| {fmt(r['handrolled_items_per_s'])}{flag(r['handrolled_errors'])} "
-                      f"| {fmt(r['ratio_to_handrolled'], 'x')} | |")
+                      f"| {fmt(r['ratio_to_handrolled'], 'x')} | | {worker_cell(r)} |")
+        elif s == "burst-wake":
+            md.append(f"| {s} (one produce of {c} items) | {c} | {latencies(r)}, max {fmt(r['max_ms'])} ms; "
+                      f"{r['got_one_item']} of {c} waiters got one item | {r['handrolled']} | | | |")
+        elif s == "waiters-idle-cpu":
+            md.append(f"| {s} | {c} | {fmt(r['cpu_pct_of_core'])}% of one core in all over "
+                      f"{fmt(r['seconds'])} s | {r['handrolled']} | | | |")
+        elif s == "webhook":
+            md.append(f"| {s} (concurrency {c}) | {c} | {fmt(r['items_per_s'])} deliveries/s "
+                      f"({r['delivered']} of {r['items']}; receiver {fmt(r['receiver_cpu_pct_of_core'])}% "
+                      f"of a core) | {r['handrolled']} | | | {worker_cell(r)} |")
+        elif s == "worker-idle":
+            md.append(f"| {s} ({fmt(r['seconds'])} s) | | | | | | {worker_cell(r)} |")
         else:
-            md.append(f"| {s} | {c} | p50 {fmt(r['p50_ms'])} ms, p99 {fmt(r['p99_ms'])} ms "
-                      f"({r['samples']} items) | {r['handrolled']} | | |")
+            md.append(f"| {s} | {c} | {latencies(r)} ({r['samples']} items) | {r['handrolled']} | | | |")
     steady = [r for r in rows if r["scenario"] in ("steady", "held-xmin")]
     if steady:
         md += ["", "Steady state: consumed items/s per 10 s window, queue depth at the end of each "
@@ -204,8 +255,8 @@ def main():
     ap.add_argument("--markdown", required=True)
     ap.add_argument("--json")
     args = ap.parse_args()
-    tput, windows, storage, offered, latency, meta = load(args.dir)
-    rows = build_rows(tput, windows, storage, offered, latency)
+    tput, windows, storage, offered, worker, latency, meta = load(args.dir)
+    rows = build_rows(tput, windows, storage, offered, worker, latency)
     text = markdown(rows, meta)
     with open(args.markdown, "w") as f:
         f.write(text)
