@@ -126,6 +126,21 @@ sleep_after(const querator::RoundResult &round)
 	return std::min(ms, idle_ms);
 }
 
+/*
+ * The latch was set: by a backend that committed a deadline earlier than our
+ * next round (a lease, a scheduled item; now for DROP EXTENSION), by webhook
+ * flags (the webhook cycle reads those each turn of the loop) or by a
+ * signal. A round runs when the earliest requested deadline is due, not
+ * because we were woken: a lease completed in its own transaction left
+ * nothing to expire.
+ */
+void
+take_wake_up(TimestampTz *next_round_at)
+{
+	ResetLatch(MyLatch); /* before reading: a request that races with us sets it again */
+	*next_round_at = std::min(*next_round_at, querator::worker_take_requested_wakeup(served_database));
+}
+
 } // namespace
 
 void
@@ -166,7 +181,6 @@ querator_worker_main(Datum main_arg)
 	/* Static: kept across the error recovery above. */
 	static TimestampTz next_round_at = 0;
 	static TimestampTz next_database_check = 0;
-	static bool round_due = true;
 	for (;;)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -188,11 +202,10 @@ querator_worker_main(Datum main_arg)
 		/* A standby has nothing to do: wait quietly until promoted. */
 		if (!RecoveryInProgress())
 		{
-			if (round_due || GetCurrentTimestamp() >= next_round_at)
+			if (GetCurrentTimestamp() >= next_round_at)
 			{
 				/* Reset before the round: a wake-up that races with it is not lost. */
 				ResetLatch(MyLatch);
-				round_due = false;
 				pgstat_report_activity(STATE_RUNNING, "querator maintenance round");
 				querator::worker_begin_round(served_database);
 				run_round();
@@ -210,6 +223,8 @@ querator_worker_main(Datum main_arg)
 				}
 				querator::worker_publish_round(served_database, last_round.next_deadline, last_round.counters);
 				next_round_at = GetCurrentTimestamp() + sleep_after(last_round) * 1000L;
+				/* Deadlines committed while the round ran (it may not have seen them). */
+				next_round_at = std::min(next_round_at, querator::worker_take_requested_wakeup(served_database));
 				querator::webhook_consider_all_queues();
 			}
 			run_webhook_cycle();
@@ -225,14 +240,14 @@ querator_worker_main(Datum main_arg)
 			run_webhook_wait(static_cast<int>(std::min<long>(wait_ms, kTransferSliceMs)));
 			int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 0L, PG_WAIT_EXTENSION);
 			if (rc & WL_LATCH_SET)
-				round_due = true;
+				take_wake_up(&next_round_at);
 		}
 		else if (wait_ms > 0 && querator::webhook_prepare_sleep())
 		{
 			int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
 			querator::webhook_awake();
 			if (rc & WL_LATCH_SET)
-				round_due = true;
+				take_wake_up(&next_round_at);
 		}
 	}
 }

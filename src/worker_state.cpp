@@ -1,6 +1,8 @@
 /* Shared worker state; see worker_state.hpp. */
 #include "worker_state.hpp"
 
+#include <algorithm>
+
 extern "C" {
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -20,7 +22,13 @@ struct DatabaseSlot
 	Latch *worker_latch;
 	TimestampTz started_at;
 	TimestampTz last_run;
-	TimestampTz next_wakeup; /* 0: nothing known; DT_NOEND: nothing due */
+	TimestampTz next_wakeup; /* 0: nothing known (a round runs); DT_NOEND: nothing due */
+	/*
+	 * The earliest deadline committed before next_wakeup that the worker has
+	 * not taken yet (DT_NOEND: none): it plans its next round by it, without
+	 * running one now unless it is due.
+	 */
+	TimestampTz requested_wakeup;
 	WorkerCounters counters;
 };
 
@@ -132,6 +140,7 @@ worker_attach(Oid database)
 		slot->worker_latch = MyLatch;
 		slot->started_at = GetCurrentTimestamp();
 		slot->next_wakeup = 0;
+		slot->requested_wakeup = DT_NOEND;
 	}
 	LWLockRelease(state_lock);
 	return ok;
@@ -158,7 +167,7 @@ worker_detach(Oid database, bool extension_gone)
 void
 worker_begin_round(Oid database)
 {
-	/* Unknown while the round runs: a deadline committed meanwhile (maybe unseen by the round) wakes us again. */
+	/* Unknown while the round runs: a deadline committed meanwhile (maybe unseen by the round) is requested. */
 	LWLockAcquire(state_lock, LW_EXCLUSIVE);
 	if (DatabaseSlot *slot = find_slot(database))
 		slot->next_wakeup = 0;
@@ -173,7 +182,8 @@ worker_publish_round(Oid database, std::optional<TimestampTz> next_wakeup, const
 	if (slot != nullptr)
 	{
 		slot->last_run = GetCurrentTimestamp();
-		slot->next_wakeup = next_wakeup.value_or(DT_NOEND);
+		/* A deadline requested during the round and not taken yet is still ahead of us. */
+		slot->next_wakeup = std::min(next_wakeup.value_or(DT_NOEND), slot->requested_wakeup);
 		slot->counters.rounds += added.rounds;
 		slot->counters.expired_leases += added.expired_leases;
 		slot->counters.promoted += added.promoted;
@@ -200,22 +210,53 @@ launcher_serve_this_database()
 		SetLatch(launcher);
 }
 
+namespace {
+
+bool
+wakes_worker(const DatabaseSlot *slot, TimestampTz deadline)
+{
+	return slot != nullptr && slot->worker_latch != nullptr && (slot->next_wakeup == 0 || deadline < slot->next_wakeup);
+}
+
+} // namespace
+
 void
 worker_wake_before(TimestampTz deadline)
 {
 	if (state == nullptr)
 		return;
+	/* The usual case, a deadline after the one the worker plans for, needs only the shared lock. */
+	LWLockAcquire(state_lock, LW_SHARED);
+	bool wakes = wakes_worker(find_slot(MyDatabaseId), deadline);
+	LWLockRelease(state_lock);
+	if (!wakes)
+		return;
 	Latch *worker = nullptr;
 	LWLockAcquire(state_lock, LW_EXCLUSIVE);
 	DatabaseSlot *slot = find_slot(MyDatabaseId);
-	if (slot != nullptr && slot->worker_latch != nullptr && (slot->next_wakeup == 0 || deadline < slot->next_wakeup))
+	if (wakes_worker(slot, deadline))
 	{
-		slot->next_wakeup = deadline;
+		slot->next_wakeup = std::min(deadline, slot->next_wakeup == 0 ? DT_NOEND : slot->next_wakeup);
+		slot->requested_wakeup = std::min(deadline, slot->requested_wakeup);
 		worker = slot->worker_latch;
 	}
 	LWLockRelease(state_lock);
 	if (worker != nullptr)
 		SetLatch(worker);
+}
+
+TimestampTz
+worker_take_requested_wakeup(Oid database)
+{
+	TimestampTz requested = DT_NOEND;
+	LWLockAcquire(state_lock, LW_EXCLUSIVE);
+	if (DatabaseSlot *slot = find_slot(database))
+	{
+		requested = slot->requested_wakeup;
+		slot->requested_wakeup = DT_NOEND;
+	}
+	LWLockRelease(state_lock);
+	return requested;
 }
 
 std::vector<WorkerStatus>

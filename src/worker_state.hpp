@@ -49,12 +49,21 @@ bool worker_attach(Oid database);
 void worker_detach(Oid database, bool extension_gone);
 void worker_begin_round(Oid database);
 void worker_publish_round(Oid database, std::optional<TimestampTz> next_wakeup, const WorkerCounters &added);
+/*
+ * The earliest deadline backends committed since the worker last asked
+ * (DT_NOEND: none), and forgets it: the worker runs its next round then,
+ * not when woken. So a stream of transactions whose leases end before they
+ * commit (lease and complete in one transaction) costs one latch and one
+ * round per lease_timeout, not a round per commit.
+ */
+TimestampTz worker_take_requested_wakeup(Oid database);
 
 /*
  * Backends, applied at commit (recorded by request_service_at_commit and
  * wake_worker_at_commit, commit_effects.hpp): ask the launcher to serve this
  * database (CREATE EXTENSION); wake this database's worker if `deadline` is
- * before its next wake-up.
+ * before its next wake-up (it then plans its next round for `deadline`; once
+ * one backend did, later deadlines wake nobody).
  */
 void launcher_serve_this_database();
 void worker_wake_before(TimestampTz deadline);

@@ -1,7 +1,8 @@
 # A worker wake-up recorded in a subtransaction that rolls back is dropped with
 # it: a lease inside a rolled-back savepoint does not run a worker round when the
 # transaction commits (it used to, for a deadline that no longer existed). The
-# same lease committed does wake the worker.
+# same lease committed does wake the worker, which plans its next round for the
+# lease's deadline.
 use strict;
 use warnings;
 
@@ -38,8 +39,13 @@ usleep(1_500_000);
 is(rounds(), $before, 'a lease rolled back to its savepoint wakes no worker round at commit');
 is(sql("SELECT count(*) FROM querator.storage_items_list('sp') WHERE leased"), '0', 'and leased nothing');
 
-sql("BEGIN; SELECT count(*) FROM querator.queue_lease('sp', 'c', 1); COMMIT;");
-ok(defined poll_until($node, $db, "SELECT rounds > $before FROM querator.worker_status() WHERE database = '$db'",
-		't', 10), 'the same lease committed wakes the worker for its deadline');
+is(sql("SELECT next_wakeup IS NULL FROM querator.worker_status() WHERE database = '$db'"), 't',
+	'and leaves the worker nothing to plan for');
+
+# A wake-up plans the next round for the deadline (test/t/009_worker_wakeups.pl).
+my $deadline = sql("SELECT lease_deadline FROM querator.queue_lease('sp', 'c', 1)");
+ok(defined poll_until($node, $db,
+	"SELECT abs(extract(epoch FROM next_wakeup - '$deadline'::timestamptz)) < 5 FROM querator.worker_status() WHERE database = '$db'",
+	't', 10), 'the same lease committed plans the worker\'s next round for its deadline');
 
 done_testing();
