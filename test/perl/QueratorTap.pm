@@ -11,7 +11,7 @@ use Test::More;
 use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(querator_node poll_until query_value queue_drained worker_pids wait_for_workers wait_for_server
-  queue_state_sql queue_tables_ddl_0_1_0 with_0_1_0_queue_tables table_shapes_sql);
+  worker_rounds settled_worker_rounds queue_state_sql queue_tables_ddl_0_1_0 with_0_1_0_queue_tables table_shapes_sql);
 
 # A started node with querator preloaded and a launcher that looks around every second.
 sub querator_node
@@ -86,6 +86,29 @@ sub wait_for_workers
 	return defined poll_until($node, 'postgres',
 		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'querator worker' AND datname = '$db'",
 		$count, $timeout_s // 10);
+}
+
+# The worker's round counter of $db (worker_status()).
+sub worker_rounds
+{
+	my ($node, $db) = @_;
+	return $node->safe_psql($db, "SELECT rounds FROM querator.worker_status() WHERE database = '$db'");
+}
+
+# The round counter once the worker ran no round for a second (at most 20 s): the rounds
+# of what came before are over, so only what the test does next moves it.
+sub settled_worker_rounds
+{
+	my ($node, $db) = @_;
+	my $before = worker_rounds($node, $db);
+	for (1 .. 20)
+	{
+		usleep(1_000_000);
+		my $now = worker_rounds($node, $db);
+		return $now if $now eq $before;
+		$before = $now;
+	}
+	return $before;
 }
 
 # A query that prints everything a user can see of a database's queues, one

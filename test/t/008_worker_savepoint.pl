@@ -17,22 +17,14 @@ my $node = querator_node('worker_savepoint', "querator.worker_idle_interval = 36
 my $db = 'postgres';
 
 sub sql { return $node->safe_psql($db, $_[0]); }
-sub rounds { return sql("SELECT rounds FROM querator.worker_status() WHERE database = '$db'"); }
+sub rounds { return worker_rounds($node, $db); }
 
 sql('CREATE EXTENSION querator');
 ok(wait_for_workers($node, $db, 1, 10), 'the querator worker runs');
 sql("SELECT querator.queues_create('sp', lease_timeout => '1 hour')");
 sql("SELECT querator.queue_produce('sp', ARRAY['a', 'b'])");
 
-# Settled: no round for a second (the creation's rounds are over).
-my $before = rounds();
-for my $try (1 .. 20)
-{
-	usleep(1_000_000);
-	my $now = rounds();
-	last if $now eq $before;
-	$before = $now;
-}
+my $before = settled_worker_rounds($node, $db);
 
 sql("BEGIN; SAVEPOINT s; SELECT count(*) FROM querator.queue_lease('sp', 'c', 1); ROLLBACK TO s; COMMIT;");
 usleep(1_500_000);

@@ -19,7 +19,7 @@ my $db = 'postgres';
 my $items = 300;
 
 sub sql { return $node->safe_psql($db, $_[0]); }
-sub rounds { return sql("SELECT rounds FROM querator.worker_status() WHERE database = '$db'"); }
+sub rounds { return worker_rounds($node, $db); }
 
 sql('CREATE EXTENSION querator');
 ok(wait_for_workers($node, $db, 1, 10), 'the querator worker runs');
@@ -28,15 +28,7 @@ sql("SELECT querator.queues_create('short', lease_timeout => '2 s')");
 sql("SELECT querator.queue_produce('jobs', ARRAY(SELECT 'j' || g FROM generate_series(1, $items) g))");
 sql("SELECT querator.queue_produce('short', 's'::text)");
 
-# Settled: no round for a second (the creations' rounds are over).
-my $before = rounds();
-for my $try (1 .. 20)
-{
-	usleep(1_000_000);
-	my $now = rounds();
-	last if $now eq $before;
-	$before = $now;
-}
+my $before = settled_worker_rounds($node, $db);
 
 # One transaction per item: lease it, complete it, commit.
 sql(<<"SQL");
