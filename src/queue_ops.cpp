@@ -82,7 +82,8 @@ void
 wake_worker_for_expiry(const std::optional<Interval> &expire_timeout, uint64 items)
 {
 	if (expire_timeout && items > 0)
-		wake_worker_at_commit(timestamp_plus(GetCurrentTimestamp(), *expire_timeout));
+		/* expire_deadline is now() + expire_timeout: the transaction's start, not this moment. */
+		wake_worker_at_commit(timestamp_plus(GetCurrentTransactionStartTimestamp(), *expire_timeout));
 }
 
 std::vector<int64>

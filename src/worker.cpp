@@ -202,6 +202,9 @@ querator_worker_main(Datum main_arg)
 		/* A standby has nothing to do: wait quietly until promoted. */
 		if (!RecoveryInProgress())
 		{
+			/* Every pass, not only after a wait: while webhook queues are busy the loop may not wait at all. */
+			if (MyLatch->is_set)
+				take_wake_up(&next_round_at);
 			if (GetCurrentTimestamp() >= next_round_at)
 			{
 				/* Reset before the round: a wake-up that races with it is not lost. */
@@ -238,16 +241,12 @@ querator_worker_main(Datum main_arg)
 		{
 			/* Transfers run: wait on their sockets, then look at the latch without blocking. */
 			run_webhook_wait(static_cast<int>(std::min<long>(wait_ms, kTransferSliceMs)));
-			int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 0L, PG_WAIT_EXTENSION);
-			if (rc & WL_LATCH_SET)
-				take_wake_up(&next_round_at);
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 0L, PG_WAIT_EXTENSION);
 		}
 		else if (wait_ms > 0 && querator::webhook_prepare_sleep())
 		{
-			int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
 			querator::webhook_awake();
-			if (rc & WL_LATCH_SET)
-				take_wake_up(&next_round_at);
 		}
 	}
 }
