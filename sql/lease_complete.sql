@@ -142,3 +142,49 @@ INSERT INTO got (payload) SELECT convert_from(payload, 'UTF8') FROM querator.que
 SELECT count(*) AS leased, count(DISTINCT payload) AS distinct_items FROM got;
 DROP TABLE got;
 SELECT querator.queues_delete('cursor', force => true);
+
+---------------------------------------------------------------- the one-call loop: queue_complete_and_lease
+SELECT querator.queues_create('loop', lease_timeout => '1 hour');
+SELECT cardinality(querator.queue_produce('loop', ARRAY['l1', 'l2', 'l3', 'l4', 'l5', 'l6', 'l7']::text[])) AS n;
+-- the first call completes nothing: NULL or an empty array
+CREATE TEMP TABLE batch AS
+SELECT id, convert_from(payload, 'UTF8') AS payload, attempts
+  FROM querator.queue_complete_and_lease('loop', 'w1', NULL, 2);
+SELECT payload, attempts FROM batch ORDER BY id;
+SELECT count(*) AS leased FROM querator.queue_complete_and_lease('loop', 'w2', '{}', 1);
+-- each call completes the previous batch and leases the next, in one statement
+CREATE TEMP TABLE next_batch AS
+SELECT id, convert_from(payload, 'UTF8') AS payload
+  FROM querator.queue_complete_and_lease('loop', 'w1', ARRAY(SELECT id FROM batch), 2);
+SELECT payload FROM next_batch ORDER BY id;
+SELECT convert_from(payload, 'UTF8') AS left_in_queue, leased, client_id
+  FROM querator.storage_items_list('loop') ORDER BY id;
+-- all or none, as queue_complete: an id that is not leased fails the call, which leases
+-- nothing and completes nothing (an unleased, a missing and a duplicate id)
+SELECT id AS unleased FROM querator.storage_items_list('loop') WHERE NOT leased ORDER BY id LIMIT 1 \gset
+SELECT * FROM querator.queue_complete_and_lease('loop', 'w1', ARRAY(SELECT id FROM next_batch) || :unleased::bigint, 2);
+SELECT * FROM querator.queue_complete_and_lease('loop', 'w1', ARRAY(SELECT id FROM next_batch) || 12345::bigint, 2);
+SELECT count(*) AS still_leased FROM querator.storage_items_list('loop') WHERE leased;
+SELECT count(*) AS leased FROM querator.queue_complete_and_lease('loop', 'w1',
+    ARRAY(SELECT id FROM next_batch) || ARRAY(SELECT id FROM next_batch), 10);
+SELECT convert_from(payload, 'UTF8') AS left_in_queue, leased FROM querator.storage_items_list('loop') ORDER BY id;
+-- bad input is refused before anything happens
+SELECT * FROM querator.queue_complete_and_lease('loop', 'w1', ARRAY[NULL]::bigint[]);
+SELECT * FROM querator.queue_complete_and_lease('loop', 'w1', ARRAY[[1, 2]]::bigint[]);
+SELECT * FROM querator.queue_complete_and_lease('loop', 'w1', '{}', 0);
+SELECT * FROM querator.queue_complete_and_lease('nope', 'w1', '{}');
+-- with a wait, the completes belong to the call's transaction: a call that waits and
+-- finds nothing still completes, and a rollback undoes both
+SELECT array_agg(id) AS all_leased FROM querator.storage_items_list('loop') WHERE leased \gset
+BEGIN;
+SELECT count(*) AS leased_after_wait
+  FROM querator.queue_complete_and_lease('loop', 'w1', :'all_leased'::bigint[], 10, '50 milliseconds');
+SELECT count(*) AS items_in_transaction FROM querator.storage_items_list('loop');
+ROLLBACK;
+SELECT count(*) AS items_after_rollback, count(*) FILTER (WHERE leased) AS still_leased
+  FROM querator.storage_items_list('loop');
+SELECT count(*) AS leased_after_wait
+  FROM querator.queue_complete_and_lease('loop', 'w1', :'all_leased'::bigint[], 10, '50 milliseconds');
+SELECT count(*) AS items_left FROM querator.storage_items_list('loop');
+DROP TABLE batch, next_batch;
+SELECT querator.queues_delete('loop');

@@ -3,3 +3,45 @@
 -- here, under a header naming its area; CREATE EXTENSION of 0.3.0 runs
 -- querator--0.1.0.sql, querator--0.1.0--0.2.0.sql and then this file.
 \echo Use "ALTER EXTENSION querator UPDATE TO '0.3.0'" to load this file. \quit
+
+---------------------------------------------------------------- the one-call consumer loop (issue 13)
+-- Completes the previous batch (all or none, as queue_complete) and leases the
+-- next in the same call: one round trip and one commit per batch. complete_ids
+-- NULL or empty completes nothing (the loop's first call). Its own name rather
+-- than a parameter added to queue_lease: adding one means DROP FUNCTION (which
+-- fails on the user's objects that depend on it, and loses their GRANTs), and
+-- a second queue_lease form would make calls with untyped parameters
+-- ambiguous.
+CREATE FUNCTION querator.queue_complete_and_lease(
+    queue_name   text,
+    client_id    text,
+    complete_ids bigint[],
+    batch_size   integer  DEFAULT 1,
+    wait         interval DEFAULT '0')
+RETURNS TABLE(id bigint, partition integer, kind text, reference text, encoding text,
+              payload bytea, attempts integer, lease_deadline timestamptz, created_at timestamptz)
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'querator_queue_complete_and_lease';
+
+---------------------------------------------------------------- the function frame (issue 13)
+-- Until 0.3.0 every C function carried SET search_path = pg_catalog, pg_temp,
+-- which costs each call a GUC nest level and a parse of the setting. The
+-- library now pins the name resolution of its own statements itself, for the
+-- whole time it runs SQL (an override search path of pg_catalog alone, pushed
+-- with its SPI connection: spi.cpp), and the C functions resolve no name
+-- outside it. The rule of the security release holds: nothing of querator's
+-- resolves a name through the caller's search_path (sql/security.sql proves it
+-- with a caller whose own schema comes before pg_catalog).
+DO $$
+DECLARE f pg_catalog.regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid
+               FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid OPERATOR(pg_catalog.=) p.prolang
+              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'querator'::pg_catalog.regnamespace
+                AND l.lanname OPERATOR(pg_catalog.=) 'c'
+                AND p.proconfig IS NOT NULL
+    LOOP
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s RESET search_path', f);
+    END LOOP;
+END
+$$;

@@ -154,12 +154,17 @@ validate_item_texts(const std::optional<Datum> &array, int items, const char *fi
 	}
 }
 
-/* Validated ids of a complete / retry / extend call, distinct, in the caller's order. */
+/*
+ * Validated ids of a complete / retry / extend call (or a lease's
+ * complete_ids, where NULL and an empty array mean none), distinct, in the
+ * caller's order.
+ */
 std::vector<int64>
-ids_arg(FunctionCallInfo fcinfo, int n)
+ids_arg(FunctionCallInfo fcinfo, int n, const char *field = "ids", bool may_be_empty = false)
 {
-	std::vector<int64> ids = arg_int64_array(fcinfo, n, "ids").value_or(std::vector<int64>{});
-	validate_batch_count(static_cast<int64>(ids.size()), "ids");
+	std::vector<int64> ids = arg_int64_array(fcinfo, n, field).value_or(std::vector<int64>{});
+	if (!(may_be_empty && ids.empty()))
+		validate_batch_count(static_cast<int64>(ids.size()), field);
 	std::vector<int64> distinct;
 	std::set<int64> seen;
 	for (int64 id : ids)
@@ -261,28 +266,45 @@ queue_produce(FunctionCallInfo fcinfo)
 	return make_int64_array(ids);
 }
 
+/*
+ * queue_lease and queue_complete_and_lease: completes `complete_ids` (all or
+ * none, as queue_complete: an error leases nothing), then leases up to
+ * batch_size items, waiting up to `wait` for them. Arguments at the given
+ * positions of the calling form.
+ */
+struct LeaseArgs
+{
+	int client_id, batch_size, wait;
+	std::optional<int> complete_ids;
+};
+
 Datum
-queue_lease(FunctionCallInfo fcinfo)
+lease_call(FunctionCallInfo fcinfo, const LeaseArgs &at)
 {
 	std::string name = arg_queue_name(fcinfo, 0);
-	std::string client_id = arg_text(fcinfo, 1).value_or("");
+	std::string client_id = arg_text(fcinfo, at.client_id).value_or("");
 	validate_text_field(client_id, "client id", false);
-	int32 batch_size = arg_int32(fcinfo, 2).value_or(0);
+	int32 batch_size = arg_int32(fcinfo, at.batch_size).value_or(0);
 	if (batch_size <= 0)
 		throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
 					"batch size is invalid; must be greater than 0, received " + std::to_string(batch_size));
 	validate_batch_count(batch_size, "batch size");
-	Interval wait = arg_interval(fcinfo, 3).value_or(Interval{});
+	Interval wait = arg_interval(fcinfo, at.wait).value_or(Interval{});
 	validate_wait(wait);
 	if (interval_compare(wait, Interval{}) > 0 && IsolationUsesXactSnapshot())
 		throw Error(ERRCODE_INVALID_TRANSACTION_STATE,
 					"wait is invalid; a waiting lease cannot see new items under REPEATABLE READ or SERIALIZABLE",
 					"Use READ COMMITTED, or wait => '0'.");
+	/* NULL or empty: nothing to complete (the loop's first call). */
+	const std::vector<int64> complete_ids =
+		at.complete_ids ? ids_arg(fcinfo, *at.complete_ids, "complete ids", true) : std::vector<int64>{};
 
 	ReturnSetInfo *out = begin_set_result(fcinfo);
 	SpiConnection spi;
 	QueueDef queue = catalog_get(name);
 	require_privilege(queue, Privilege::consume);
+	if (!complete_ids.empty())
+		complete_items(queue, complete_ids);
 	const bool waiting = interval_compare(wait, Interval{}) > 0;
 	/* Registered before the first try, so an item committed in between still wakes us. */
 	if (waiting)
@@ -294,6 +316,20 @@ queue_lease(FunctionCallInfo fcinfo)
 	if (waiting)
 		waiter_unregister();
 	return (Datum) 0;
+}
+
+/* queue_lease(queue_name, client_id, batch_size, wait) */
+Datum
+queue_lease(FunctionCallInfo fcinfo)
+{
+	return lease_call(fcinfo, LeaseArgs{1, 2, 3, std::nullopt});
+}
+
+/* queue_complete_and_lease(queue_name, client_id, complete_ids, batch_size, wait): the consumer loop's call */
+Datum
+queue_complete_and_lease(FunctionCallInfo fcinfo)
+{
+	return lease_call(fcinfo, LeaseArgs{1, 3, 4, 2});
 }
 
 Datum
@@ -352,6 +388,7 @@ queue_extend(FunctionCallInfo fcinfo)
 
 QUERATOR_SQL_FUNCTION(querator_queue_produce, querator::queue_produce(fcinfo));
 QUERATOR_SQL_FUNCTION(querator_queue_lease, querator::queue_lease(fcinfo));
+QUERATOR_SQL_FUNCTION(querator_queue_complete_and_lease, querator::queue_complete_and_lease(fcinfo));
 QUERATOR_SQL_FUNCTION(querator_queue_complete, querator::queue_complete(fcinfo));
 QUERATOR_SQL_FUNCTION(querator_queue_retry, querator::queue_retry(fcinfo));
 QUERATOR_SQL_FUNCTION(querator_queue_extend, querator::queue_extend(fcinfo));

@@ -9,6 +9,7 @@
 #include "partition_head.hpp"
 #include "queue_ops.hpp"
 #include "settings.hpp"
+#include "spi.hpp"
 #include "waiters.hpp"
 #include "webhook_state.hpp"
 #include "worker_state.hpp"
@@ -151,6 +152,7 @@ _PG_init(void)
 	object_access_hook = on_object_access;
 	previous_process_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = on_utility;
+	querator::spi_install_planner_hook();
 }
 
 Datum

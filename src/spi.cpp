@@ -7,7 +7,11 @@ extern "C" {
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
+#include "jit/jit.h"
+#include "optimizer/cost.h"
+#include "optimizer/planner.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/syscache.h"
 }
 
@@ -16,6 +20,61 @@ extern "C" {
 namespace querator {
 
 namespace {
+
+/*
+ * The planner settings of querator's own statements, applied by a planner
+ * hook while one of them is planned (inside spi_run), and only then: plans
+ * are made (and re-made after an invalidation) under them, and a call pays
+ * no GUC nest level for them.
+ *
+ * - enable_seqscan off: every statement of querator is driven by an index
+ *   on id or a deadline. A sequential scan is only ever chosen for a table
+ *   that was small when its plan was cached (an emptied lease table after
+ *   ANALYZE) and then runs once per probed row while the table bloats under
+ *   churn: a lease probing 65,000 rows took 63 s that way.
+ * - jit off: a generic plan's estimate is that of a whole-table walk (its
+ *   LIMIT is a parameter), above jit_above_cost: JIT would compile every
+ *   statement on every call (16 ms for a lease of one item).
+ *
+ * The hook sets the variables behind the two settings directly and restores
+ * them before it returns, error or not; nothing else runs in between.
+ */
+int own_statements_running = 0;
+planner_hook_type previous_planner_hook = nullptr;
+
+PlannedStmt *
+plan_statement(Query *parse, const char *query_string, int cursor_options, ParamListInfo bound_params)
+{
+	planner_hook_type next = previous_planner_hook ? previous_planner_hook : standard_planner;
+	if (own_statements_running == 0)
+		return next(parse, query_string, cursor_options, bound_params);
+	const bool saved_seqscan = enable_seqscan;
+	const bool saved_jit = jit_enabled;
+	PlannedStmt *planned = nullptr;
+	PG_TRY();
+	{
+		enable_seqscan = false;
+		jit_enabled = false;
+		planned = next(parse, query_string, cursor_options, bound_params);
+	}
+	PG_FINALLY();
+	{
+		enable_seqscan = saved_seqscan;
+		jit_enabled = saved_jit;
+	}
+	PG_END_TRY();
+	return planned;
+}
+
+/* Marks the statement spi_run prepares or executes as querator's own, for plan_statement. */
+class OwnStatement
+{
+public:
+	OwnStatement() { own_statements_running++; }
+	~OwnStatement() { own_statements_running--; }
+	OwnStatement(const OwnStatement &) = delete;
+	OwnStatement &operator=(const OwnStatement &) = delete;
+};
 
 /* Plans are keyed by their SQL text, which names the tables, so a dropped and
  * re-created table simply gets revalidated by the plan cache. */
@@ -44,6 +103,7 @@ plan_for(const std::string &sql, const std::vector<Oid> &types)
 	const char *text = sql.c_str();
 	int nargs = static_cast<int>(types.size());
 	const Oid *argtypes = types.data();
+	OwnStatement own;
 	SPIPlanPtr plan = pg_guard([&] {
 		/*
 		 * Generic plans only: every statement is written to run well with
@@ -139,11 +199,31 @@ namespace {
 
 Oid current_invoker = InvalidOid;
 
-/* Owner of the querator_data schema: the role that created the extension. */
+/*
+ * Owner of the querator_data schema (the role that created the extension),
+ * looked up once and forgotten whenever any schema changes (a new owner, a
+ * DROP and CREATE EXTENSION), as the catalog caches themselves are.
+ */
+Oid cached_storage_owner = InvalidOid;
+
+void
+forget_storage_owner(Datum, int, uint32)
+{
+	cached_storage_owner = InvalidOid;
+}
+
 Oid
 storage_owner()
 {
-	return pg_guard([] {
+	if (OidIsValid(cached_storage_owner))
+		return cached_storage_owner;
+	cached_storage_owner = pg_guard([] {
+		static bool callback_registered = false;
+		if (!callback_registered)
+		{
+			CacheRegisterSyscacheCallback(NAMESPACEOID, forget_storage_owner, (Datum) 0);
+			callback_registered = true;
+		}
 		Oid schema = get_namespace_oid("querator_data", false);
 		HeapTuple tuple = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(schema));
 		if (!HeapTupleIsValid(tuple))
@@ -152,7 +232,20 @@ storage_owner()
 		ReleaseSysCache(tuple);
 		return owner;
 	});
+	return cached_storage_owner;
 }
+
+/*
+ * The name resolution of querator's own statements: pg_catalog only (and no
+ * temporary schema, which would otherwise be searched first for tables and
+ * types). Pushed for the life of an SpiConnection, so a statement is parsed
+ * (and re-parsed by the plan cache, which re-analyses a statement when the
+ * search_path differs from its last use) under it whatever the caller set:
+ * objects of the caller's schemas cannot stand in for the ones querator
+ * uses. Cheaper than a SET on every function: no GUC nest level, no parsing
+ * of the setting per call.
+ */
+OverrideSearchPath own_search_path = {NIL, true, false, 0};
 
 } // namespace
 
@@ -174,28 +267,11 @@ SpiConnection::SpiConnection()
 	current_invoker = saved_user_;
 	Oid owner = storage_owner();
 	const int context = saved_context_ | SECURITY_LOCAL_USERID_CHANGE;
-	saved_guc_level_ = pg_guard([&] {
+	pg_guard([&] {
 		SetUserIdAndSecContext(owner, context);
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "querator: SPI_connect failed");
-		/*
-		 * Every statement of querator is driven by an index on id or a
-		 * deadline. A sequential scan is only ever chosen for a table that
-		 * was small when its plan was cached (an emptied lease table after
-		 * ANALYZE) and then runs once per probed row while the table
-		 * bloats under churn: a lease probing 65,000 rows took 63 s that
-		 * way. Plans are made (and cached) under this setting only.
-		 */
-		int level = NewGUCNestLevel();
-		(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
-								 false);
-		/*
-		 * A generic plan's estimate is that of a whole-table walk (its LIMIT
-		 * is a parameter), above jit_above_cost: JIT would compile every
-		 * statement on every call (16 ms for a lease of one item).
-		 */
-		(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-		return level;
+		PushOverrideSearchPath(&own_search_path);
 	});
 }
 
@@ -204,12 +280,18 @@ SpiConnection::finish()
 {
 	const Oid user = saved_user_;
 	const int context = saved_context_;
-	const int guc_level = saved_guc_level_;
 	pg_guard([&] {
-		AtEOXact_GUC(true, guc_level);
+		PopOverrideSearchPath();
 		SPI_finish();
 		SetUserIdAndSecContext(user, context);
 	});
+}
+
+void
+spi_install_planner_hook()
+{
+	previous_planner_hook = planner_hook;
+	planner_hook = plan_statement;
 }
 
 void
@@ -250,6 +332,7 @@ spi_run(const std::string &sql, const std::vector<SqlParam> &params, bool read_o
 	Datum *value_data = values.data();
 	const char *null_data = nulls.data();
 	const char *text = sql.c_str();
+	OwnStatement own; /* a plan is made at the first execution, and again after an invalidation */
 	return pg_guard([&] {
 		int rc = SPI_execute_plan(plan, value_data, null_data, read_only, 0);
 		if (rc < 0)
@@ -262,6 +345,7 @@ void
 spi_exec_utility(const std::string &sql)
 {
 	const char *text = sql.c_str();
+	OwnStatement own;
 	pg_guard([&] {
 		int rc = SPI_execute(text, false, 0);
 		if (rc < 0)

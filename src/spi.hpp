@@ -32,7 +32,8 @@ SqlParam param_datum(Oid type, Datum value, bool is_null);
  * SPI_connect for the lifetime of one SQL entry point, running as the owner
  * of querator's schemas: roles reach queue tables only through querator's
  * functions, which check their per-queue privileges first (access.hpp).
- * finish() must be called on success; on an error the transaction (or
+ * Its statements resolve names in pg_catalog only, whatever the caller's
+ * search_path (spi.cpp, own_search_path). finish() must be called on success; on an error the transaction (or
  * subtransaction) abort releases the connection and restores the user, so
  * the destructor does nothing.
  */
@@ -47,8 +48,10 @@ public:
 private:
 	Oid saved_user_;
 	int saved_context_;
-	int saved_guc_level_; /* planner settings of querator's own statements, undone by finish() */
 };
+
+/* From _PG_init: the planner settings of querator's own statements (spi.cpp). */
+void spi_install_planner_hook();
 
 /*
  * Called once by each background process of querator (launcher, worker)
