@@ -12,9 +12,7 @@ import statistics
 from collections import defaultdict
 
 THROUGHPUT = ["produce-1", "produce-100", "cycle-1", "cycle-100", "cycle-1-tx", "cycle-100-tx",
-              "handrolled-cycle-1-cte"]
-# Baselines without a querator twin yet: what the querator cell says instead.
-HANDROLLED_ONLY = {"handrolled-cycle-1-cte": "n/a (cycle-1-loop not built yet)"}
+              "cycle-1-loop", "cycle-100-loop"]
 
 
 def load(workdir):
@@ -200,6 +198,16 @@ def targets(rows):
         r = by[(s, top)]["ratio_to_handrolled"]
         check(f"{s} at {top} clients >= {need}x hand-rolled{source}", r, r is not None and r >= need,
               f"{r:.2f}x" if r is not None else "")
+    # issue 13: the one-call loop against the hand-rolled lease-then-delete transaction and
+    # against the hand-rolled single statement (its own ratio)
+    loop, tx = by.get(("cycle-1-loop", top)), by.get(("cycle-1-tx", top))
+    if loop and loop["items_per_s"] is not None:
+        r = ratio(loop["items_per_s"], tx["handrolled_items_per_s"]) if tx else None
+        check(f"cycle-1-loop at {top} clients >= 2x the hand-rolled lease-then-delete transaction (issue 13)", r,
+              r is not None and r >= 2, f"{r:.2f}x" if r is not None else "")
+        r = loop["ratio_to_handrolled"]
+        check(f"cycle-1-loop at {top} clients >= 1x the hand-rolled single statement (issue 13)", r,
+              r is not None and r >= 1, f"{r:.2f}x" if r is not None else "")
     for s in ("steady", "held-xmin"):
         r = [x for x in rows if x["scenario"] == s]
         if not r:
@@ -228,14 +236,15 @@ def markdown(rows, meta):
     md += [f"| {k} | {v} |" for k, v in meta]
     md += ["", "Items per second (median of the repetitions). *ratio* = querator / hand-rolled; "
            "*ceiling* = round trips per second used (statements: 2 per cycle, 4 per -tx cycle with its "
-           "`BEGIN` and `COMMIT`, 1 per cte) / `SELECT 1` "
+           "`BEGIN` and `COMMIT`, 1 per -loop call) / `SELECT 1` "
            "transactions per second at the same client count; *worker CPU* = the querator "
            "worker's CPU during the querator run, ms per 1,000 items (% of one core); *WAL per item* = "
            "the cluster's WAL records, full-page images and bytes (`pg_stat_wal`) over the run / items "
            "moved (the run starts right after a `CHECKPOINT`: a page's first change writes a full-page "
            "image of about 8 KB). "
-           "*-tx*: lease and complete in one transaction; *cte*: one statement completes the "
-           "previous item and leases the next.", "",
+           "*-tx*: lease and complete in one transaction; *-loop*: one statement completes the "
+           "previous batch and leases the next (querator's `queue_complete_and_lease`, the hand-rolled "
+           "queue's best: a CTE that deletes and leases).", "",
            "| scenario | clients | querator items/s | hand-rolled items/s | ratio "
            "| ceiling (querator / hand-rolled) | worker CPU | WAL per item: records, FPI, bytes (querator / hand-rolled) |",
            "|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -245,7 +254,7 @@ def markdown(rows, meta):
         if s == "ceiling":
             md.append(f"| ceiling (`SELECT 1` tx/s) | {c} | {fmt(r['items_per_s'])} | | | 1.00 | | |")
         elif s in THROUGHPUT:
-            querator = HANDROLLED_ONLY.get(s) or f"{fmt(r['items_per_s'])}{flag(r['errors'])}"
+            querator = f"{fmt(r['items_per_s'])}{flag(r['errors'])}"
             md.append(f"| {s} | {c} | {querator} "
                       f"| {fmt(r['handrolled_items_per_s'])}{flag(r['handrolled_errors'])} "
                       f"| {fmt(r['ratio_to_handrolled'], 'x')} | {fmt(r['ceiling_fraction'])} / "
