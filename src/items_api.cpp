@@ -12,6 +12,7 @@
 
 extern "C" {
 #include "mb/pg_wchar.h"
+#include "utils/jsonb.h"
 #include "storage/latch.h"
 #include "utils/wait_event.h"
 
@@ -33,6 +34,10 @@ constexpr int64 kRetryNowWindowUsec = 100 * 1000;
  * The payloads as bytea[]: a text[] or jsonb[] (the other forms of
  * queue_produce, declared on this same function) becomes the UTF-8 bytes of
  * each element, as convert_to(p, 'UTF8') would give. NULL elements stay NULL.
+ * In a UTF-8 database a text element already is those bytes, in the layout
+ * of a bytea: the array is relabelled, not rebuilt; a jsonb element is
+ * rendered straight into its bytea (produce-100's profile had the copies at
+ * a third of the conversion).
  */
 Datum
 payloads_as_bytea(Datum payloads)
@@ -42,6 +47,14 @@ payloads_as_bytea(Datum payloads)
 		Oid type = ARR_ELEMTYPE(array);
 		if (type == BYTEAOID)
 			return payloads;
+		const bool utf8_database = GetDatabaseEncoding() == PG_UTF8;
+		if (type == TEXTOID && utf8_database)
+		{
+			ArrayType *relabelled = static_cast<ArrayType *>(palloc(VARSIZE(array)));
+			memcpy(relabelled, array, VARSIZE(array));
+			relabelled->elemtype = BYTEAOID;
+			return PointerGetDatum(relabelled);
+		}
 		Datum *elems = nullptr;
 		bool *nulls = nullptr;
 		int count = 0;
@@ -50,6 +63,17 @@ payloads_as_bytea(Datum payloads)
 		{
 			if (nulls[i])
 				continue;
+			if (type == JSONBOID && utf8_database)
+			{
+				Jsonb *json = DatumGetJsonbP(elems[i]);
+				StringInfoData bytes;
+				initStringInfo(&bytes);
+				appendStringInfoSpaces(&bytes, VARHDRSZ); /* the bytea header, set below */
+				(void) JsonbToCString(&bytes, &json->root, VARSIZE(json));
+				SET_VARSIZE(bytes.data, bytes.len);
+				elems[i] = PointerGetDatum(bytes.data);
+				continue;
+			}
 			const char *data;
 			int len;
 			if (type == JSONBOID)
