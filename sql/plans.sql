@@ -43,3 +43,31 @@ SELECT count(*) AS remaining, count(*) FILTER (WHERE leased) AS leased
   FROM querator.storage_items_list('plans', "limit" => 1000);
 RESET plan_cache_mode;
 SELECT querator.queues_delete('plans', force => true);
+
+---------------------------------------------------------------- the plan cache is bounded
+-- A statement on a queue's tables has a plan per partition; a backend keeps the
+-- querator.max_cached_plans most recently used (512 by default, about 100 KB each) and
+-- frees the others, so its memory does not grow with the number of queues it touches.
+-- Twelve queues used through produce, lease, extend, retry and complete need some 60
+-- plans; with room for 16, the oldest are freed and prepared again when used again.
+SET querator.max_cached_plans = 16;
+SELECT count(querator.queues_create('bounded' || g, lease_timeout => '1 hour')) FROM generate_series(1, 12) g;
+CREATE FUNCTION use_queue(q text) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE ids bigint[];
+BEGIN
+    PERFORM querator.queue_produce(q, ARRAY['a', 'b', 'c']);
+    SELECT array_agg(id ORDER BY id) INTO ids FROM querator.queue_lease(q, 'c', 3);
+    PERFORM querator.queue_extend(q, ids[1:1]);
+    PERFORM querator.queue_retry(q, ids[2:2]);
+    RETURN querator.queue_complete(q, ids[1:1] || ids[3:3]);
+END $$;
+SELECT sum(use_queue('bounded' || g)) AS completed FROM generate_series(1, 12) g;
+SELECT count(*) <= 16 AS bounded, count(*) > 0 AS kept_some
+  FROM pg_backend_memory_contexts WHERE name = 'CachedPlanSource' AND ident LIKE '%querator\_data.%';
+-- evicted plans are prepared again: a second pass works the same
+SELECT sum(use_queue('bounded' || g)) AS completed_again FROM generate_series(1, 12) g;
+SELECT sum(n) AS items_left FROM (SELECT count(*) AS n FROM generate_series(1, 12) g,
+       querator.storage_items_list('bounded' || g) GROUP BY g) c;
+RESET querator.max_cached_plans;
+SELECT count(querator.queues_delete('bounded' || g, force => true)) FROM generate_series(1, 12) g;
+DROP FUNCTION use_queue(text);

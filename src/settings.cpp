@@ -10,6 +10,7 @@ namespace querator {
 extern "C" {
 int max_batch_size = 1000;
 int max_payload_size = 1024 * 1024;
+int max_cached_plans = 512;
 int max_tracked_partitions = 8192;
 int launcher_naptime = 10;
 int worker_idle_interval = 60;
@@ -51,6 +52,11 @@ define_settings()
 	DefineCustomIntVariable("querator.max_batch_size",
 							"Most items one produce, lease, complete, retry or extend call may carry.",
 							nullptr, &max_batch_size, 1000, 1, 100000,
+							PGC_SUSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("querator.max_cached_plans",
+							"Most plans of querator's statements a backend keeps; the least recently used are freed.",
+							"Each takes about 100 KB; a statement on a queue's tables has a plan per partition.",
+							&max_cached_plans, 512, 16, 1000000,
 							PGC_SUSET, 0, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("querator.max_payload_size",
 							"Largest payload of one item.",

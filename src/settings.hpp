@@ -19,6 +19,7 @@ constexpr int kMaxWebhookBackoffHours = 24;
 extern "C" {
 extern int max_batch_size;     /* querator.max_batch_size */
 extern int max_payload_size;   /* querator.max_payload_size, bytes */
+extern int max_cached_plans;   /* querator.max_cached_plans, per backend */
 extern int max_tracked_partitions; /* querator.max_tracked_partitions (shared memory) */
 extern int launcher_naptime;   /* querator.launcher_naptime, seconds */
 extern int worker_idle_interval; /* querator.worker_idle_interval, seconds */

@@ -2,6 +2,7 @@
 #include "spi.hpp"
 #include "arguments.hpp"
 #include "error.hpp"
+#include "settings.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -15,6 +16,7 @@ extern "C" {
 #include "utils/syscache.h"
 }
 
+#include <list>
 #include <unordered_map>
 
 namespace querator {
@@ -76,20 +78,32 @@ public:
 	OwnStatement &operator=(const OwnStatement &) = delete;
 };
 
-/* Plans are keyed by their SQL text, which names the tables, so a dropped and
- * re-created table simply gets revalidated by the plan cache. */
-std::unordered_map<std::string, SPIPlanPtr> saved_plans;
-constexpr size_t kMaxSavedPlans = 4096;
+/*
+ * Plans are keyed by their SQL text, which names the tables, so a dropped and
+ * re-created table simply gets revalidated by the plan cache. A statement on a
+ * queue's tables is one plan per partition, about 100 KB of memory each
+ * (measured: 100 queues used through produce, lease, extend, retry and
+ * complete left 501 plans in 50 MB), so the cache keeps the
+ * querator.max_cached_plans most recently used and frees the rest: a backend's
+ * memory is bounded whatever the number of queues it touches, and a plan
+ * evicted is prepared again on its next use (docs/design.md, "Plans").
+ */
+struct SavedPlan
+{
+	SPIPlanPtr plan;
+	std::list<const std::string *>::iterator use; /* its place in plans_by_use */
+};
+std::unordered_map<std::string, SavedPlan> saved_plans;
+std::list<const std::string *> plans_by_use; /* keys of saved_plans, most recently used first */
 
 void
-forget_all_plans()
+forget_least_recently_used_plan()
 {
-	for (auto &entry : saved_plans)
-	{
-		SPIPlanPtr plan = entry.second;
-		pg_guard([&] { SPI_freeplan(plan); });
-	}
-	saved_plans.clear();
+	auto found = saved_plans.find(*plans_by_use.back());
+	SPIPlanPtr plan = found->second.plan;
+	plans_by_use.pop_back();
+	saved_plans.erase(found);
+	pg_guard([&] { SPI_freeplan(plan); });
 }
 
 SPIPlanPtr
@@ -97,9 +111,12 @@ plan_for(const std::string &sql, const std::vector<Oid> &types)
 {
 	auto found = saved_plans.find(sql);
 	if (found != saved_plans.end())
-		return found->second;
-	if (saved_plans.size() >= kMaxSavedPlans)
-		forget_all_plans();
+	{
+		plans_by_use.splice(plans_by_use.begin(), plans_by_use, found->second.use);
+		return found->second.plan;
+	}
+	while (!saved_plans.empty() && saved_plans.size() >= static_cast<size_t>(max_cached_plans))
+		forget_least_recently_used_plan();
 	const char *text = sql.c_str();
 	int nargs = static_cast<int>(types.size());
 	const Oid *argtypes = types.data();
@@ -119,7 +136,9 @@ plan_for(const std::string &sql, const std::vector<Oid> &types)
 			elog(ERROR, "querator: SPI_keepplan failed");
 		return p;
 	}, ErrorOrigin::internal_sql);
-	saved_plans.emplace(sql, plan);
+	auto inserted = saved_plans.emplace(sql, SavedPlan{plan, {}}).first;
+	plans_by_use.push_front(&inserted->first);
+	inserted->second.use = plans_by_use.begin();
 	return plan;
 }
 
