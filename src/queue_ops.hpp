@@ -75,7 +75,8 @@ uint64 promote_due(const QueueDef &queue, int partition, int32 limit);
 
 /*
  * Webhook delivery's lease: as lease_items on one partition, into C++
- * values. Wakes no worker: the webhook cycle returns its deadlines itself.
+ * values. Wakes no worker: the webhook cycle returns its deadlines itself
+ * (the partition's lease deadline floor is lowered at commit as for any lease).
  */
 std::vector<LeasedItem> lease_for_delivery(const QueueDef &queue, int partition, const std::string &client_id,
 										   int32 batch_size, const Interval &lease_timeout);
