@@ -32,6 +32,9 @@ struct PartitionChange
 	int64 ready_removed;
 	int64 counters[kCounterCount];
 	bool wake_all; /* deal every waiter of the queue a full batch (resume) */
+	TimestampTz lease_deadline; /* the earliest lease deadline it set (DT_NOEND: none): lowers the floor */
+	bool lease_floor_scanned;   /* the worker scanned the leases: the floor becomes what it found */
+	TimestampTz lease_floor_found;
 };
 
 /* An estimates entry the transaction created: removed again if it aborts. */
@@ -131,6 +134,7 @@ change_of(int32 queue_id, int partition)
 	c.queue_id = queue_id;
 	c.partition = partition;
 	c.subxact = subxact;
+	c.lease_deadline = DT_NOEND;
 	pending.changes.push_back(c);
 	note("pending partition estimates");
 	return pending.changes.back();
@@ -205,7 +209,14 @@ apply_at_commit()
 		catalog_cache_publish_change();
 	/* 3. Estimates before dealing: a woken waiter's lease picks its partition by them. */
 	for (const PartitionChange &c : pending.changes)
+	{
 		estimates_apply(c.queue_id, c.partition, c.ready_added - c.ready_removed, c.counters);
+		/* The worker's scan first: a deadline this transaction set is then kept by the lowering. */
+		if (c.lease_floor_scanned)
+			lease_floor_settle(c.queue_id, c.partition, c.lease_floor_found);
+		if (c.lease_deadline != DT_NOEND)
+			lease_floor_lower(c.queue_id, c.partition, c.lease_deadline);
+	}
 	/*
 	 * After the catalog version moved (2.): a worker that read the catalog
 	 * before this commit either sees the new version and does not re-track
@@ -342,6 +353,21 @@ count_at_commit(int32 queue_id, int partition, Counter counter, int64 n)
 {
 	if (n != 0)
 		change_of(queue_id, partition).counters[static_cast<int>(counter)] += n;
+}
+
+void
+lease_deadline_at_commit(int32 queue_id, int partition, TimestampTz deadline)
+{
+	PartitionChange &c = change_of(queue_id, partition);
+	c.lease_deadline = std::min(c.lease_deadline, deadline);
+}
+
+void
+lease_floor_found_at_commit(int32 queue_id, int partition, TimestampTz earliest)
+{
+	PartitionChange &c = change_of(queue_id, partition);
+	c.lease_floor_scanned = true;
+	c.lease_floor_found = earliest;
 }
 
 void

@@ -33,6 +33,15 @@ void commit_effects_register_callbacks();
 void estimates_add_at_commit(int32 queue_id, int partition, int64 delta);
 /* `n` events of a kind in a partition (queue_stats). */
 void count_at_commit(int32 queue_id, int partition, Counter counter, int64 n);
+/*
+ * The partition's lease deadline floor (partition_estimates.hpp) at commit:
+ * lowered to a lease deadline the transaction set (a lease, an extend; a
+ * lower bound of it will do), or, for the worker's scan of the partition's
+ * leases (begun with lease_floor_scan_begin), set to the earliest deadline
+ * it found (DT_NOEND: none).
+ */
+void lease_deadline_at_commit(int32 queue_id, int partition, TimestampTz deadline);
+void lease_floor_found_at_commit(int32 queue_id, int partition, TimestampTz earliest);
 /* Every waiter of the queue gets to try a lease (queue_resume). */
 void wake_waiters_at_commit(int32 queue_id);
 /* Wake this database's worker if `deadline` is before its next wake-up. */

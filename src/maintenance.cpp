@@ -30,6 +30,14 @@ note_deadline(RoundResult &result, std::optional<TimestampTz> deadline)
 		result.next_deadline = deadline;
 }
 
+/* When the partition's leases must be looked at next: its floor (DT_NOEND: no lease). */
+std::optional<TimestampTz>
+lease_floor_deadline(int32 queue_id, int partition)
+{
+	TimestampTz floor = lease_floor_read(queue_id, partition);
+	return floor == DT_NOEND ? std::nullopt : std::optional<TimestampTz>(floor);
+}
+
 /* Works one partition until no batch comes back full. */
 void
 maintain_partition(RoundResult &result, const QueueDef &queue, int partition, const DeadLetterTarget &target)
@@ -49,7 +57,8 @@ maintain_partition(RoundResult &result, const QueueDef &queue, int partition, co
 				spi.finish();
 				return;
 			}
-			RetryOutcome leases = expire_leases(queue, partition, target, batch);
+			const bool leases_due = lease_expiry_due(queue, partition);
+			RetryOutcome leases = leases_due ? expire_leases(queue, partition, target, batch) : RetryOutcome{};
 			uint64 expired = expire_items(queue, partition, target, batch);
 			uint64 promoted = promote_due(queue, partition, batch);
 			result.counters.expired_leases += leases.taken_ids.size();
@@ -60,7 +69,11 @@ maintain_partition(RoundResult &result, const QueueDef &queue, int partition, co
 			more = leases.taken_ids.size() >= static_cast<size_t>(batch) || expired >= static_cast<uint64>(batch) ||
 				   promoted >= static_cast<uint64>(batch);
 			if (!more)
+			{
 				note_deadline(result, storage_next_deadline(queue.id, partition));
+				note_deadline(result, leases_due ? rescan_lease_deadlines(queue, partition)
+												 : lease_floor_deadline(queue.id, partition));
+			}
 			spi.finish();
 		});
 		pg_guard([] { CHECK_FOR_INTERRUPTS(); });

@@ -8,7 +8,9 @@
 
 extern "C" {
 #include "common/pg_prng.h"
+#include "datatype/timestamp.h"
 #include "port/atomics.h"
+#include "storage/spin.h"
 #include "utils/syscache.h"
 }
 
@@ -23,6 +25,10 @@ struct PartitionEntry
 	PartitionKey key; /* hash key, must be first */
 	pg_atomic_uint64 unleased; /* signed value stored as unsigned */
 	pg_atomic_uint64 counters[kCounterCount];
+	/* The lease deadline floor (partition_estimates.hpp); both under `floor_lock`. */
+	slock_t floor_lock;
+	TimestampTz lease_floor;      /* kLeaseFloorUnknown until the worker's first scan */
+	TimestampTz lowered_in_scan;  /* earliest deadline committed since the worker's scan began */
 };
 
 HTAB *estimates_table = nullptr;
@@ -38,7 +44,23 @@ enter_entry(const PartitionKey &key, bool *created)
 		pg_atomic_init_u64(&entry->unleased, 0);
 		for (pg_atomic_uint64 &c : entry->counters)
 			pg_atomic_init_u64(&c, 0);
+		SpinLockInit(&entry->floor_lock);
+		entry->lease_floor = kLeaseFloorUnknown;
+		entry->lowered_in_scan = DT_NOEND;
 	}
+	return entry;
+}
+
+/* The entry of a partition, or nullptr. */
+PartitionEntry *
+find_entry(int32 queue_id, int partition)
+{
+	if (estimates_table == nullptr)
+		return nullptr;
+	PartitionKey key = make_partition_key(queue_id, partition);
+	LWLockAcquire(estimates_lock, LW_SHARED);
+	auto *entry = static_cast<PartitionEntry *>(hash_search(estimates_table, &key, HASH_FIND, nullptr));
+	LWLockRelease(estimates_lock);
 	return entry;
 }
 
@@ -80,15 +102,12 @@ estimates_apply(int32 queue_id, int partition, int64 unleased_delta, const int64
 {
 	if (estimates_table == nullptr)
 		return;
-	PartitionKey key = make_partition_key(queue_id, partition);
-	LWLockAcquire(estimates_lock, LW_SHARED);
-	auto *entry = static_cast<PartitionEntry *>(hash_search(estimates_table, &key, HASH_FIND, nullptr));
-	LWLockRelease(estimates_lock);
+	PartitionEntry *entry = find_entry(queue_id, partition);
 	if (entry == nullptr)
 	{
 		bool created = false;
 		LWLockAcquire(estimates_lock, LW_EXCLUSIVE);
-		entry = enter_entry(key, &created);
+		entry = enter_entry(make_partition_key(queue_id, partition), &created);
 		LWLockRelease(estimates_lock);
 		if (entry == nullptr)
 			return; /* table full: the estimate simply stays unknown (zero) */
@@ -97,6 +116,52 @@ estimates_apply(int32 queue_id, int partition, int64 unleased_delta, const int64
 	for (int c = 0; c < kCounterCount; c++)
 		if (counters[c] != 0)
 			pg_atomic_fetch_add_u64(&entry->counters[c], static_cast<uint64>(counters[c]));
+}
+
+void
+lease_floor_lower(int32 queue_id, int partition, TimestampTz deadline)
+{
+	PartitionEntry *entry = find_entry(queue_id, partition);
+	if (entry == nullptr)
+		return; /* untracked: the worker scans it every round */
+	SpinLockAcquire(&entry->floor_lock);
+	entry->lease_floor = std::min(entry->lease_floor, deadline);
+	entry->lowered_in_scan = std::min(entry->lowered_in_scan, deadline);
+	SpinLockRelease(&entry->floor_lock);
+}
+
+TimestampTz
+lease_floor_read(int32 queue_id, int partition)
+{
+	PartitionEntry *entry = find_entry(queue_id, partition);
+	if (entry == nullptr)
+		return kLeaseFloorUnknown;
+	SpinLockAcquire(&entry->floor_lock);
+	TimestampTz floor = entry->lease_floor;
+	SpinLockRelease(&entry->floor_lock);
+	return floor;
+}
+
+void
+lease_floor_scan_begin(int32 queue_id, int partition)
+{
+	PartitionEntry *entry = find_entry(queue_id, partition);
+	if (entry == nullptr)
+		return;
+	SpinLockAcquire(&entry->floor_lock);
+	entry->lowered_in_scan = DT_NOEND;
+	SpinLockRelease(&entry->floor_lock);
+}
+
+void
+lease_floor_settle(int32 queue_id, int partition, TimestampTz earliest)
+{
+	PartitionEntry *entry = find_entry(queue_id, partition);
+	if (entry == nullptr)
+		return;
+	SpinLockAcquire(&entry->floor_lock);
+	entry->lease_floor = std::min(earliest, entry->lowered_in_scan);
+	SpinLockRelease(&entry->floor_lock);
 }
 
 std::vector<PartitionCounters>

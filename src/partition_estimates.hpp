@@ -1,6 +1,6 @@
 /*
- * Per-partition estimates of unleased (ready) items and event counters,
- * kept in shared memory.
+ * Per-partition estimates of unleased (ready) items, event counters and the
+ * lease deadline floor, kept in shared memory.
  *
  * They only steer choices: produce writes to the partition with the fewest,
  * lease tries partitions with the most first. Correctness never depends on
@@ -44,6 +44,24 @@ std::vector<int64> estimates_read_committed(int32 queue_id, int partitions);
 
 /* Adds a committed transaction's changes to a partition's entry (made if missing). Never raises: runs at commit. */
 void estimates_apply(int32 queue_id, int partition, int64 unleased_delta, const int64 (&counters)[kCounterCount]);
+
+/*
+ * The lease deadline floor of a partition: no lease in it ends before it.
+ * It replaces the lease_deadline index (docs/design.md, "Lease deadlines"):
+ * the worker scans a partition's leases only once its floor is due. Every
+ * commit that sets a lease deadline lowers it (lease_floor_lower, at
+ * commit); the worker raises it to what it found (lease_floor_settle, at
+ * the commit of the transaction that scanned, a snapshot taken after
+ * lease_floor_scan_begin), lowered again by every deadline committed since
+ * that begin, which its snapshot may have missed. Unknown after a restart
+ * (and for a partition without an entry): due at once.
+ */
+constexpr TimestampTz kLeaseFloorUnknown = PG_INT64_MIN;
+void lease_floor_lower(int32 queue_id, int partition, TimestampTz deadline);
+TimestampTz lease_floor_read(int32 queue_id, int partition);
+void lease_floor_scan_begin(int32 queue_id, int partition);
+/* `earliest`: the earliest deadline the scan found, DT_NOEND for none. Never raises: runs at commit. */
+void lease_floor_settle(int32 queue_id, int partition, TimestampTz earliest);
 
 /* Estimates and counters of partitions [0, partitions) of a queue. */
 std::vector<PartitionCounters> counters_read(int32 queue_id, int partitions);

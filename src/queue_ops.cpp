@@ -110,12 +110,15 @@ lease_items(const QueueDef &queue, const std::string &client_id, int32 batch_siz
 	/* Due scheduled items are the worker's: it promotes them within milliseconds of enqueue_at. */
 	for (int partition : partitions_for_lease(queue.id, queue.partitions))
 	{
-		uint64 leased = storage_lease(queue.id, partition, client_id, batch_size, queue.lease_timeout, out);
+		TimestampTz earliest_deadline = DT_NOEND;
+		uint64 leased =
+			storage_lease(queue.id, partition, client_id, batch_size, queue.lease_timeout, out, &earliest_deadline);
 		estimates_add_at_commit(queue.id, partition, -static_cast<int64>(leased));
 		count_at_commit(queue.id, partition, Counter::leased, static_cast<int64>(leased));
 		if (leased > 0)
 		{
-			wake_worker_at_commit(timestamp_plus(GetCurrentTimestamp(), queue.lease_timeout));
+			lease_deadline_at_commit(queue.id, partition, earliest_deadline);
+			wake_worker_at_commit(earliest_deadline);
 			return leased;
 		}
 	}
@@ -167,8 +170,15 @@ retry_items(const QueueDef &queue, const std::vector<int64> &ids, std::optional<
 uint64
 extend_leases(const QueueDef &queue, const std::vector<int64> &ids, const Interval &lease_timeout)
 {
-	wake_worker_at_commit(timestamp_plus(GetCurrentTimestamp(), lease_timeout));
+	/*
+	 * Before the statement, so at most its clock_timestamp() + timeout. A
+	 * deadline capped at the item's expire_deadline instead is no earlier
+	 * than the old one, which the floor already covers.
+	 */
+	const TimestampTz new_deadline = timestamp_plus(GetCurrentTimestamp(), lease_timeout);
+	wake_worker_at_commit(new_deadline);
 	return for_leased_ids(queue, ids, "extended", [&](int partition, const std::vector<int64> &part_ids) {
+		lease_deadline_at_commit(queue.id, partition, new_deadline);
 		return storage_extend(queue.id, partition, part_ids, lease_timeout);
 	});
 }
@@ -183,6 +193,23 @@ dead_letter_target(const QueueDef &queue, const std::vector<QueueDef> &queues)
 		if (q.name == queue.dead_queue)
 			target = target_in(q);
 	return target;
+}
+
+bool
+lease_expiry_due(const QueueDef &queue, int partition)
+{
+	if (lease_floor_read(queue.id, partition) > GetCurrentTimestamp())
+		return false;
+	lease_floor_scan_begin(queue.id, partition); /* before the snapshot of expire_leases and the rescan */
+	return true;
+}
+
+std::optional<TimestampTz>
+rescan_lease_deadlines(const QueueDef &queue, int partition)
+{
+	std::optional<TimestampTz> earliest = storage_earliest_lease_deadline(queue.id, partition);
+	lease_floor_found_at_commit(queue.id, partition, earliest.value_or(DT_NOEND));
+	return earliest;
 }
 
 RetryOutcome
@@ -217,6 +244,8 @@ lease_for_delivery(const QueueDef &queue, int partition, const std::string &clie
 				   const Interval &lease_timeout)
 {
 	std::vector<LeasedItem> items = storage_lease_items(queue.id, partition, client_id, batch_size, lease_timeout);
+	for (const LeasedItem &item : items)
+		lease_deadline_at_commit(queue.id, partition, item.lease_deadline);
 	estimates_add_at_commit(queue.id, partition, -static_cast<int64>(items.size()));
 	count_at_commit(queue.id, partition, Counter::leased, static_cast<int64>(items.size()));
 	return items;

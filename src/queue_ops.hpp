@@ -58,6 +58,16 @@ RetryOutcome retry_in_partition(const QueueDef &queue, int partition, const std:
 /* Where the dead letters of `queue` go, given every queue of the database (the worker's catalog read). */
 DeadLetterTarget dead_letter_target(const QueueDef &queue, const std::vector<QueueDef> &queues);
 
+/*
+ * Lease expiry without a lease_deadline index (docs/design.md, "Lease
+ * deadlines"): whether the partition's lease deadline floor is due, in
+ * which case the worker's scan of it begins (expire_leases, then
+ * rescan_lease_deadlines in the same transaction, whose commit sets the
+ * floor to the earliest deadline left).
+ */
+bool lease_expiry_due(const QueueDef &queue, int partition);
+std::optional<TimestampTz> rescan_lease_deadlines(const QueueDef &queue, int partition);
+
 /* The worker's duties on one partition, up to `limit` items each (queue_ops.cpp). */
 RetryOutcome expire_leases(const QueueDef &queue, int partition, const DeadLetterTarget &target, int32 limit);
 uint64 expire_items(const QueueDef &queue, int partition, const DeadLetterTarget &target, int32 limit);
@@ -65,7 +75,8 @@ uint64 promote_due(const QueueDef &queue, int partition, int32 limit);
 
 /*
  * Webhook delivery's lease: as lease_items on one partition, into C++
- * values. Wakes no worker: the webhook cycle returns its deadlines itself.
+ * values. Wakes no worker: the webhook cycle returns its deadlines itself
+ * (the partition's lease deadline floor is lowered at commit as for any lease).
  */
 std::vector<LeasedItem> lease_for_delivery(const QueueDef &queue, int partition, const std::string &client_id,
 										   int32 batch_size, const Interval &lease_timeout);

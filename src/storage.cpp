@@ -267,6 +267,13 @@ const char *const kLeaseClaimSql =
 
 namespace {
 
+/* A timestamptz column of the current SPI result: an int64 datum, read as one. */
+TimestampTz
+spi_get_timestamptz(uint64 row, int col)
+{
+	return static_cast<TimestampTz>(spi_get_int64(row, col));
+}
+
 /*
  * The claims this process has started: one per partition a lease tries
  * (queue_lease in a backend, a webhook lease in the worker), whichever
@@ -285,8 +292,9 @@ uint32 claims_in_process = 0;
 template <typename OnGranted>
 uint64
 run_claim(int32 queue_id, int partition, const std::string &client_id, int32 batch_size,
-		  const Interval &lease_timeout, OnGranted on_granted)
+		  const Interval &lease_timeout, OnGranted on_granted, TimestampTz *earliest_deadline)
 {
+	*earliest_deadline = DT_NOEND;
 	const std::string rendered = render_partition(kLeaseClaimSql, queue_id, partition);
 	const bool registered_here = head_register(queue_id, partition, HeadRole::leaser);
 	/*
@@ -327,6 +335,7 @@ run_claim(int32 queue_id, int partition, const std::string &client_id, int32 bat
 		for (uint64 row = 0; row < claimed; row++)
 			if (spi_get_bool(row, 10))
 			{
+				*earliest_deadline = std::min(*earliest_deadline, spi_get_timestamptz(row, 8));
 				on_granted(row);
 				granted++;
 			}
@@ -346,10 +355,11 @@ run_claim(int32 queue_id, int partition, const std::string &client_id, int32 bat
 
 uint64
 storage_lease(int32 queue_id, int partition, const std::string &client_id, int32 batch_size,
-			  const Interval &lease_timeout, ReturnSetInfo *out)
+			  const Interval &lease_timeout, ReturnSetInfo *out, TimestampTz *earliest_deadline)
 {
-	return run_claim(queue_id, partition, client_id, batch_size, lease_timeout,
-					 [&](uint64 row) { spi_copy_row_to(out, row, 9); });
+	return run_claim(
+		queue_id, partition, client_id, batch_size, lease_timeout, [&](uint64 row) { spi_copy_row_to(out, row, 9); },
+		earliest_deadline);
 }
 
 /*
@@ -556,20 +566,36 @@ storage_expire_items(int32 queue_id, int partition, const DeadLetterTarget &targ
 	return total;
 }
 
+namespace {
+
+/* The timestamp in the first column of a one-row result; nothing when NULL. */
+std::optional<TimestampTz>
+optional_timestamptz_result()
+{
+	if (spi_is_null(0, 1))
+		return std::nullopt;
+	return spi_get_timestamptz(0, 1);
+}
+
+} // namespace
+
 std::optional<TimestampTz>
 storage_next_deadline(int32 queue_id, int partition)
 {
-	spi_run(render_partition("SELECT least((SELECT min(lease_deadline) FROM {leases}),"
-							 "  (SELECT min(enqueue_at) FROM {scheduled}),"
+	spi_run(render_partition("SELECT least((SELECT min(enqueue_at) FROM {scheduled}),"
 							 "  (SELECT min(expire_deadline) FROM {items}),"
 							 "  (SELECT min(expire_deadline) FROM {scheduled}))",
 							 queue_id, partition),
 			{}, true);
-	if (spi_is_null(0, 1))
-		return std::nullopt;
-	bool is_null = false;
-	Datum d = pg_guard([&] { return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null); });
-	return DatumGetTimestampTz(d);
+	return optional_timestamptz_result();
+}
+
+std::optional<TimestampTz>
+storage_earliest_lease_deadline(int32 queue_id, int partition)
+{
+	/* Not read-only: a fresh snapshot, taken after the caller's lease_floor_scan_begin and its own expiry. */
+	spi_run(render_partition("SELECT min(lease_deadline) FROM {leases}", queue_id, partition), {}, false);
+	return optional_timestamptz_result();
 }
 
 std::vector<int64>
@@ -658,6 +684,7 @@ storage_lease_items(int32 queue_id, int partition, const std::string &client_id,
 					const Interval &lease_timeout)
 {
 	std::vector<LeasedItem> items;
+	TimestampTz earliest_deadline = DT_NOEND; /* the items carry their deadlines */
 	run_claim(queue_id, partition, client_id, batch_size, lease_timeout, [&](uint64 row) {
 		LeasedItem item;
 		item.id = spi_get_int64(row, 1);
@@ -676,13 +703,10 @@ storage_lease_items(int32 queue_id, int partition, const std::string &client_id,
 		});
 		item.payload.assign(data, size);
 		item.attempts = spi_get_int32(row, 7);
-		Datum deadline = pg_guard([&] {
-			return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, 8, &is_null);
-		});
-		item.lease_deadline = DatumGetTimestampTz(deadline);
+		item.lease_deadline = spi_get_timestamptz(row, 8);
 		item.origin_id = spi_get_int64(row, 11);
 		items.push_back(std::move(item));
-	});
+	}, &earliest_deadline);
 	return items;
 }
 

@@ -83,8 +83,9 @@ bool storage_try_lock_partition(int32 queue_id, int partition);
 /* Item operations on one partition. */
 std::vector<int64> storage_produce(int32 queue_id, int partition, const ProduceBatch &batch);
 uint64 storage_promote_due(int32 queue_id, int partition, int32 limit);
+/* Sets *earliest_deadline to the earliest deadline of the leases it granted (DT_NOEND: none). */
 uint64 storage_lease(int32 queue_id, int partition, const std::string &client_id, int32 batch_size,
-					 const Interval &lease_timeout, ReturnSetInfo *out);
+					 const Interval &lease_timeout, ReturnSetInfo *out, TimestampTz *earliest_deadline);
 /* complete / retry / extend act on the leased ones among `ids` and report which they took. */
 std::vector<int64> storage_complete(int32 queue_id, int partition, const std::vector<int64> &ids);
 /* last_error, when set, is kept with the items (shown by the lists; webhook delivery records failures). */
@@ -95,7 +96,10 @@ RetryOutcome storage_retry(int32 queue_id, int partition, const std::vector<int6
 RetryOutcome storage_expire_leases(int32 queue_id, int partition, int32 max_attempts, const DeadLetterTarget &target,
 								   int32 limit);
 uint64 storage_expire_items(int32 queue_id, int partition, const DeadLetterTarget &target, int32 limit);
+/* The earliest deadline of due scheduled items and item expiry; lease deadlines are not indexed (next). */
 std::optional<TimestampTz> storage_next_deadline(int32 queue_id, int partition);
+/* The earliest lease deadline: a scan of the partition's leases, for the worker once its floor is due. */
+std::optional<TimestampTz> storage_earliest_lease_deadline(int32 queue_id, int partition);
 
 std::vector<int64> storage_extend(int32 queue_id, int partition, const std::vector<int64> &ids,
 								  const Interval &lease_timeout);

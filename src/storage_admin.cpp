@@ -143,8 +143,10 @@ storage_partition_figures(int32 queue_id, int partition, int partitions)
 {
 	/*
 	 * Index endpoints only: the head and tail of the id index give the
-	 * oldest item and, by their midpoint, the average age; the ends of the
-	 * lease_deadline index give the average remaining lease the same way.
+	 * oldest item and, by their midpoint, the average age; the deadlines of
+	 * the leases of the lowest and highest leased id (leases are taken in id
+	 * order) give the average remaining lease the same way. Lease deadlines
+	 * have no index (docs/design.md, "Lease deadlines").
 	 */
 	std::string sql = std::string("SELECT ") + row_count("{items}") + ", " + row_count("{leases}") + ", " +
 					  row_count("{scheduled}") + ", " +
@@ -155,7 +157,8 @@ storage_partition_figures(int32 queue_id, int partition, int partitions)
 					  "(l.first + (l.last - l.first) / 2) - clock_timestamp() "
 					  "FROM (SELECT (SELECT created_at FROM {items} ORDER BY id LIMIT 1) AS head,"
 					  "             (SELECT created_at FROM {items} ORDER BY id DESC LIMIT 1) AS tail) h,"
-					  "     (SELECT min(lease_deadline) AS first, max(lease_deadline) AS last FROM {leases}) l";
+					  "     (SELECT (SELECT lease_deadline FROM {leases} ORDER BY id LIMIT 1) AS first,"
+					  "             (SELECT lease_deadline FROM {leases} ORDER BY id DESC LIMIT 1) AS last) l";
 	spi_run(render_partition(sql, queue_id, partition), {param_int32(partition), param_int32(partitions)}, true);
 	PartitionFigures f;
 	int64 items = spi_get_int64(0, 1);

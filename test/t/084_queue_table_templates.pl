@@ -71,6 +71,8 @@ sql($db, 'REVOKE USAGE ON SCHEMA querator_data FROM tpl_reader');
 sql($db, "SELECT querator.queues_create('cmp', partitions => 2)");
 my $id = sql($db, "SELECT id FROM querator.queues WHERE name = 'cmp'");
 sql($db, queue_tables_ddl_0_1_0(map { ($_ => $_ eq 'dead' ? 'querator_data.q999999_dead' : "querator_data.q999999_p0_$_") } @kinds));
+# ... as the upgrade scripts changed them since: 0.3.0 drops the lease_deadline index.
+sql($db, 'DROP INDEX querator_data.q999999_p0_leases_lease_deadline_idx');
 for my $kind (@kinds)
 {
 	my ($new, $v010) = $kind eq 'dead' ? ("q${id}_dead", 'q999999_dead') : ("q${id}_p0_$kind", "q999999_p0_$kind");
