@@ -17,9 +17,11 @@ namespace {
  * Every pending effect carries the subtransaction that recorded it.
  * Subtransaction ids grow in creation order and subtransactions nest, so
  * when subtransaction S aborts, the effects with an id >= S are exactly
- * those of S and its children: they are dropped. A child that commits keeps
- * its effects' ids, which makes them its parent's: dropped if the parent
- * aborts, applied if the transaction commits.
+ * those of S and its children: they are dropped. A child that commits hands
+ * its effects to its parent (merge_into_parent): dropped if the parent
+ * aborts, applied if the transaction commits, and merged with the parent's
+ * own, so a loop of subtransactions (a PL/pgSQL EXCEPTION block per
+ * iteration) keeps one entry per partition, not one per iteration.
  */
 
 /* Changes to one partition recorded in one subtransaction: a transaction of many calls stays small. */
@@ -63,7 +65,15 @@ struct WorkerDeadline
 struct HeldRegistration
 {
 	HeadRegistration registration;
-	bool writer; /* inserted or deleted items (HeadRole::writer), not only leased */
+	/*
+	 * Its end may make items leasable that a running lease scan could not
+	 * see, so the head must remember its floor: it inserted or deleted items
+	 * (HeadRole::writer), or a subtransaction that used it rolled back and
+	 * released the items its lease had locked.
+	 */
+	bool remember_at_end;
+	/* The latest subtransaction that registered through it (ids grow: the highest). */
+	SubTransactionId last_used;
 };
 
 /*
@@ -122,14 +132,22 @@ record_flag(Flag *flag, const char *what)
 	note(what);
 }
 
+PartitionChange *
+find_change(int32 queue_id, int partition, SubTransactionId subxact)
+{
+	for (PartitionChange &c : pending.changes)
+		if (c.queue_id == queue_id && c.partition == partition && c.subxact == subxact)
+			return &c;
+	return nullptr;
+}
+
 /* The change of (queue, partition) in the current subtransaction, added if missing. */
 PartitionChange &
 change_of(int32 queue_id, int partition)
 {
 	const SubTransactionId subxact = GetCurrentSubTransactionId();
-	for (PartitionChange &c : pending.changes)
-		if (c.queue_id == queue_id && c.partition == partition && c.subxact == subxact)
-			return c;
+	if (PartitionChange *found = find_change(queue_id, partition, subxact))
+		return *found;
 	PartitionChange c{};
 	c.queue_id = queue_id;
 	c.partition = partition;
@@ -140,11 +158,32 @@ change_of(int32 queue_id, int partition)
 	return pending.changes.back();
 }
 
+/*
+ * A worker deadline of subtransaction `subxact`: skipped when a deadline as
+ * early that outlives it (recorded in it or an ancestor) is recorded
+ * already, lowered into its own entry if it has one.
+ */
+void
+record_deadline(SubTransactionId subxact, TimestampTz at)
+{
+	for (WorkerDeadline &d : pending.deadlines)
+	{
+		if (d.subxact <= subxact && d.at <= at)
+			return;
+		if (d.subxact == subxact)
+		{
+			d.at = at;
+			return;
+		}
+	}
+	pending.deadlines.push_back(WorkerDeadline{subxact, at});
+}
+
 void
 end_registrations(bool committed)
 {
 	for (const HeldRegistration &held : pending.registrations)
-		head_leave(held.registration, !committed || held.writer);
+		head_leave(held.registration, !committed || held.remember_at_end);
 }
 
 /* Whether changes[i] is the first change of its queue that made items ready. */
@@ -249,10 +288,19 @@ drop_at_abort()
 		catalog_cache_discard_change();
 }
 
-/* Drops what subtransaction `subxact` and its children recorded; head registrations stay until the end. */
+/*
+ * Drops what subtransaction `subxact` and its children recorded. Head
+ * registrations stay until the end, but one they used is remembered when it
+ * ends: the rollback released the items their leases had locked, and a
+ * lease scan that skipped them (SKIP LOCKED) must not move the head past
+ * them once the transaction commits.
+ */
 void
 drop_subtransaction(SubTransactionId subxact)
 {
+	for (HeldRegistration &held : pending.registrations)
+		if (held.last_used >= subxact)
+			held.remember_at_end = true;
 	auto recorded_in = [&](const auto &effect) { return effect.subxact >= subxact; };
 	auto erase = [&](auto &effects) {
 		effects.erase(std::remove_if(effects.begin(), effects.end(), recorded_in), effects.end());
@@ -274,6 +322,57 @@ drop_subtransaction(SubTransactionId subxact)
 	if (pending.service_request >= subxact)
 		pending.service_request = InvalidSubTransactionId;
 	waiter_unregister(); /* a waiting lease interrupted inside the subtransaction (savepoint, EXCEPTION block) */
+}
+
+/*
+ * Subtransaction `subxact` committed: what it and its (committed) children
+ * recorded becomes its parent's, merged into the parent's entries. Runs in
+ * a subtransaction callback, so it must not raise: it only relabels, adds
+ * and removes in place (a deadline moved to the parent reuses the room of
+ * the one it replaces).
+ */
+void
+merge_into_parent(SubTransactionId subxact, SubTransactionId parent)
+{
+	auto recorded_in = [&](const auto &effect) { return effect.subxact >= subxact; };
+	for (PartitionChange &c : pending.changes)
+	{
+		if (!recorded_in(c))
+			continue;
+		PartitionChange *into = find_change(c.queue_id, c.partition, parent);
+		if (into == nullptr)
+		{
+			c.subxact = parent;
+			continue;
+		}
+		into->ready_added += c.ready_added;
+		into->ready_removed += c.ready_removed;
+		for (int i = 0; i < kCounterCount; i++)
+			into->counters[i] += c.counters[i];
+		into->wake_all = into->wake_all || c.wake_all;
+		c.subxact = InvalidSubTransactionId; /* merged: removed below */
+	}
+	pending.changes.erase(std::remove_if(pending.changes.begin(), pending.changes.end(),
+										 [](const PartitionChange &c) { return c.subxact == InvalidSubTransactionId; }),
+						  pending.changes.end());
+	for (Reservation &r : pending.reservations)
+		if (recorded_in(r))
+			r.subxact = parent;
+	for (Forgetting &f : pending.forgettings)
+		if (recorded_in(f))
+			f.subxact = parent;
+	/* One deadline per subtransaction: the child's, if any, is recorded again as the parent's. */
+	auto child = std::find_if(pending.deadlines.begin(), pending.deadlines.end(), recorded_in);
+	if (child != pending.deadlines.end())
+	{
+		const TimestampTz at = child->at;
+		pending.deadlines.erase(child);
+		record_deadline(parent, at);
+	}
+	for (Flag *flag : {&pending.catalog_change, &pending.webhook_catalog_change, &pending.service_request})
+		if (*flag >= subxact)
+			*flag = parent;
+	/* Head registrations keep the highest subtransaction that used them: the parent's abort still covers it. */
 }
 
 /*
@@ -324,9 +423,11 @@ on_xact_event(XactEvent event, void *)
 }
 
 void
-on_subxact_event(SubXactEvent event, SubTransactionId subxact, SubTransactionId, void *)
+on_subxact_event(SubXactEvent event, SubTransactionId subxact, SubTransactionId parent, void *)
 {
-	if (event == SUBXACT_EVENT_ABORT_SUB)
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
+		merge_into_parent(subxact, parent);
+	else if (event == SUBXACT_EVENT_ABORT_SUB)
 		drop_subtransaction(subxact);
 }
 
@@ -379,19 +480,8 @@ wake_waiters_at_commit(int32 queue_id)
 void
 wake_worker_at_commit(TimestampTz deadline)
 {
-	const SubTransactionId subxact = GetCurrentSubTransactionId();
 	note("a worker wake-up");
-	for (WorkerDeadline &d : pending.deadlines)
-	{
-		if (d.subxact <= subxact && d.at <= deadline)
-			return; /* an earlier wake-up that outlives this one is recorded already */
-		if (d.subxact == subxact)
-		{
-			d.at = deadline;
-			return;
-		}
-	}
-	pending.deadlines.push_back(WorkerDeadline{subxact, deadline});
+	record_deadline(GetCurrentSubTransactionId(), deadline);
 }
 
 void
@@ -472,17 +562,19 @@ bool
 head_register(int32 queue_id, int partition, HeadRole role)
 {
 	const bool writer = role == HeadRole::writer;
+	const SubTransactionId subxact = GetCurrentSubTransactionId();
 	for (HeldRegistration &held : pending.registrations)
 		if (held.registration.queue_id == queue_id && held.registration.partition == partition)
 		{
-			held.writer = held.writer || writer;
+			held.remember_at_end = held.remember_at_end || writer;
+			held.last_used = std::max(held.last_used, subxact);
 			return false; /* registered earlier in this transaction, with a lower or equal floor */
 		}
 	pending.registrations.reserve(pending.registrations.size() + 1); /* before registering: ending it must not fail */
 	HeadRegistration registration;
 	if (!head_enter(queue_id, partition, &registration))
 		return false;
-	pending.registrations.push_back(HeldRegistration{registration, writer});
+	pending.registrations.push_back(HeldRegistration{registration, writer, subxact});
 	note("a partition head registration");
 	return true;
 }

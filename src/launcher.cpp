@@ -19,6 +19,7 @@ extern "C" {
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -184,6 +185,32 @@ serve_databases()
 	}
 }
 
+/*
+ * Requests to serve a database that found every slot taken are recorded at
+ * their commit, in a commit callback that must not report anything (an
+ * error there is promoted to PANIC, and even a WARNING allocates): the
+ * launcher reports them here.
+ */
+void
+report_unserved_requests()
+{
+	Oid database = InvalidOid;
+	const uint64 requests = launcher_take_unserved_requests(&database);
+	if (requests == 0)
+		return;
+	StartTransactionCommand();
+	const char *name = get_database_name(database);
+	ereport(WARNING,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("querator launcher: database \"%s\" has no querator worker: all %d database slots are taken",
+					name != nullptr ? name : "(dropped)", kMaxServedDatabases),
+			 errdetail("%llu request(s) to serve a database found no slot since the last report. "
+					   "Every connectable database takes a slot when the launcher first looks at it.",
+					   static_cast<unsigned long long>(requests)),
+			 errhint("%s", kDatabaseSlotsHint)));
+	CommitTransactionCommand();
+}
+
 } // namespace
 
 } // namespace querator
@@ -215,6 +242,7 @@ querator_launcher_main(Datum main_arg)
 			launcher_sync_databases(list_databases());
 			serve_databases();
 		}
+		report_unserved_requests();
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, launcher_naptime * 1000L,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

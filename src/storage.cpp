@@ -506,24 +506,32 @@ RetryOutcome
 storage_expire_leases(int32 queue_id, int partition, int32 max_attempts, const DeadLetterTarget &target, int32 limit)
 {
 	/*
-	 * SKIP LOCKED: an item being completed or retried right now is left to
-	 * that call. The deadline is checked again on the lease row itself, as a
-	 * concurrent extend may have moved it.
+	 * The worker never waits for a row lock: an item being completed or
+	 * retried right now is left to that call, and so is a lease row another
+	 * transaction holds (an extend not committed yet). Waiting for that row
+	 * while holding the item row deadlocked with a transaction that extends
+	 * and then completes: it holds the lease row and waits for the item row.
+	 * Both rows are locked SKIP LOCKED, the item first as everywhere. The
+	 * deadline is checked again on the lease row itself, as an extend
+	 * committed since the snapshot may have moved it.
 	 */
 	RetryOutcome outcome = release_leases(
 		queue_id, partition,
 		"SELECT i.id FROM {items} i WHERE i.id = ANY (ARRAY("
 		"  SELECT id FROM {leases} WHERE lease_deadline <= clock_timestamp() ORDER BY lease_deadline LIMIT $9))"
 		"  ORDER BY i.id FOR UPDATE OF i SKIP LOCKED",
-		"AND l.lease_deadline <= clock_timestamp()", target, ReleaseParams{{}, false, max_attempts, {}, limit, {}});
+		"AND l.lease_deadline <= clock_timestamp() AND l.id = ANY (ARRAY("
+		"  SELECT k.id FROM {leases} k WHERE k.id = ANY (ARRAY(SELECT id FROM candidates))"
+		"  ORDER BY k.id FOR UPDATE OF k SKIP LOCKED))",
+		target, ReleaseParams{{}, false, max_attempts, {}, limit, {}});
 	/*
 	 * A lease whose item is gone (expired as unleased by a worker whose
 	 * snapshot predates the lease) has nothing to return; drop it so it does
-	 * not hold the next deadline.
+	 * not hold the next deadline. SKIP LOCKED for the same reason.
 	 */
 	spi_run(render_partition("DELETE FROM {leases} l WHERE l.id = ANY (ARRAY("
 							 "  SELECT id FROM {leases} WHERE lease_deadline <= clock_timestamp()"
-							 "  ORDER BY lease_deadline LIMIT $1))"
+							 "  ORDER BY lease_deadline LIMIT $1 FOR UPDATE SKIP LOCKED))"
 							 "AND NOT EXISTS (SELECT 1 FROM {items} i WHERE i.id = l.id)",
 							 queue_id, partition),
 			{param_int32(limit)});

@@ -47,6 +47,16 @@ Datum
 request_worker(FunctionCallInfo fcinfo)
 {
 	extension_created();
+	/* Said here, before the commit: its callback may find the same and must stay silent (the launcher logs it). */
+	if (!launcher_has_room_for_this_database())
+		pg_guard([] {
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("querator serves at most %d databases per server: this one will have no worker",
+							kMaxServedDatabases),
+					 errdetail("Without a worker, expired leases and scheduled items of this database are not handled."),
+					 errhint("%s", kDatabaseSlotsHint)));
+		});
 	PG_RETURN_VOID();
 }
 

@@ -36,6 +36,13 @@ struct SharedState
 {
 	int launcher_pid;
 	Latch *launcher_latch;
+	/*
+	 * Requests to serve a database that found no slot, since the launcher
+	 * last reported them, and the last such database: recorded in a commit
+	 * callback, which must not report anything itself.
+	 */
+	uint64 unserved_requests;
+	Oid last_unserved_database;
 	DatabaseSlot slots[kMaxServedDatabases];
 };
 
@@ -202,12 +209,37 @@ launcher_serve_this_database()
 	DatabaseSlot *slot = find_or_add_slot(MyDatabaseId);
 	if (slot != nullptr)
 		slot->wanted = true;
+	else
+	{
+		state->unserved_requests++;
+		state->last_unserved_database = MyDatabaseId;
+	}
 	Latch *launcher = state->launcher_latch;
 	LWLockRelease(state_lock);
-	if (slot == nullptr)
-		elog(WARNING, "querator: more than %d databases use querator; this one is not served", kMaxServedDatabases);
 	if (launcher != nullptr)
 		SetLatch(launcher);
+}
+
+bool
+launcher_has_room_for_this_database()
+{
+	if (state == nullptr)
+		return true;
+	LWLockAcquire(state_lock, LW_SHARED);
+	const bool room = find_slot(MyDatabaseId) != nullptr || find_slot(InvalidOid) != nullptr;
+	LWLockRelease(state_lock);
+	return room;
+}
+
+uint64
+launcher_take_unserved_requests(Oid *last_database)
+{
+	LWLockAcquire(state_lock, LW_EXCLUSIVE);
+	const uint64 requests = state->unserved_requests;
+	*last_database = state->last_unserved_database;
+	state->unserved_requests = 0;
+	LWLockRelease(state_lock);
+	return requests;
 }
 
 namespace {

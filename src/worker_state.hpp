@@ -15,6 +15,10 @@
 namespace querator {
 
 constexpr int kMaxServedDatabases = 64;
+/* How to free slots when a database that uses querator found none (its CREATE EXTENSION and the launcher say it). */
+constexpr const char *kDatabaseSlotsHint =
+	"Drop unused databases or disallow connections to the ones that do not use querator "
+	"(ALTER DATABASE ... ALLOW_CONNECTIONS false): the launcher then gives their slots away.";
 
 struct WorkerCounters
 {
@@ -43,6 +47,12 @@ void worker_state_startup_shmem();
 void launcher_attach();
 void launcher_sync_databases(const std::vector<Oid> &databases);
 std::vector<Oid> launcher_wanted_databases();
+/*
+ * Requests to serve a database that found every slot taken, since the last
+ * call (0: none), and the last such database: the launcher reports them, as
+ * the commit callback that records them must not.
+ */
+uint64 launcher_take_unserved_requests(Oid *last_database);
 
 /* Worker of a database. */
 bool worker_attach(Oid database);
@@ -61,12 +71,15 @@ TimestampTz worker_take_requested_wakeup(Oid database);
 /*
  * Backends, applied at commit (recorded by request_service_at_commit and
  * wake_worker_at_commit, commit_effects.hpp): ask the launcher to serve this
- * database (CREATE EXTENSION); wake this database's worker if `deadline` is
+ * database (CREATE EXTENSION; with every slot taken it records that for the
+ * launcher to report, and reports nothing itself); wake this database's worker if `deadline` is
  * before its next wake-up (it then plans its next round for `deadline`; once
  * one backend did, later deadlines wake nobody).
  */
 void launcher_serve_this_database();
 void worker_wake_before(TimestampTz deadline);
+/* Whether this database has a slot or a free one is left (CREATE EXTENSION warns before its commit if not). */
+bool launcher_has_room_for_this_database();
 
 std::vector<WorkerStatus> worker_status_all();
 
