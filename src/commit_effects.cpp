@@ -350,6 +350,12 @@ merge_into_parent(SubTransactionId subxact, SubTransactionId parent)
 		for (int i = 0; i < kCounterCount; i++)
 			into->counters[i] += c.counters[i];
 		into->wake_all = into->wake_all || c.wake_all;
+		into->lease_deadline = std::min(into->lease_deadline, c.lease_deadline);
+		if (c.lease_floor_scanned) /* the child's scan is the later one */
+		{
+			into->lease_floor_scanned = true;
+			into->lease_floor_found = c.lease_floor_found;
+		}
 		c.subxact = InvalidSubTransactionId; /* merged: removed below */
 	}
 	pending.changes.erase(std::remove_if(pending.changes.begin(), pending.changes.end(),
