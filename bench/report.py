@@ -267,6 +267,10 @@ def markdown(rows, meta):
         elif s == "burst-wake":
             md.append(f"| {s} (one produce of {c} items) | {c} | {latencies(r)}, max {fmt(r['max_ms'])} ms; "
                       f"{r['got_one_item']} of {c} waiters got one item | {r['handrolled']} | | | | |")
+        elif s == "wake-latency":
+            md.append(f"| {s} (from before the producer's `COMMIT`) | {c} | {latencies(r)}, max "
+                      f"{fmt(r['max_ms'])} ms ({r['samples']} items; the `COMMIT` alone p50 "
+                      f"{fmt(r['producer_commit_p50_ms'])} ms) | {r['handrolled']} | | | | |")
         elif s == "waiters-idle-cpu":
             md.append(f"| {s} | {c} | {fmt(r['cpu_pct_of_core'])}% of one core in all over "
                       f"{fmt(r['seconds'])} s | {r['handrolled']} | | | | |")

@@ -16,6 +16,8 @@
 #include "webhook_state.hpp"
 #include "worker_state.hpp"
 
+#include <algorithm>
+
 extern "C" {
 #include "access/xlog.h"
 #include "catalog/pg_database.h"
@@ -224,8 +226,18 @@ querator_worker_main(Datum main_arg)
 					announced = true;
 					elog(LOG, "querator worker started");
 				}
-				querator::worker_publish_round(served_database, last_round.next_deadline, last_round.counters);
 				next_round_at = GetCurrentTimestamp() + sleep_after(last_round) * 1000L;
+				/*
+				 * Published: when the next round looks at deadlines, never before
+				 * next_round_at. A commit wakes the worker only for a deadline
+				 * before the published one, so publishing a deadline that was
+				 * already due (backing off from a locked row) let every deadline
+				 * committed during the 100 ms back-off wait for its end.
+				 */
+				std::optional<TimestampTz> planned = last_round.next_deadline;
+				if (planned)
+					planned = std::max(*planned, next_round_at);
+				querator::worker_publish_round(served_database, planned, last_round.counters);
 				/* Deadlines committed while the round ran (it may not have seen them). */
 				next_round_at = std::min(next_round_at, querator::worker_take_requested_wakeup(served_database));
 				querator::webhook_consider_all_queues();
