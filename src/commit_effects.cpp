@@ -34,9 +34,10 @@ struct PartitionChange
 	int64 ready_removed;
 	int64 counters[kCounterCount];
 	bool wake_all; /* deal every waiter of the queue a full batch (resume) */
-	TimestampTz lease_deadline; /* the earliest lease deadline it set (DT_NOEND: none): lowers the floor */
-	bool lease_floor_scanned;   /* the worker scanned the leases: the floor becomes what it found */
-	TimestampTz lease_floor_found;
+	/* By Floor (partition_estimates.hpp): */
+	TimestampTz earliest_deadline[kFloorKinds]; /* the earliest deadline it set (DT_NOEND: none): lowers the floor */
+	bool floor_scanned[kFloorKinds];            /* the worker scanned: the floor becomes what it found */
+	TimestampTz floor_found[kFloorKinds];
 };
 
 /* An estimates entry the transaction created: removed again if it aborts. */
@@ -152,7 +153,8 @@ change_of(int32 queue_id, int partition)
 	c.queue_id = queue_id;
 	c.partition = partition;
 	c.subxact = subxact;
-	c.lease_deadline = DT_NOEND;
+	for (TimestampTz &d : c.earliest_deadline)
+		d = DT_NOEND;
 	pending.changes.push_back(c);
 	note("pending partition estimates");
 	return pending.changes.back();
@@ -251,10 +253,13 @@ apply_at_commit()
 	{
 		estimates_apply(c.queue_id, c.partition, c.ready_added - c.ready_removed, c.counters);
 		/* The worker's scan first: a deadline this transaction set is then kept by the lowering. */
-		if (c.lease_floor_scanned)
-			lease_floor_settle(c.queue_id, c.partition, c.lease_floor_found);
-		if (c.lease_deadline != DT_NOEND)
-			lease_floor_lower(c.queue_id, c.partition, c.lease_deadline);
+		for (int k = 0; k < kFloorKinds; k++)
+		{
+			if (c.floor_scanned[k])
+				deadline_floor_settle(static_cast<Floor>(k), c.queue_id, c.partition, c.floor_found[k]);
+			if (c.earliest_deadline[k] != DT_NOEND)
+				deadline_floor_lower(static_cast<Floor>(k), c.queue_id, c.partition, c.earliest_deadline[k]);
+		}
 	}
 	/*
 	 * After the catalog version moved (2.): a worker that read the catalog
@@ -350,11 +355,14 @@ merge_into_parent(SubTransactionId subxact, SubTransactionId parent)
 		for (int i = 0; i < kCounterCount; i++)
 			into->counters[i] += c.counters[i];
 		into->wake_all = into->wake_all || c.wake_all;
-		into->lease_deadline = std::min(into->lease_deadline, c.lease_deadline);
-		if (c.lease_floor_scanned) /* the child's scan is the later one */
+		for (int k = 0; k < kFloorKinds; k++)
 		{
-			into->lease_floor_scanned = true;
-			into->lease_floor_found = c.lease_floor_found;
+			into->earliest_deadline[k] = std::min(into->earliest_deadline[k], c.earliest_deadline[k]);
+			if (c.floor_scanned[k]) /* the child's scan is the later one */
+			{
+				into->floor_scanned[k] = true;
+				into->floor_found[k] = c.floor_found[k];
+			}
 		}
 		c.subxact = InvalidSubTransactionId; /* merged: removed below */
 	}
@@ -463,18 +471,19 @@ count_at_commit(int32 queue_id, int partition, Counter counter, int64 n)
 }
 
 void
-lease_deadline_at_commit(int32 queue_id, int partition, TimestampTz deadline)
+deadline_at_commit(Floor kind, int32 queue_id, int partition, TimestampTz deadline)
 {
 	PartitionChange &c = change_of(queue_id, partition);
-	c.lease_deadline = std::min(c.lease_deadline, deadline);
+	TimestampTz &earliest = c.earliest_deadline[static_cast<int>(kind)];
+	earliest = std::min(earliest, deadline);
 }
 
 void
-lease_floor_found_at_commit(int32 queue_id, int partition, TimestampTz earliest)
+floor_found_at_commit(Floor kind, int32 queue_id, int partition, TimestampTz earliest)
 {
 	PartitionChange &c = change_of(queue_id, partition);
-	c.lease_floor_scanned = true;
-	c.lease_floor_found = earliest;
+	c.floor_scanned[static_cast<int>(kind)] = true;
+	c.floor_found[static_cast<int>(kind)] = earliest;
 }
 
 void

@@ -16,6 +16,7 @@
 #pragma once
 
 #include "pg_prelude.hpp"
+#include "partition_estimates.hpp"
 
 #include <vector>
 
@@ -34,14 +35,17 @@ void estimates_add_at_commit(int32 queue_id, int partition, int64 delta);
 /* `n` events of a kind in a partition (queue_stats). */
 void count_at_commit(int32 queue_id, int partition, Counter counter, int64 n);
 /*
- * The partition's lease deadline floor (partition_estimates.hpp) at commit:
- * lowered to a lease deadline the transaction set (a lease, an extend; a
- * lower bound of it will do), or, for the worker's scan of the partition's
- * leases (begun with lease_floor_scan_begin), set to the earliest deadline
- * it found (DT_NOEND: none).
+ * A deadline floor of the partition (partition_estimates.hpp) at commit:
+ * lowered to a deadline of that kind the transaction set (a lease, an
+ * extend; a scheduled item, an expire deadline; a lower bound of it will
+ * do), or, for the worker's scan of the partition (begun with
+ * deadline_floor_scan_begin), set to the earliest deadline it found
+ * (DT_NOEND: none). deadline_at_commit does not wake the worker: callers
+ * that need it say so with wake_worker_at_commit (webhook delivery, the
+ * worker itself, does not).
  */
-void lease_deadline_at_commit(int32 queue_id, int partition, TimestampTz deadline);
-void lease_floor_found_at_commit(int32 queue_id, int partition, TimestampTz earliest);
+void deadline_at_commit(Floor kind, int32 queue_id, int partition, TimestampTz deadline);
+void floor_found_at_commit(Floor kind, int32 queue_id, int partition, TimestampTz earliest);
 /* Every waiter of the queue gets to try a lease (queue_resume). */
 void wake_waiters_at_commit(int32 queue_id);
 /* Wake this database's worker if `deadline` is before its next wake-up. */

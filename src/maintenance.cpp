@@ -15,6 +15,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <unordered_map>
 
 namespace querator {
 
@@ -30,22 +31,29 @@ note_deadline(RoundResult &result, std::optional<TimestampTz> deadline)
 		result.next_deadline = deadline;
 }
 
-/* When the partition's leases must be looked at next: its floor (DT_NOEND: no lease). */
-std::optional<TimestampTz>
-lease_floor_deadline(int32 queue_id, int partition)
-{
-	TimestampTz floor = lease_floor_read(queue_id, partition);
-	return floor == DT_NOEND ? std::nullopt : std::optional<TimestampTz>(floor);
-}
-
-/* Works one partition until no batch comes back full. */
+/*
+ * Works one partition until no batch comes back full, for the kinds of
+ * deadline that are due there only (queue_ops.hpp, floor_due): a partition
+ * with nothing due costs no transaction and no statement, so a round costs
+ * what is due, not how many queues there are (docs/design.md, "Deadline
+ * floors").
+ */
 void
-maintain_partition(RoundResult &result, const QueueDef &queue, int partition, const DeadLetterTarget &target)
+maintain_partition(RoundResult &result, const QueueDef &queue, int partition, const QueueDef *dead_queue)
 {
 	const int32 batch = worker_batch_size;
 	bool more = true;
 	while (more)
 	{
+		const bool leases_due = floor_due(Floor::leases, queue, partition);
+		const bool items_due = floor_due(Floor::items, queue, partition);
+		if (!leases_due && !items_due)
+		{
+			note_deadline(result, floor_deadline(Floor::leases, queue, partition));
+			note_deadline(result, floor_deadline(Floor::items, queue, partition));
+			return;
+		}
+		const DeadLetterTarget target = dead_letter_target(dead_queue);
 		in_worker_transaction([&] {
 			SpiConnection spi;
 			if (!storage_try_lock_partition(queue.id, partition) ||
@@ -57,10 +65,9 @@ maintain_partition(RoundResult &result, const QueueDef &queue, int partition, co
 				spi.finish();
 				return;
 			}
-			const bool leases_due = lease_expiry_due(queue, partition);
 			RetryOutcome leases = leases_due ? expire_leases(queue, partition, target, batch) : RetryOutcome{};
-			uint64 expired = expire_items(queue, partition, target, batch);
-			uint64 promoted = promote_due(queue, partition, batch);
+			uint64 expired = items_due ? expire_items(queue, partition, target, batch) : 0;
+			uint64 promoted = items_due ? promote_due(queue, partition, batch) : 0;
 			result.counters.expired_leases += leases.taken_ids.size();
 			result.counters.promoted += promoted;
 			result.counters.expired_items += expired;
@@ -69,15 +76,40 @@ maintain_partition(RoundResult &result, const QueueDef &queue, int partition, co
 			more = leases.taken_ids.size() >= static_cast<size_t>(batch) || expired >= static_cast<uint64>(batch) ||
 				   promoted >= static_cast<uint64>(batch);
 			if (!more)
-			{
-				note_deadline(result, storage_next_deadline(queue.id, partition));
-				note_deadline(result, leases_due ? rescan_lease_deadlines(queue, partition)
-												 : lease_floor_deadline(queue.id, partition));
-			}
+				for (Floor kind : {Floor::leases, Floor::items})
+				{
+					const bool due = kind == Floor::leases ? leases_due : items_due;
+					note_deadline(result, due ? rescan_deadlines(kind, queue, partition)
+											  : floor_deadline(kind, queue, partition));
+				}
 			spi.finish();
 		});
 		pg_guard([] { CHECK_FOR_INTERRUPTS(); });
 	}
+}
+
+/*
+ * The queues of the database as the worker last read them: read again when
+ * the catalog version moved (every change through querator's API moves it)
+ * or once per querator.worker_idle_interval (a catalog changed by other
+ * means, a restore), not on every round: with thousands of queues the read
+ * was most of an idle round.
+ */
+struct KnownQueues
+{
+	std::vector<QueueDef> queues;
+	std::unordered_map<std::string, const QueueDef *> by_name;
+	uint64 version = 0;
+	TimestampTz read_at = 0;
+	bool valid = false;
+};
+KnownQueues known;
+
+bool
+catalog_read_due(uint64 version_now, TimestampTz now)
+{
+	return !known.valid || known.version != version_now ||
+		   now - known.read_at >= static_cast<int64>(worker_idle_interval) * USECS_PER_SEC;
 }
 
 } // namespace
@@ -88,29 +120,38 @@ maintenance_round()
 	RoundResult result;
 	result.counters.rounds = 1;
 	result.started_at = GetCurrentTimestamp();
-	std::vector<QueueDef> queues;
 	/* Before the transaction, so before any snapshot of it: see estimates_track. */
 	const uint64 catalog_version_read = catalog_version();
+	const bool read_catalog = catalog_read_due(catalog_version_read, result.started_at);
 	in_worker_transaction([&] {
 		/* DROP EXTENSION: the worker leaves instead of touching anything. */
 		result.extension_present = pg_guard([] { return OidIsValid(get_extension_oid("querator", true)); });
-		if (!result.extension_present)
+		if (!result.extension_present || !read_catalog)
 			return;
 		SpiConnection spi;
-		queues = catalog_all();
+		known.queues = catalog_all();
 		spi.finish();
+		known.by_name.clear();
+		for (const QueueDef &queue : known.queues)
+			known.by_name[queue.name] = &queue;
+		known.version = catalog_version_read;
+		known.read_at = result.started_at;
+		known.valid = true;
 	});
 	if (!result.extension_present)
 	{
+		known = KnownQueues{};
 		estimates_forget_database(); /* DROP EXTENSION: its partitions no longer count */
 		return result;
 	}
-	for (const QueueDef &queue : queues)
+	for (const QueueDef &queue : known.queues)
 	{
-		estimates_track(queue.id, queue.partitions, catalog_version_read); /* after a restart: count what exists */
-		DeadLetterTarget target = dead_letter_target(queue, queues);
+		if (read_catalog)
+			estimates_track(queue.id, queue.partitions, catalog_version_read); /* after a restart: count what exists */
+		auto dead_queue = queue.dead_queue.empty() ? known.by_name.end() : known.by_name.find(queue.dead_queue);
 		for (int partition = 0; partition < queue.partitions; partition++)
-			maintain_partition(result, queue, partition, target);
+			maintain_partition(result, queue, partition,
+							   dead_queue == known.by_name.end() ? nullptr : dead_queue->second);
 	}
 	return result;
 }

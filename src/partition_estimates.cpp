@@ -25,10 +25,10 @@ struct PartitionEntry
 	PartitionKey key; /* hash key, must be first */
 	pg_atomic_uint64 unleased; /* signed value stored as unsigned */
 	pg_atomic_uint64 counters[kCounterCount];
-	/* The lease deadline floor (partition_estimates.hpp); both under `floor_lock`. */
+	/* The deadline floors (partition_estimates.hpp), by Floor; all under `floor_lock`. */
 	slock_t floor_lock;
-	TimestampTz lease_floor;      /* kLeaseFloorUnknown until the worker's first scan */
-	TimestampTz lowered_in_scan;  /* earliest deadline committed since the worker's scan began */
+	TimestampTz floor[kFloorKinds];           /* kFloorUnknown until the worker's first scan */
+	TimestampTz lowered_in_scan[kFloorKinds]; /* earliest deadline committed since the worker's scan began */
 };
 
 HTAB *estimates_table = nullptr;
@@ -45,8 +45,10 @@ enter_entry(const PartitionKey &key, bool *created)
 		for (pg_atomic_uint64 &c : entry->counters)
 			pg_atomic_init_u64(&c, 0);
 		SpinLockInit(&entry->floor_lock);
-		entry->lease_floor = kLeaseFloorUnknown;
-		entry->lowered_in_scan = DT_NOEND;
+		for (TimestampTz &floor : entry->floor)
+			floor = kFloorUnknown;
+		for (TimestampTz &lowered : entry->lowered_in_scan)
+			lowered = DT_NOEND;
 	}
 	return entry;
 }
@@ -119,48 +121,50 @@ estimates_apply(int32 queue_id, int partition, int64 unleased_delta, const int64
 }
 
 void
-lease_floor_lower(int32 queue_id, int partition, TimestampTz deadline)
+deadline_floor_lower(Floor kind, int32 queue_id, int partition, TimestampTz deadline)
 {
 	PartitionEntry *entry = find_entry(queue_id, partition);
 	if (entry == nullptr)
 		return; /* untracked: the worker scans it every round */
+	const int k = static_cast<int>(kind);
 	SpinLockAcquire(&entry->floor_lock);
-	entry->lease_floor = std::min(entry->lease_floor, deadline);
-	entry->lowered_in_scan = std::min(entry->lowered_in_scan, deadline);
+	entry->floor[k] = std::min(entry->floor[k], deadline);
+	entry->lowered_in_scan[k] = std::min(entry->lowered_in_scan[k], deadline);
 	SpinLockRelease(&entry->floor_lock);
 }
 
 TimestampTz
-lease_floor_read(int32 queue_id, int partition)
+deadline_floor_read(Floor kind, int32 queue_id, int partition)
 {
 	PartitionEntry *entry = find_entry(queue_id, partition);
 	if (entry == nullptr)
-		return kLeaseFloorUnknown;
+		return kFloorUnknown;
 	SpinLockAcquire(&entry->floor_lock);
-	TimestampTz floor = entry->lease_floor;
+	TimestampTz floor = entry->floor[static_cast<int>(kind)];
 	SpinLockRelease(&entry->floor_lock);
 	return floor;
 }
 
 void
-lease_floor_scan_begin(int32 queue_id, int partition)
+deadline_floor_scan_begin(Floor kind, int32 queue_id, int partition)
 {
 	PartitionEntry *entry = find_entry(queue_id, partition);
 	if (entry == nullptr)
 		return;
 	SpinLockAcquire(&entry->floor_lock);
-	entry->lowered_in_scan = DT_NOEND;
+	entry->lowered_in_scan[static_cast<int>(kind)] = DT_NOEND;
 	SpinLockRelease(&entry->floor_lock);
 }
 
 void
-lease_floor_settle(int32 queue_id, int partition, TimestampTz earliest)
+deadline_floor_settle(Floor kind, int32 queue_id, int partition, TimestampTz earliest)
 {
 	PartitionEntry *entry = find_entry(queue_id, partition);
 	if (entry == nullptr)
 		return;
+	const int k = static_cast<int>(kind);
 	SpinLockAcquire(&entry->floor_lock);
-	entry->lease_floor = std::min(earliest, entry->lowered_in_scan);
+	entry->floor[k] = std::min(earliest, entry->lowered_in_scan[k]);
 	SpinLockRelease(&entry->floor_lock);
 }
 

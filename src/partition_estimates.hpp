@@ -1,6 +1,6 @@
 /*
  * Per-partition estimates of unleased (ready) items, event counters and the
- * lease deadline floor, kept in shared memory.
+ * deadline floors, kept in shared memory.
  *
  * They only steer choices: produce writes to the partition with the fewest,
  * lease tries partitions with the most first. Correctness never depends on
@@ -46,22 +46,31 @@ std::vector<int64> estimates_read_committed(int32 queue_id, int partitions);
 void estimates_apply(int32 queue_id, int partition, int64 unleased_delta, const int64 (&counters)[kCounterCount]);
 
 /*
- * The lease deadline floor of a partition: no lease in it ends before it.
- * It replaces the lease_deadline index (docs/design.md, "Lease deadlines"):
- * the worker scans a partition's leases only once its floor is due. Every
- * commit that sets a lease deadline lowers it (lease_floor_lower, at
- * commit); the worker raises it to what it found (lease_floor_settle, at
- * the commit of the transaction that scanned, a snapshot taken after
- * lease_floor_scan_begin), lowered again by every deadline committed since
+ * The deadline floors of a partition: no deadline of that kind in it comes
+ * before its floor. `leases`: lease deadlines (they replace the
+ * lease_deadline index, docs/design.md, "Lease deadlines"); `items`: the
+ * scheduled items' enqueue_at and every item's expire_deadline (docs/design.md,
+ * "Deadline floors"). The worker visits a partition only once one of its
+ * floors is due, and then scans only for that kind. Every commit that sets a
+ * deadline lowers the floor of its kind (deadline_floor_lower, at commit);
+ * the worker raises it to what it found (deadline_floor_settle, at the commit
+ * of the transaction that scanned, a snapshot taken after
+ * deadline_floor_scan_begin), lowered again by every deadline committed since
  * that begin, which its snapshot may have missed. Unknown after a restart
  * (and for a partition without an entry): due at once.
  */
-constexpr TimestampTz kLeaseFloorUnknown = PG_INT64_MIN;
-void lease_floor_lower(int32 queue_id, int partition, TimestampTz deadline);
-TimestampTz lease_floor_read(int32 queue_id, int partition);
-void lease_floor_scan_begin(int32 queue_id, int partition);
+enum class Floor
+{
+	leases,
+	items,
+};
+constexpr int kFloorKinds = 2;
+constexpr TimestampTz kFloorUnknown = PG_INT64_MIN;
+void deadline_floor_lower(Floor kind, int32 queue_id, int partition, TimestampTz deadline);
+TimestampTz deadline_floor_read(Floor kind, int32 queue_id, int partition);
+void deadline_floor_scan_begin(Floor kind, int32 queue_id, int partition);
 /* `earliest`: the earliest deadline the scan found, DT_NOEND for none. Never raises: runs at commit. */
-void lease_floor_settle(int32 queue_id, int partition, TimestampTz earliest);
+void deadline_floor_settle(Floor kind, int32 queue_id, int partition, TimestampTz earliest);
 
 /* Estimates and counters of partitions [0, partitions) of a queue. */
 std::vector<PartitionCounters> counters_read(int32 queue_id, int partitions);

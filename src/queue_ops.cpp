@@ -72,18 +72,26 @@ count_dead_lettered(int32 queue_id, int partition, const DeadLetterTarget &targe
 	if (target.to_dead_queue)
 	{
 		estimates_add_at_commit(target.queue_id, target.partition, static_cast<int64>(dead));
-		wake_worker_for_expiry(target.expire_timeout, dead);
+		item_expiry_at_commit(target.queue_id, target.partition, target.expire_timeout, dead);
 	}
 }
 
 } // namespace
 
 void
-wake_worker_for_expiry(const std::optional<Interval> &expire_timeout, uint64 items)
+item_deadline_at_commit(int32 queue_id, int partition, TimestampTz deadline)
+{
+	deadline_at_commit(Floor::items, queue_id, partition, deadline);
+	wake_worker_at_commit(deadline);
+}
+
+void
+item_expiry_at_commit(int32 queue_id, int partition, const std::optional<Interval> &expire_timeout, uint64 items)
 {
 	if (expire_timeout && items > 0)
 		/* expire_deadline is now() + expire_timeout: the transaction's start, not this moment. */
-		wake_worker_at_commit(timestamp_plus(GetCurrentTransactionStartTimestamp(), *expire_timeout));
+		item_deadline_at_commit(queue_id, partition,
+								timestamp_plus(GetCurrentTransactionStartTimestamp(), *expire_timeout));
 }
 
 std::vector<int64>
@@ -97,8 +105,8 @@ produce_items(const QueueDef &queue, ProduceBatch &batch)
 		estimates_add_at_commit(queue.id, partition, static_cast<int64>(ids.size()));
 	/* Deadlines this call created: the worker must wake for them. */
 	if (batch.enqueue_at)
-		wake_worker_at_commit(*batch.enqueue_at);
-	wake_worker_for_expiry(queue.expire_timeout, ids.size());
+		item_deadline_at_commit(queue.id, partition, *batch.enqueue_at);
+	item_expiry_at_commit(queue.id, partition, queue.expire_timeout, ids.size());
 	return ids;
 }
 
@@ -117,7 +125,7 @@ lease_items(const QueueDef &queue, const std::string &client_id, int32 batch_siz
 		count_at_commit(queue.id, partition, Counter::leased, static_cast<int64>(leased));
 		if (leased > 0)
 		{
-			lease_deadline_at_commit(queue.id, partition, earliest_deadline);
+			deadline_at_commit(Floor::leases, queue.id, partition, earliest_deadline);
 			wake_worker_at_commit(earliest_deadline);
 			return leased;
 		}
@@ -151,6 +159,8 @@ retry_in_partition(const QueueDef &queue, int partition, const std::vector<int64
 	estimates_add_at_commit(queue.id, partition, static_cast<int64>(outcome.requeued));
 	count_at_commit(queue.id, partition, Counter::retried, static_cast<int64>(outcome.requeued + outcome.scheduled));
 	count_dead_lettered(queue.id, partition, target, outcome.dead);
+	if (retry_at && outcome.scheduled > 0)
+		item_deadline_at_commit(queue.id, partition, *retry_at);
 	return outcome;
 }
 
@@ -160,8 +170,6 @@ retry_items(const QueueDef &queue, const std::vector<int64> &ids, std::optional<
 	DeadLetterTarget target;
 	if (!queue.dead_queue.empty())
 		target = target_in(catalog_get(queue.dead_queue, false, "dead queue"));
-	if (retry_at)
-		wake_worker_at_commit(*retry_at);
 	return for_leased_ids(queue, ids, "retried", [&](int partition, const std::vector<int64> &part_ids) {
 		return retry_in_partition(queue, partition, part_ids, retry_at, dead, target).taken_ids;
 	});
@@ -178,38 +186,41 @@ extend_leases(const QueueDef &queue, const std::vector<int64> &ids, const Interv
 	const TimestampTz new_deadline = timestamp_plus(GetCurrentTimestamp(), lease_timeout);
 	wake_worker_at_commit(new_deadline);
 	return for_leased_ids(queue, ids, "extended", [&](int partition, const std::vector<int64> &part_ids) {
-		lease_deadline_at_commit(queue.id, partition, new_deadline);
+		deadline_at_commit(Floor::leases, queue.id, partition, new_deadline);
 		return storage_extend(queue.id, partition, part_ids, lease_timeout);
 	});
 }
 
 DeadLetterTarget
-dead_letter_target(const QueueDef &queue, const std::vector<QueueDef> &queues)
+dead_letter_target(const QueueDef *dead_queue)
 {
-	DeadLetterTarget target;
-	if (queue.dead_queue.empty())
-		return target;
-	for (const QueueDef &q : queues)
-		if (q.name == queue.dead_queue)
-			target = target_in(q);
-	return target;
+	return dead_queue != nullptr ? target_in(*dead_queue) : DeadLetterTarget{};
 }
 
 bool
-lease_expiry_due(const QueueDef &queue, int partition)
+floor_due(Floor kind, const QueueDef &queue, int partition)
 {
-	if (lease_floor_read(queue.id, partition) > GetCurrentTimestamp())
+	if (deadline_floor_read(kind, queue.id, partition) > GetCurrentTimestamp())
 		return false;
-	lease_floor_scan_begin(queue.id, partition); /* before the snapshot of expire_leases and the rescan */
+	deadline_floor_scan_begin(kind, queue.id, partition); /* before the snapshot of the duties and the rescan */
 	return true;
 }
 
 std::optional<TimestampTz>
-rescan_lease_deadlines(const QueueDef &queue, int partition)
+rescan_deadlines(Floor kind, const QueueDef &queue, int partition)
 {
-	std::optional<TimestampTz> earliest = storage_earliest_lease_deadline(queue.id, partition);
-	lease_floor_found_at_commit(queue.id, partition, earliest.value_or(DT_NOEND));
+	std::optional<TimestampTz> earliest = kind == Floor::leases
+											  ? storage_earliest_lease_deadline(queue.id, partition)
+											  : storage_next_deadline(queue.id, partition);
+	floor_found_at_commit(kind, queue.id, partition, earliest.value_or(DT_NOEND));
 	return earliest;
+}
+
+std::optional<TimestampTz>
+floor_deadline(Floor kind, const QueueDef &queue, int partition)
+{
+	TimestampTz floor = deadline_floor_read(kind, queue.id, partition);
+	return floor == DT_NOEND ? std::nullopt : std::optional<TimestampTz>(floor);
 }
 
 RetryOutcome
@@ -245,7 +256,7 @@ lease_for_delivery(const QueueDef &queue, int partition, const std::string &clie
 {
 	std::vector<LeasedItem> items = storage_lease_items(queue.id, partition, client_id, batch_size, lease_timeout);
 	for (const LeasedItem &item : items)
-		lease_deadline_at_commit(queue.id, partition, item.lease_deadline);
+		deadline_at_commit(Floor::leases, queue.id, partition, item.lease_deadline);
 	estimates_add_at_commit(queue.id, partition, -static_cast<int64>(items.size()));
 	count_at_commit(queue.id, partition, Counter::leased, static_cast<int64>(items.size()));
 	return items;

@@ -18,6 +18,7 @@
 #pragma once
 
 #include "catalog.hpp"
+#include "partition_estimates.hpp"
 #include "storage.hpp"
 
 #include <optional>
@@ -55,18 +56,24 @@ RetryOutcome retry_in_partition(const QueueDef &queue, int partition, const std:
 								std::optional<TimestampTz> retry_at, bool dead, const DeadLetterTarget &target,
 								std::optional<std::string> last_error = std::nullopt);
 
-/* Where the dead letters of `queue` go, given every queue of the database (the worker's catalog read). */
-DeadLetterTarget dead_letter_target(const QueueDef &queue, const std::vector<QueueDef> &queues);
+/*
+ * Where the dead letters of a queue go, given its dead queue's definition
+ * from the worker's catalog read (nullptr: it has none, or it is gone).
+ */
+DeadLetterTarget dead_letter_target(const QueueDef *dead_queue);
 
 /*
- * Lease expiry without a lease_deadline index (docs/design.md, "Lease
- * deadlines"): whether the partition's lease deadline floor is due, in
- * which case the worker's scan of it begins (expire_leases, then
- * rescan_lease_deadlines in the same transaction, whose commit sets the
- * floor to the earliest deadline left).
+ * The worker visits a partition only for the kinds of deadline that are due
+ * there (docs/design.md, "Deadline floors"): floor_due says whether the
+ * partition's floor of that kind is due, and if so begins the worker's scan
+ * of it (its duties of that kind, then rescan_deadlines in the same
+ * transaction, whose commit sets the floor to the earliest deadline left).
+ * Floor::leases: expire_leases; Floor::items: expire_items and promote_due.
  */
-bool lease_expiry_due(const QueueDef &queue, int partition);
-std::optional<TimestampTz> rescan_lease_deadlines(const QueueDef &queue, int partition);
+bool floor_due(Floor kind, const QueueDef &queue, int partition);
+std::optional<TimestampTz> rescan_deadlines(Floor kind, const QueueDef &queue, int partition);
+/* The floor of that kind, as the time the worker must look again (nothing: no deadline). */
+std::optional<TimestampTz> floor_deadline(Floor kind, const QueueDef &queue, int partition);
 
 /* The worker's duties on one partition, up to `limit` items each (queue_ops.cpp). */
 RetryOutcome expire_leases(const QueueDef &queue, int partition, const DeadLetterTarget &target, int32 limit);
@@ -82,11 +89,16 @@ std::vector<LeasedItem> lease_for_delivery(const QueueDef &queue, int partition,
 										   int32 batch_size, const Interval &lease_timeout);
 
 /*
- * For the operations that put `items` into a queue with an expire_timeout
- * (their expire deadline is now() + expire_timeout): wakes the worker for
- * that deadline at commit. Shared by queue_ops*.cpp.
+ * A deadline of an item the transaction put into the partition (a scheduled
+ * item's enqueue_at, an expire deadline): lowers the partition's items floor
+ * and wakes the worker for it at commit. Every path that creates one calls
+ * this, or the worker would skip the partition past it. Shared by
+ * queue_ops*.cpp.
  */
-void wake_worker_for_expiry(const std::optional<Interval> &expire_timeout, uint64 items);
+void item_deadline_at_commit(int32 queue_id, int partition, TimestampTz deadline);
+/* For `items` put into the partition of a queue with an expire_timeout (now() + expire_timeout). */
+void item_expiry_at_commit(int32 queue_id, int partition, const std::optional<Interval> &expire_timeout,
+						   uint64 items);
 
 /* Queues (queue_ops_admin.cpp). */
 

@@ -120,7 +120,7 @@ redrive_queue(const QueueDef &queue, const std::optional<std::vector<int64>> &id
 	{
 		uint64 n = storage_redrive_dead(queue.id, p, queue.partitions, ids, dead_before, queue.expire_timeout);
 		estimates_add_at_commit(queue.id, p, static_cast<int64>(n));
-		wake_worker_for_expiry(queue.expire_timeout, n);
+		item_expiry_at_commit(queue.id, p, queue.expire_timeout, n);
 		outcome.moved += n;
 	}
 	/* A dead queue: its items go back to the queue each came from (admin here grants nothing there). */
@@ -140,7 +140,7 @@ redrive_queue(const QueueDef &queue, const std::optional<std::vector<int64>> &id
 												 source->expire_timeout);
 			estimates_add_at_commit(queue.id, p, -static_cast<int64>(n));
 			estimates_add_at_commit(source->id, target, static_cast<int64>(n));
-			wake_worker_for_expiry(source->expire_timeout, n);
+			item_expiry_at_commit(source->id, target, source->expire_timeout, n);
 			outcome.moved += n;
 		}
 	return outcome;

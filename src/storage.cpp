@@ -590,18 +590,19 @@ optional_timestamptz_result()
 std::optional<TimestampTz>
 storage_next_deadline(int32 queue_id, int partition)
 {
+	/* Not read-only: a fresh snapshot that sees the caller's own promotions and expiries. */
 	spi_run(render_partition("SELECT least((SELECT min(enqueue_at) FROM {scheduled}),"
 							 "  (SELECT min(expire_deadline) FROM {items}),"
 							 "  (SELECT min(expire_deadline) FROM {scheduled}))",
 							 queue_id, partition),
-			{}, true);
+			{}, false);
 	return optional_timestamptz_result();
 }
 
 std::optional<TimestampTz>
 storage_earliest_lease_deadline(int32 queue_id, int partition)
 {
-	/* Not read-only: a fresh snapshot, taken after the caller's lease_floor_scan_begin and its own expiry. */
+	/* Not read-only: a fresh snapshot, taken after the caller's deadline_floor_scan_begin and its own expiry. */
 	spi_run(render_partition("SELECT min(lease_deadline) FROM {leases}", queue_id, partition), {}, false);
 	return optional_timestamptz_result();
 }
