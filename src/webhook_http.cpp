@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 
+#include <arpa/inet.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -52,6 +53,34 @@ check(CURLMcode code, const char *what)
 		throw std::runtime_error(std::string("webhook: ") + what + ": " + curl_multi_strerror(code));
 }
 
+/* The text of a URL part, or nothing when the URL has no such part. */
+std::optional<std::string>
+url_part(CURLU *url, CURLUPart which)
+{
+	char *text = nullptr;
+	if (curl_url_get(url, which, &text, 0) != CURLUE_OK || text == nullptr)
+		return std::nullopt;
+	std::string copy(text);
+	curl_free(text);
+	return copy;
+}
+
+/* Whether the url's host is an IP address: curl then looks nothing up (it still calls the resolver start hook). */
+bool
+host_is_address(const std::string &url)
+{
+	std::unique_ptr<CURLU, UrlDeleter> parsed(curl_url());
+	if (!parsed || curl_url_set(parsed.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK)
+		return false;
+	std::optional<std::string> host = url_part(parsed.get(), CURLUPART_HOST);
+	if (!host)
+		return false;
+	if (host->size() > 2 && host->front() == '[' && host->back() == ']')
+		*host = host->substr(1, host->size() - 2);
+	unsigned char address[16];
+	return inet_pton(AF_INET, host->c_str(), address) == 1 || inet_pton(AF_INET6, host->c_str(), address) == 1;
+}
+
 /* curl_multi_init opens a socket pair that wakes curl_multi_poll; it lives as long as the multi handle. */
 constexpr size_t kMultiDescriptors = 2;
 /*
@@ -84,6 +113,7 @@ struct Client::Transfer
 	bool allowed_seen = false; /* some address was allowed: a failure is then curl's */
 	bool refused_final = false; /* the connection in use was refused (a reused one) */
 	bool looking_up = false;    /* a name lookup may be running (counted in resolving_) */
+	bool host_is_address = false;
 
 	~Transfer()
 	{
@@ -246,6 +276,7 @@ Client::start(Request request)
 	 */
 	t->policy = policy_;
 	t->client = this;
+	t->host_is_address = host_is_address(r.url);
 	curl_opensocket_callback open_socket = [](void *data, curlsocktype, curl_sockaddr *address) -> curl_socket_t {
 		Transfer *transfer = static_cast<Transfer *>(data);
 		Client &client = *transfer->client;
@@ -290,7 +321,7 @@ Client::start(Request request)
 	/* Before a name lookup (not for a name in curl's DNS cache). */
 	curl_resolver_start_callback lookup_starts = [](void *, void *, void *data) -> int {
 		Transfer *transfer = static_cast<Transfer *>(data);
-		if (!transfer->looking_up)
+		if (!transfer->looking_up && !transfer->host_is_address)
 		{
 			transfer->looking_up = true;
 			transfer->client->resolving_++;
@@ -421,15 +452,7 @@ url_problem(const std::string &url)
 	CURLUcode code = curl_url_set(parsed.get(), CURLUPART_URL, url.c_str(), 0);
 	if (code != CURLUE_OK)
 		return invalid + "cannot be parsed (" + curl_url_strerror(code) + ")";
-	/* The text of a URL part, or nothing when the URL has no such part. */
-	auto part = [&](CURLUPart which) -> std::optional<std::string> {
-		char *text = nullptr;
-		if (curl_url_get(parsed.get(), which, &text, 0) != CURLUE_OK || text == nullptr)
-			return std::nullopt;
-		std::string copy(text);
-		curl_free(text);
-		return copy;
-	};
+	auto part = [&](CURLUPart which) { return url_part(parsed.get(), which); };
 	if (part(CURLUPART_USER) || part(CURLUPART_PASSWORD) || part(CURLUPART_OPTIONS))
 		return invalid + "cannot contain a user name or password (user:password@); send credentials in webhook_headers";
 	std::optional<std::string> host = part(CURLUPART_HOST);
