@@ -9,6 +9,7 @@
  * with the url of a loopback sink (test/http_sink.py); prints TAP lines.
  */
 #include "webhook_http.hpp"
+#include "tap.hpp"
 
 #include <dirent.h>
 
@@ -18,18 +19,7 @@
 
 namespace {
 
-int cases = 0;
-int failures = 0;
-
-void
-check(bool passed, const std::string &what, const std::string &got = "")
-{
-	cases++;
-	if (!passed)
-		failures++;
-	std::printf("%sok %d - %s%s\n", passed ? "" : "not ", cases, what.c_str(),
-				passed || got.empty() ? "" : (" (got: " + got + ")").c_str());
-}
+using tap::check;
 
 int
 open_descriptors()
@@ -154,6 +144,5 @@ main(int argc, char **argv)
 	check(budget.held == 0, "everything is given back when the client goes", std::to_string(budget.held));
 	check(open_descriptors() == budget.baseline, "no descriptor is left open",
 		  std::to_string(open_descriptors() - budget.baseline));
-	std::printf("1..%d\n", cases);
-	return failures == 0 ? 0 : 1;
+	return tap::finish();
 }
