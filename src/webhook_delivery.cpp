@@ -49,8 +49,9 @@ struct Finished
  * curl's descriptors in PostgreSQL's count (storage/fd.h): PostgreSQL closes
  * cached relation files to make room for them instead of running out, and
  * refuses an acquisition past a third of its descriptors. None of the three
- * raises an ERROR (closing a cached file only logs on failure), so they run
- * inside curl's callbacks without a guard.
+ * can longjmp (a failed close of a cached file is logged, or is a PANIC under
+ * data_sync_retry = off, which ends the process), so they run inside curl's
+ * callbacks without a guard.
  */
 class PostgresDescriptors final : public http::DescriptorBudget
 {
