@@ -45,7 +45,24 @@ struct Finished
 	http::Response response;
 };
 
+/*
+ * curl's descriptors in PostgreSQL's count (storage/fd.h): PostgreSQL closes
+ * cached relation files to make room for them instead of running out, and
+ * refuses an acquisition past a third of its descriptors. None of the three
+ * can longjmp (a failed close of a cached file is logged, or is a PANIC under
+ * data_sync_retry = off, which ends the process), so they run inside curl's
+ * callbacks without a guard.
+ */
+class PostgresDescriptors final : public http::DescriptorBudget
+{
+public:
+	bool try_reserve() noexcept override { return AcquireExternalFD(); }
+	void reserve() noexcept override { ReserveExternalFD(); }
+	void release() noexcept override { ReleaseExternalFD(); }
+};
+
 /* What the worker keeps between cycles (static storage: an error in a cycle does not lose it). */
+PostgresDescriptors descriptors; /* before the client, which holds reservations in it until it goes */
 std::unique_ptr<http::Client> client;
 std::map<uint64_t, Delivery> deliveries; /* by request tag */
 std::map<int32, int32> in_flight_per_queue;
@@ -77,6 +94,27 @@ free_slots(int32 queue_id, int32 concurrency, size_t starting)
 	int32 queue_free = concurrency - in_flight_per_queue[queue_id];
 	int32 worker_free = webhook_max_transfers - static_cast<int32>(deliveries.size() + starting);
 	return std::min(queue_free, worker_free);
+}
+
+http::Client &
+the_client()
+{
+	if (!client)
+		client = std::make_unique<http::Client>(std::string("querator/") + QUERATOR_VERSION, descriptors);
+	return *client;
+}
+
+/*
+ * Of `wanted` more transfers (after `starting` already admitted this cycle),
+ * how many can have their descriptors now. An item is leased only when its
+ * transfer can start: the others stay ready in their queue, untouched (no
+ * attempt counted), until a transfer ends and gives its descriptors back.
+ */
+int32
+descriptor_room(size_t starting, int32 wanted)
+{
+	size_t fit = the_client().make_room(starting + static_cast<size_t>(std::max(wanted, 0)));
+	return fit > starting ? static_cast<int32>(fit - starting) : 0;
 }
 
 /* The queue's extra headers (a validated JSON object of strings), parsed once per distinct text. */
@@ -254,9 +292,11 @@ lease_ready(const std::vector<QueueDef> &queues, std::optional<TimestampTz> &ear
 			continue;
 		}
 		int32 wanted = free_slots(queue.id, queue.webhook.concurrency, started.size());
+		if (wanted > 0)
+			wanted = descriptor_room(started.size(), wanted);
 		if (wanted <= 0)
 		{
-			ready_queues.insert(queue.id); /* full now; try again when a slot frees */
+			ready_queues.insert(queue.id); /* full now; try again when a slot (or a descriptor) frees */
 			continue;
 		}
 		const std::vector<http::Header> &extra = extra_headers(queue.webhook.headers_json);
@@ -298,12 +338,12 @@ worth_a_transaction(bool have_results)
 {
 	if (have_results || consider_all)
 		return true;
-	/* Only queues known to be webhook queues with a free slot: others cannot lease now. */
+	/* Only queues known to be webhook queues with a free slot, and a descriptor for it: others cannot lease now. */
 	for (int32 id : ready_queues)
 	{
 		auto known = webhook_queues.find(id);
 		if (known != webhook_queues.end() && free_slots(id, known->second, 0) > 0)
-			return true;
+			return descriptor_room(0, 1) > 0;
 	}
 	return false;
 }
@@ -357,8 +397,6 @@ webhook_cycle()
 	const TimestampTz now = GetCurrentTimestamp();
 	for (const auto &[queue_id, u] : updates)
 		webhook_count(queue_id, u.deliveries, u.failures, u.last_status, u.last_error ? &*u.last_error : nullptr, now);
-	if (!requests.empty() && !client)
-		client = std::make_unique<http::Client>(std::string("querator/") + QUERATOR_VERSION);
 	if (client)
 		refresh_address_policy();
 	std::set<int32> touched;
@@ -372,6 +410,8 @@ webhook_cycle()
 		touched.insert(delivery.queue_id);
 		client->start(std::move(request));
 	}
+	if (client)
+		client->make_room(0); /* what a queue admitted but did not lease */
 	for (int32 queue_id : touched)
 		webhook_set_in_flight(queue_id, in_flight_per_queue[queue_id]);
 	return earliest;

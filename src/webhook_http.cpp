@@ -3,8 +3,10 @@
 
 #include <curl/curl.h>
 
+#include <arpa/inet.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -51,6 +53,43 @@ check(CURLMcode code, const char *what)
 		throw std::runtime_error(std::string("webhook: ") + what + ": " + curl_multi_strerror(code));
 }
 
+/* The text of a URL part, or nothing when the URL has no such part. */
+std::optional<std::string>
+url_part(CURLU *url, CURLUPart which)
+{
+	char *text = nullptr;
+	if (curl_url_get(url, which, &text, 0) != CURLUE_OK || text == nullptr)
+		return std::nullopt;
+	std::string copy(text);
+	curl_free(text);
+	return copy;
+}
+
+/* Whether the url's host is an IP address: curl then looks nothing up (it still calls the resolver start hook). */
+bool
+host_is_address(const std::string &url)
+{
+	std::unique_ptr<CURLU, UrlDeleter> parsed(curl_url());
+	if (!parsed || curl_url_set(parsed.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK)
+		return false;
+	std::optional<std::string> host = url_part(parsed.get(), CURLUPART_HOST);
+	if (!host)
+		return false;
+	if (host->size() > 2 && host->front() == '[' && host->back() == ']')
+		*host = host->substr(1, host->size() - 2);
+	unsigned char address[16];
+	return inet_pton(AF_INET, host->c_str(), address) == 1 || inet_pton(AF_INET6, host->c_str(), address) == 1;
+}
+
+/* curl_multi_init opens a socket pair that wakes curl_multi_poll; it lives as long as the multi handle. */
+constexpr size_t kMultiDescriptors = 2;
+/*
+ * A name lookup runs in a thread of curl's threaded resolver: a socket pair
+ * tells the transfer when it is done, and getaddrinfo opens a file of /etc or
+ * a DNS socket meanwhile (3 seen at once; 4 leaves room for a second DNS socket).
+ */
+constexpr size_t kLookupDescriptors = 4;
+
 } // namespace
 
 void
@@ -69,9 +108,12 @@ struct Client::Transfer
 	CURLM *multi = nullptr; /* set once added */
 	char error[CURL_ERROR_SIZE] = {};
 	std::shared_ptr<const AddressPolicy> policy;
+	Client *client = nullptr;
 	std::string refusal;      /* why the policy refused an address of this transfer */
 	bool allowed_seen = false; /* some address was allowed: a failure is then curl's */
 	bool refused_final = false; /* the connection in use was refused (a reused one) */
+	bool looking_up = false;    /* a name lookup may be running (counted in resolving_) */
+	bool host_is_address = false;
 
 	~Transfer()
 	{
@@ -86,17 +128,99 @@ Client::MultiDeleter::operator()(void *multi) const
 	curl_multi_cleanup(static_cast<CURLM *>(multi));
 }
 
-Client::Client(std::string user_agent) : user_agent_(std::move(user_agent))
+Client::Client(std::string user_agent, DescriptorBudget &budget) : user_agent_(std::move(user_agent)), budget_(budget)
 {
 	global_init();
+	/* The multi handle's socket pair: a fixed two for the client's life, so never refused. */
+	for (; reserved_ < kMultiDescriptors; reserved_++)
+		budget_.reserve();
 	multi_.reset(curl_multi_init());
 	if (!multi_)
+	{
+		for (; reserved_ > 0; reserved_--)
+			budget_.release();
 		throw std::runtime_error("webhook: curl_multi_init failed");
+	}
 }
 
 Client::~Client()
 {
-	transfers_.clear(); /* removes every easy handle before the multi handle goes */
+	/* Out of the map first: removing a handle may close its connection, and the close hook counts transfers_. */
+	std::map<void *, std::unique_ptr<Transfer>> ending;
+	ending.swap(transfers_);
+	ending.clear();     /* removes every easy handle before the multi handle goes */
+	multi_.reset();     /* closes the connections it kept */
+	for (; reserved_ > 0; reserved_--)
+		budget_.release();
+}
+
+/*
+ * What curl may hold open with `transfers` in flight: the multi handle's pair,
+ * a socket per transfer or per open connection (idle kept-alive ones too,
+ * whichever is more: limit_connections keeps connections to the transfers'
+ * number, so an idle one is closed before a new one opens), two during a
+ * happy-eyeballs connect (counted as sockets_), and the name lookups.
+ */
+size_t
+Client::descriptors_needed(size_t transfers) const
+{
+	return kMultiDescriptors + std::max(transfers, sockets_) + kLookupDescriptors * resolving_;
+}
+
+/*
+ * Holds exactly what is needed now: more before curl opens something (never
+ * refused: the transfer is under way; make_room admitted it), less after it
+ * closed something. Called from curl's callbacks too.
+ */
+void
+Client::settle_reservations()
+{
+	const size_t needed = descriptors_needed(transfers_.size() + room_);
+	for (; reserved_ < needed; reserved_++)
+		budget_.reserve();
+	for (; reserved_ > needed; reserved_--)
+		budget_.release();
+}
+
+/*
+ * At most one connection per transfer in flight: curl closes the oldest idle
+ * connection before it opens one past this, rather than keeping it, so idle
+ * connections never hold descriptors that a new transfer was admitted with.
+ * Never inside a curl callback (no curl call may be made there).
+ */
+void
+Client::limit_connections()
+{
+	long most = static_cast<long>(std::max<size_t>(1, transfers_.size()));
+	check(curl_multi_setopt(static_cast<CURLM *>(multi_.get()), CURLMOPT_MAX_TOTAL_CONNECTIONS, most),
+		  "MAX_TOTAL_CONNECTIONS");
+}
+
+/* curl closes a lookup's socket pair before it connects, or when the transfer ends. */
+void
+Client::lookup_ended(Transfer &transfer)
+{
+	if (!transfer.looking_up)
+		return;
+	transfer.looking_up = false;
+	resolving_--;
+}
+
+size_t
+Client::make_room(size_t new_transfers)
+{
+	room_ = 0;
+	while (room_ < new_transfers)
+	{
+		const size_t needed = descriptors_needed(transfers_.size() + room_ + 1);
+		while (reserved_ < needed && budget_.try_reserve())
+			reserved_++;
+		if (reserved_ < needed)
+			break;
+		room_++;
+	}
+	settle_reservations(); /* gives back a partial reservation, or what an earlier room held */
+	return room_;
 }
 
 void
@@ -151,23 +275,59 @@ Client::start(Request request)
 	 * environment would hide the real destination: none is used.
 	 */
 	t->policy = policy_;
+	t->client = this;
+	t->host_is_address = host_is_address(r.url);
 	curl_opensocket_callback open_socket = [](void *data, curlsocktype, curl_sockaddr *address) -> curl_socket_t {
 		Transfer *transfer = static_cast<Transfer *>(data);
+		Client &client = *transfer->client;
+		client.lookup_ended(*transfer);
+		bool refused = true;
 		try
 		{
 			std::string refusal = transfer->policy->refusal(&address->addr);
-			if (!refusal.empty())
-			{
+			refused = !refusal.empty();
+			if (refused)
 				transfer->refusal = std::move(refusal);
-				return CURL_SOCKET_BAD;
-			}
 		}
 		catch (...)
 		{
-			return CURL_SOCKET_BAD; /* no exception may unwind through curl */
+			/* no exception may unwind through curl: refused */
+		}
+		if (refused)
+		{
+			client.settle_reservations();
+			return CURL_SOCKET_BAD;
 		}
 		transfer->allowed_seen = true;
-		return socket(address->family, address->socktype, address->protocol);
+		client.sockets_++;
+		client.settle_reservations(); /* reserved before it exists */
+		curl_socket_t fd = socket(address->family, address->socktype, address->protocol);
+		if (fd == CURL_SOCKET_BAD)
+		{
+			client.sockets_--;
+			client.settle_reservations();
+		}
+		return fd;
+	};
+	/* Called for every socket the open hook made, also after the transfer that opened it is gone. */
+	curl_closesocket_callback close_socket = [](void *data, curl_socket_t fd) -> int {
+		Client &client = *static_cast<Client *>(data);
+		int result = close(fd);
+		if (client.sockets_ > 0)
+			client.sockets_--;
+		client.settle_reservations();
+		return result;
+	};
+	/* Before a name lookup (not for a name in curl's DNS cache). */
+	curl_resolver_start_callback lookup_starts = [](void *, void *, void *data) -> int {
+		Transfer *transfer = static_cast<Transfer *>(data);
+		if (!transfer->looking_up && !transfer->host_is_address)
+		{
+			transfer->looking_up = true;
+			transfer->client->resolving_++;
+			transfer->client->settle_reservations();
+		}
+		return 0;
 	};
 	curl_prereq_callback before_request = [](void *data, char *primary_ip, char *, int, int) -> int {
 		Transfer *transfer = static_cast<Transfer *>(data);
@@ -186,6 +346,10 @@ Client::start(Request request)
 	};
 	check(curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket), "OPENSOCKETFUNCTION");
 	check(curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, static_cast<void *>(t.get())), "OPENSOCKETDATA");
+	check(curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket), "CLOSESOCKETFUNCTION");
+	check(curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, static_cast<void *>(this)), "CLOSESOCKETDATA");
+	check(curl_easy_setopt(e, CURLOPT_RESOLVER_START_FUNCTION, lookup_starts), "RESOLVER_START_FUNCTION");
+	check(curl_easy_setopt(e, CURLOPT_RESOLVER_START_DATA, static_cast<void *>(t.get())), "RESOLVER_START_DATA");
 	check(curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, before_request), "PREREQFUNCTION");
 	check(curl_easy_setopt(e, CURLOPT_PREREQDATA, static_cast<void *>(t.get())), "PREREQDATA");
 	check(curl_easy_setopt(e, CURLOPT_PROXY, ""), "PROXY");
@@ -194,6 +358,10 @@ Client::start(Request request)
 	check(curl_multi_add_handle(multi, e), "curl_multi_add_handle");
 	t->multi = multi;
 	transfers_.emplace(e, std::move(t));
+	if (room_ > 0)
+		room_--; /* its descriptor was reserved by make_room */
+	settle_reservations();
+	limit_connections();
 }
 
 std::vector<Response>
@@ -224,8 +392,14 @@ Client::drive()
 		else if (response.status < 200 || response.status > 299)
 			response.error = "HTTP " + std::to_string(response.status);
 		done.push_back(std::move(response));
-		transfers_.erase(found); /* removes the handle from the multi handle */
+		lookup_ended(t);
+		/* Out of the map before the handle is removed: that may close a connection (the close hook counts). */
+		std::unique_ptr<Transfer> ended = std::move(found->second);
+		transfers_.erase(found);
+		ended.reset();
 	}
+	settle_reservations();
+	limit_connections();
 	return done;
 }
 
@@ -278,15 +452,7 @@ url_problem(const std::string &url)
 	CURLUcode code = curl_url_set(parsed.get(), CURLUPART_URL, url.c_str(), 0);
 	if (code != CURLUE_OK)
 		return invalid + "cannot be parsed (" + curl_url_strerror(code) + ")";
-	/* The text of a URL part, or nothing when the URL has no such part. */
-	auto part = [&](CURLUPart which) -> std::optional<std::string> {
-		char *text = nullptr;
-		if (curl_url_get(parsed.get(), which, &text, 0) != CURLUE_OK || text == nullptr)
-			return std::nullopt;
-		std::string copy(text);
-		curl_free(text);
-		return copy;
-	};
+	auto part = [&](CURLUPart which) { return url_part(parsed.get(), which); };
 	if (part(CURLUPART_USER) || part(CURLUPART_PASSWORD) || part(CURLUPART_OPTIONS))
 		return invalid + "cannot contain a user name or password (user:password@); send credentials in webhook_headers";
 	std::optional<std::string> host = part(CURLUPART_HOST);

@@ -45,20 +45,52 @@ struct Response
 };
 
 /*
+ * The process's count of its open descriptors, kept by whoever owns the
+ * process (in the worker, PostgreSQL's: webhook_delivery.cpp). The client
+ * holds one reservation for every descriptor curl may have open. None of the
+ * three may throw: they are called from inside curl's callbacks.
+ */
+class DescriptorBudget
+{
+public:
+	virtual ~DescriptorBudget() = default;
+	/* One more descriptor if the owner has room for it; false: not now (the caller waits). */
+	virtual bool try_reserve() noexcept = 0;
+	/* One more descriptor the caller cannot do without; the owner makes room (closes its own cached files). */
+	virtual void reserve() noexcept = 0;
+	virtual void release() noexcept = 0;
+};
+
+/*
  * Transfers in flight. start() only queues a request; drive() moves every
  * transfer as far as it can without blocking and returns the finished ones;
  * wait() blocks until some socket is ready or timeout_ms passed.
+ *
+ * Descriptors: every descriptor curl may hold is reserved in `budget` before
+ * curl opens it and released when curl closes it (see docs/design.md,
+ * "Webhook delivery", Descriptors). make_room() is the only place a
+ * reservation may be refused, so the caller takes work (leases items) only
+ * for transfers that can run; once started, a transfer never fails for want
+ * of a descriptor.
  */
 class Client
 {
 public:
-	explicit Client(std::string user_agent);
+	/* `budget` outlives the client. */
+	Client(std::string user_agent, DescriptorBudget &budget);
 	~Client();
 	Client(const Client &) = delete;
 	Client &operator=(const Client &) = delete;
 
 	/* Applies to transfers started from now on; until called, public addresses only. */
 	void set_address_policy(std::shared_ptr<const AddressPolicy> policy) { policy_ = std::move(policy); }
+	/*
+	 * Reserves what `new_transfers` more transfers need and returns how many
+	 * of them fit (fewer when the budget refuses). The room is held for the
+	 * next start() calls until the next make_room(), which replaces it
+	 * (make_room(0) gives back what was not used).
+	 */
+	size_t make_room(size_t new_transfers);
 	void start(Request request);
 	std::vector<Response> drive();
 	void wait(int timeout_ms);
@@ -71,11 +103,22 @@ private:
 	};
 	struct Transfer;
 
+	size_t descriptors_needed(size_t transfers) const;
+	void settle_reservations();
+	void limit_connections();
+	void lookup_ended(Transfer &transfer);
+
 	std::unique_ptr<void, MultiDeleter> multi_; /* CURLM; declared first, destroyed last */
 	std::map<void *, std::unique_ptr<Transfer>> transfers_; /* by CURL easy handle */
 	std::vector<Response> refused_; /* requests never sent (url_problem), returned by the next drive() */
 	std::string user_agent_;
 	std::shared_ptr<const AddressPolicy> policy_ = std::make_shared<const AddressPolicy>();
+
+	DescriptorBudget &budget_;
+	size_t reserved_ = 0;  /* reservations held in budget_ */
+	size_t sockets_ = 0;   /* sockets curl has open (its open and close hooks) */
+	size_t resolving_ = 0; /* transfers whose name lookup may be running */
+	size_t room_ = 0;      /* transfers make_room() admitted that start() has not yet started */
 };
 
 /*

@@ -6,6 +6,7 @@
  * prints one "ok N - ..." / "not ok N - ..." line per case (TAP).
  */
 #include "webhook_address.hpp"
+#include "tap.hpp"
 
 #include <cstdio>
 #include <stdexcept>
@@ -13,18 +14,7 @@
 
 namespace {
 
-int cases = 0;
-int failures = 0;
-
-void
-check(bool passed, const std::string &what, const std::string &got = "")
-{
-	cases++;
-	if (!passed)
-		failures++;
-	std::printf("%sok %d - %s%s\n", passed ? "" : "not ", cases, what.c_str(),
-				passed || got.empty() ? "" : (" (got: " + got + ")").c_str());
-}
+using tap::check;
 
 using querator::http::AddressPolicy;
 using querator::http::parse_cidr_list;
@@ -166,6 +156,5 @@ main()
 	bad_list("10.0.0.0/8;127.0.0.1", "'10.0.0.0/8;127.0.0.1' has an invalid prefix length");
 	bad_list("fe80::1%eth0", "'fe80::1%eth0' is not an IPv4 or IPv6 address or CIDR");
 
-	std::printf("1..%d\n", cases);
-	return failures == 0 ? 0 : 1;
+	return tap::finish();
 }
