@@ -11,7 +11,7 @@ use Test::More;
 use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(querator_node poll_until query_value queue_drained worker_pids wait_for_workers wait_for_server
-  worker_rounds settled_worker_rounds queue_state_sql queue_tables_ddl_0_1_0 with_0_1_0_queue_tables table_shapes_sql);
+  worker_rounds settled_worker_rounds rounds_pass queue_state_sql queue_tables_ddl_0_1_0 with_0_1_0_queue_tables table_shapes_sql);
 
 # A started node with querator preloaded and a launcher that looks around every second.
 sub querator_node
@@ -93,6 +93,15 @@ sub worker_rounds
 {
 	my ($node, $db) = @_;
 	return $node->safe_psql($db, "SELECT rounds FROM querator.worker_status() WHERE database = '$db'");
+}
+
+# Waits (at most 30 s) for the worker of $db to run $n more rounds; true when it did.
+sub rounds_pass
+{
+	my ($node, $db, $n) = @_;
+	my $rounds = worker_rounds($node, $db);
+	return defined poll_until($node, $db,
+		"SELECT rounds >= $rounds + $n FROM querator.worker_status() WHERE database = '$db'", 't', 30, 100);
 }
 
 # The round counter once the worker ran no round for a second (at most 20 s): the rounds

@@ -32,19 +32,11 @@ sql(q{SELECT querator.queues_create('long', lease_timeout => '1 hour');
 my $long = sql("SELECT id FROM querator.queues WHERE name = 'long'");
 my $reads_sql = "SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_user_tables
 	WHERE schemaname = 'querator_data' AND relname = 'q${long}_p0_leases'";
-# Waits for $n more worker rounds (one a second here: querator.worker_idle_interval = 1).
-sub rounds_pass
-{
-	my ($n) = @_;
-	my $rounds = worker_rounds($node, $db);
-	return defined poll_until($node, $db,
-		"SELECT rounds >= $rounds + $n FROM querator.worker_status() WHERE database = '$db'", 't', 30, 100);
-}
 # The first round looks once (the floor is unknown until then); the worker
 # reports its table statistics at most once a second, so wait for them too.
-ok(rounds_pass(3), 'the worker ran its first rounds');
+ok(rounds_pass($node, $db, 3), 'the worker ran its first rounds');
 my $reads = sql($reads_sql);
-ok(rounds_pass(4), 'the worker ran four more rounds');
+ok(rounds_pass($node, $db, 4), 'the worker ran four more rounds');
 sql('SELECT pg_sleep(1.5)');
 is(sql($reads_sql), $reads, 'rounds with no lease due leave the lease table alone');
 
@@ -52,7 +44,7 @@ is(sql($reads_sql), $reads, 'rounds with no lease due leave the lease table alon
 # (lease_timeout cannot exceed expire_timeout: the queue is made longer after the produce.)
 sql(q{SELECT querator.queues_create('short_life', lease_timeout => '1 s', expire_timeout => '3 s');
 	SELECT querator.queue_produce('short_life', 'x'::text);});
-ok(rounds_pass(1), 'a round has looked at the new queue\'s leases (none: its floor is "no lease")');
+ok(rounds_pass($node, $db, 1), 'a round has looked at the new queue\'s leases (none: its floor is "no lease")');
 sql(q{SELECT querator.queues_update('short_life', lease_timeout => '1 hour', expire_timeout => '2 hours');});
 is(sql(q{SELECT lease_deadline < now() + interval '1 minute' FROM querator.queue_lease('short_life', 'c', 1)}), 't',
 	'the lease ends with its item, within 3 s');

@@ -24,14 +24,6 @@ my $db = 'postgres';
 
 sub sql { return $node->safe_psql($db, $_[0]); }
 
-# Waits for $n more worker rounds (one a second here: querator.worker_idle_interval = 1).
-sub rounds_pass
-{
-	my ($n) = @_;
-	my $rounds = worker_rounds($node, $db);
-	return defined poll_until($node, $db,
-		"SELECT rounds >= $rounds + $n FROM querator.worker_status() WHERE database = '$db'", 't', 30, 100);
-}
 
 sql('CREATE EXTENSION querator');
 ok(wait_for_workers($node, $db, 1, 10), 'the worker runs');
@@ -51,9 +43,9 @@ SELECT querator.queue_produce('feeder', 'far'::text, enqueue_at => now() + inter
 my $sched = sql("SELECT id FROM querator.queues WHERE name = 'sched'");
 my $reads_sql = "SELECT sum(seq_scan + coalesce(idx_scan, 0)) FROM pg_stat_user_tables
 	WHERE schemaname = 'querator_data' AND relname IN ('q${sched}_p0_items', 'q${sched}_p0_scheduled')";
-ok(rounds_pass(3), 'the worker ran its first rounds (they settle the floors)');
+ok(rounds_pass($node, $db, 3), 'the worker ran its first rounds (they settle the floors)');
 my $reads = sql($reads_sql);
-ok(rounds_pass(4), 'the worker ran four more rounds');
+ok(rounds_pass($node, $db, 4), 'the worker ran four more rounds');
 sql('SELECT pg_sleep(1.5)'); # table statistics are reported at most once a second
 is(sql($reads_sql), $reads, 'rounds with nothing due leave the items and scheduled tables alone');
 
@@ -86,7 +78,7 @@ ok(defined poll_until($node, $db,
 	'a dead letter sent into an expiring dead queue expires there when due');
 
 sql(q{SELECT querator.queues_update('expiring', expire_timeout => '1 hour')});
-ok(rounds_pass(2), 'rounds have settled the floor of the expiring queue an hour ahead again');
+ok(rounds_pass($node, $db, 2), 'rounds have settled the floor of the expiring queue an hour ahead again');
 sql(q{SELECT querator.queues_update('expiring', expire_timeout => '2 s');
 	SELECT querator.queue_redrive('expiring');});
 ok(defined poll_until($node, $db,
