@@ -174,10 +174,19 @@ SELECT try_ids(format('SELECT querator.queue_extend(%L, ARRAY[%s])', 'err', :rea
 SELECT try_ids(format('SELECT querator.queue_complete(%L, ARRAY[%s, %s])', 'err', :leased_id, :ready_id));
 SELECT try_ids(format('SELECT querator.queue_retry(%L, ARRAY[%s, %s])', 'err', :leased_id, :ready_id + 1000));
 SELECT try_ids(format('SELECT querator.queue_extend(%L, ARRAY[%s, %s])', 'err', :leased_id, :ready_id));
--- NULL and empty id lists
+-- NULL id lists (22004); an empty list acts on nothing and returns 0, so a list built by
+-- a query works when the query finds nothing (the runbook's retry of a dead consumer's leases)
 SELECT try($$SELECT querator.queue_complete('err', NULL::bigint[])$$);
+SELECT try($$SELECT querator.queue_retry('err', NULL::bigint[])$$);
+SELECT try($$SELECT querator.queue_extend('err', NULL::bigint[])$$);
 SELECT try_ids(format('SELECT querator.queue_complete(%L, ARRAY[%s, NULL])', 'err', :leased_id));
-SELECT try($$SELECT querator.queue_complete('err', ARRAY[]::bigint[])$$);
+SELECT querator.queue_complete('err', ARRAY[]::bigint[]) AS completed,
+       querator.queue_retry('err', '{}'::bigint[]) AS retried,
+       querator.queue_retry('err', '{}'::bigint[], retry_at => now() + interval '1 hour', dead => true) AS retried_later,
+       querator.queue_extend('err', ARRAY(SELECT id FROM querator.storage_items_list('err') WHERE client_id = 'gone')) AS extended;
+-- the queue (and the caller's privilege on it) is still checked
+SELECT try($$SELECT querator.queue_complete('no_such_queue', '{}'::bigint[])$$);
+SELECT try($$SELECT querator.queue_retry('no_such_queue', '{}'::bigint[])$$);
 -- bad extend timeout
 SELECT try_ids(format('SELECT querator.queue_extend(%L, ARRAY[%s], %L)', 'err', :leased_id, '0'));
 SELECT try_ids(format('SELECT querator.queue_extend(%L, ARRAY[%s], %L)', 'err', :leased_id, '-1 minute'));

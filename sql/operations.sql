@@ -140,8 +140,16 @@ SELECT dead, dead_lettered FROM querator.queue_stats('rd');
 -- selected ids: back to the tail of their partition with a new id and attempts 0
 SELECT querator.queue_redrive('rd', ARRAY[2]) AS redriven;
 SELECT id, convert_from(payload, 'UTF8') AS payload, attempts, leased FROM querator.storage_items_list('rd');
--- ids that are not dead letters are ignored
-SELECT querator.queue_redrive('rd', ARRAY[2, 999]) AS redriven;
+-- every id must name a dead letter (all or none, as complete): an unknown id is 42704,
+-- an item of the queue that is not dead 55000, and nothing is redriven
+SELECT min(id) AS dead_id FROM querator.storage_dead_list('rd') \gset
+SELECT try_ids(format('SELECT querator.queue_redrive(%L, ARRAY[%s, %s])', 'rd', :dead_id, :dead_id + 1000));
+SELECT try_ids(format('SELECT querator.queue_redrive(%L, ARRAY[%s, %s])', 'rd', :dead_id,
+                      (SELECT min(id) FROM querator.storage_items_list('rd'))));
+SELECT count(*) AS dead FROM querator.storage_dead_list('rd');
+-- an empty list redrives nothing (NULL, the default, is every dead letter)
+SELECT querator.queue_redrive('rd', '{}') AS redriven;
+SELECT querator.queue_redrive('rd', ARRAY(SELECT id FROM querator.storage_dead_list('rd') WHERE reason = 'expired')) AS redriven;
 -- dead_before: only letters that died before that time
 SELECT querator.queue_redrive('rd', dead_before => now() - interval '1 hour') AS redriven;
 SELECT querator.queue_redrive('rd', dead_before => now()) AS redriven;
@@ -166,7 +174,7 @@ ROLLBACK;
 SELECT count(*) AS dead FROM querator.storage_dead_list('rd');
 -- errors
 SELECT try('SELECT querator.queue_redrive(''no_such_queue'')');
-SELECT try('SELECT querator.queue_redrive(''rd'', ''{}''::bigint[])');
+SELECT try('SELECT querator.queue_redrive(''no_such_queue'', ''{}''::bigint[])');
 SELECT try('SELECT querator.queue_redrive(''rd'', ARRAY[1, NULL]::bigint[])');
 SELECT querator.queues_delete('rd', force => true);
 
@@ -207,9 +215,41 @@ SELECT convert_from(payload, 'UTF8') AS payload, attempts, source_id FROM querat
 -- back in its source queue the item leases again
 SELECT string_agg(convert_from(payload, 'UTF8') || ':' || attempts, ' ' ORDER BY id) AS leased
   FROM querator.queue_lease('rd_src2', 'w', 10);
+-- an item produced into the dead queue itself is no dead letter (55000); a leased dead
+-- letter is one, and is left where it is
+SELECT querator.queue_produce('rd_dead', 'own'::text) AS own_id \gset
+SELECT try_ids(format('SELECT querator.queue_redrive(%L, ARRAY[%s])', 'rd_dead', :own_id));
+SELECT querator.queue_redrive('rd_dead', ARRAY(SELECT id FROM querator.storage_items_list('rd_dead') WHERE leased)) AS redriven;
+SELECT payloads('rd_dead') AS dead_queue;
 SELECT querator.queues_delete('rd_src1', force => true);
 SELECT querator.queues_delete('rd_src2', force => true);
 SELECT querator.queues_delete('rd_dead', force => true);
+
+---------------------------------------------------------------- queue_tables
+-- A queue's tables named from its name (the runbook's VACUUM): items, leases and scheduled
+-- per partition, then the dead letters. The internal id in the names is the queue's own.
+SELECT querator.queues_create('qt_other');  -- takes an id first, so qt's is not the lowest
+SELECT querator.queues_create('qt', partitions => 2);
+SELECT t.partition, t.kind, t.table_name::text = format('querator_data.q%s_%s', q.id,
+         CASE WHEN t.kind = 'dead' THEN 'dead' ELSE format('p%s_%s', t.partition, t.kind) END) AS qt_table
+  FROM querator.queue_tables('qt') t, querator.queues q WHERE q.name = 'qt';
+-- (the generated statements name the internal id: not echoed)
+\set ECHO none
+SELECT format('VACUUM (ANALYZE) %s', table_name) FROM querator.queue_tables('qt') \gexec
+\set ECHO all
+SELECT count(*) FILTER (WHERE last_analyze IS NOT NULL) AS analyzed, count(*) AS tables
+  FROM pg_stat_user_tables WHERE relid IN (SELECT table_name FROM querator.queue_tables('qt'));
+-- who may see the queue may name its tables; who may not gets the error of a missing queue
+CREATE ROLE regress_qt_worker;
+CREATE ROLE regress_qt_outsider;
+SELECT querator.queue_grant('qt', 'regress_qt_worker', 'consume');
+SELECT try_as('regress_qt_worker', 'SELECT count(*) FROM querator.queue_tables(''qt'')');
+SELECT try_as('regress_qt_outsider', 'SELECT count(*) FROM querator.queue_tables(''qt'')');
+SELECT try('SELECT * FROM querator.queue_tables(''no_such_queue'')');
+SELECT querator.queues_delete('qt', force => true);
+SELECT querator.queues_delete('qt_other', force => true);
+DROP ROLE regress_qt_worker;
+DROP ROLE regress_qt_outsider;
 
 ---------------------------------------------------------------- payload_preview
 SELECT querator.queues_create('pv', lease_timeout => '1 hour');

@@ -76,3 +76,15 @@ BEGIN
         END LOOP;
     END LOOP;
 END $$;
+
+---------------------------------------------------------------- the runbook (issue 18)
+-- The tables of a queue, named from its name: internal ids (q<ID>_...) are
+-- not something an operator can guess, and VACUUM of q1_p0_items hit
+-- whichever queue had id 1. Rows for the queues the caller may see (any
+-- privilege), as queue_stats: a name is no secret from who may use the queue,
+-- and VACUUM itself still needs the tables' owner or a superuser.
+--   SELECT format('VACUUM (ANALYZE) %s', table_name) FROM querator.queue_tables('emails') \gexec
+CREATE FUNCTION querator.queue_tables(queue_name text)
+RETURNS TABLE(partition integer, kind text, table_name regclass)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'querator_queue_tables';

@@ -3,6 +3,8 @@
 #include "error.hpp"
 #include "validation.hpp"
 
+#include <set>
+
 namespace querator {
 
 std::optional<std::string>
@@ -87,6 +89,9 @@ arg_array(FunctionCallInfo fcinfo, int n, const char *field)
 	return array;
 }
 
+namespace {
+
+/* Elements of a bigint[] argument; NULL elements are an error naming `field`. */
 std::optional<std::vector<int64>>
 arg_int64_array(FunctionCallInfo fcinfo, int n, const char *field)
 {
@@ -111,6 +116,30 @@ arg_int64_array(FunctionCallInfo fcinfo, int n, const char *field)
 		values.push_back(DatumGetInt64(elems[i]));
 	}
 	return values;
+}
+
+} // namespace
+
+std::optional<std::vector<int64>>
+arg_ids(FunctionCallInfo fcinfo, int n, const char *field, NullIds if_null)
+{
+	std::optional<std::vector<int64>> given = arg_int64_array(fcinfo, n, field);
+	if (!given)
+	{
+		if (if_null == NullIds::refused)
+			throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, std::string(field) + " is invalid; cannot be null");
+		if (if_null == NullIds::all)
+			return std::nullopt;
+		return std::vector<int64>{};
+	}
+	if (!given->empty())
+		validate_batch_count(static_cast<int64>(given->size()), field);
+	std::vector<int64> distinct;
+	std::set<int64> seen;
+	for (int64 id : *given)
+		if (seen.insert(id).second)
+			distinct.push_back(id);
+	return distinct;
 }
 
 Datum

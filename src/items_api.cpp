@@ -21,7 +21,6 @@ extern bool pq_check_connection(void);
 }
 
 #include <algorithm>
-#include <set>
 
 namespace querator {
 
@@ -179,25 +178,6 @@ validate_item_texts(const std::optional<Datum> &array, int items, const char *fi
 }
 
 /*
- * Validated ids of a complete / retry / extend call (or a lease's
- * complete_ids, where NULL and an empty array mean none), distinct, in the
- * caller's order.
- */
-std::vector<int64>
-ids_arg(FunctionCallInfo fcinfo, int n, const char *field = "ids", bool may_be_empty = false)
-{
-	std::vector<int64> ids = arg_int64_array(fcinfo, n, field).value_or(std::vector<int64>{});
-	if (!(may_be_empty && ids.empty()))
-		validate_batch_count(static_cast<int64>(ids.size()), field);
-	std::vector<int64> distinct;
-	std::set<int64> seen;
-	for (int64 id : ids)
-		if (seen.insert(id).second)
-			distinct.push_back(id);
-	return distinct;
-}
-
-/*
  * Sleeps on the latch until items are dealt to this waiter (see waiters.hpp)
  * or `deadline`, then leases up to what was dealt. Uses no CPU while asleep:
  * it wakes once a second only to notice a vanished client, and re-tries a
@@ -321,7 +301,7 @@ lease_call(FunctionCallInfo fcinfo, const LeaseArgs &at)
 					"Use READ COMMITTED, or wait => '0'.");
 	/* NULL or empty: nothing to complete (the loop's first call). */
 	const std::vector<int64> complete_ids =
-		at.complete_ids ? ids_arg(fcinfo, *at.complete_ids, "complete ids", true) : std::vector<int64>{};
+		at.complete_ids ? *arg_ids(fcinfo, *at.complete_ids, "complete ids", NullIds::none) : std::vector<int64>{};
 
 	ReturnSetInfo *out = begin_set_result(fcinfo);
 	SpiConnection spi;
@@ -360,7 +340,7 @@ Datum
 queue_complete(FunctionCallInfo fcinfo)
 {
 	std::string name = arg_queue_name(fcinfo, 0);
-	std::vector<int64> ids = ids_arg(fcinfo, 1);
+	std::vector<int64> ids = *arg_ids(fcinfo, 1, "ids", NullIds::refused);
 	SpiConnection spi;
 	QueueDef queue = catalog_get(name);
 	require_privilege(queue, Privilege::consume);
@@ -373,7 +353,7 @@ Datum
 queue_retry(FunctionCallInfo fcinfo)
 {
 	std::string name = arg_queue_name(fcinfo, 0);
-	std::vector<int64> ids = ids_arg(fcinfo, 1);
+	std::vector<int64> ids = *arg_ids(fcinfo, 1, "ids", NullIds::refused);
 	std::optional<TimestampTz> retry_at = arg_timestamptz(fcinfo, 2);
 	if (retry_at)
 		validate_schedule_time(*retry_at, "retry at");
@@ -393,7 +373,7 @@ Datum
 queue_extend(FunctionCallInfo fcinfo)
 {
 	std::string name = arg_queue_name(fcinfo, 0);
-	std::vector<int64> ids = ids_arg(fcinfo, 1);
+	std::vector<int64> ids = *arg_ids(fcinfo, 1, "ids", NullIds::refused);
 	std::optional<Interval> lease_timeout = arg_interval(fcinfo, 2);
 	if (lease_timeout)
 		validate_lease_timeout(*lease_timeout);

@@ -1,4 +1,4 @@
-/* SQL entry points for operations: queue_clear, queue_redrive, queue_stats. */
+/* SQL entry points for operations: queue_clear, queue_redrive, queue_stats, queue_tables. */
 #include "access.hpp"
 #include "arguments.hpp"
 #include "catalog.hpp"
@@ -32,9 +32,7 @@ Datum
 queue_redrive(FunctionCallInfo fcinfo)
 {
 	std::string name = arg_queue_name(fcinfo, 0);
-	std::optional<std::vector<int64>> ids = arg_int64_array(fcinfo, 1, "ids");
-	if (ids)
-		validate_batch_count(static_cast<int64>(ids->size()), "ids");
+	std::optional<std::vector<int64>> ids = arg_ids(fcinfo, 1, "ids", NullIds::all);
 	std::optional<TimestampTz> dead_before = arg_timestamptz(fcinfo, 2);
 	SpiConnection spi;
 	QueueDef queue = catalog_get(name);
@@ -88,6 +86,30 @@ queue_stats(FunctionCallInfo fcinfo)
 	return (Datum) 0;
 }
 
+/* queue_tables(queue_name): the tables to VACUUM or inspect, named from the queue's name. */
+Datum
+queue_tables(FunctionCallInfo fcinfo)
+{
+	std::string name = arg_queue_name(fcinfo, 0);
+	ReturnSetInfo *out = begin_set_result(fcinfo);
+	SpiConnection spi;
+	QueueDef queue = catalog_get(name);
+	require_visibility(queue);
+	for (const QueueTable &t : storage_queue_tables(queue.id, queue.partitions))
+	{
+		Datum values[3];
+		bool nulls[3] = {};
+		values[0] = Int32GetDatum(t.partition.value_or(0));
+		nulls[0] = !t.partition;
+		values[1] = param_text(t.kind).value;
+		values[2] = ObjectIdGetDatum(t.table);
+		nulls[2] = t.table == InvalidOid;
+		pg_guard([&] { tuplestore_putvalues(out->setResult, out->setDesc, values, nulls); });
+	}
+	spi.finish();
+	return (Datum) 0;
+}
+
 } // namespace
 
 } // namespace querator
@@ -95,3 +117,4 @@ queue_stats(FunctionCallInfo fcinfo)
 QUERATOR_SQL_FUNCTION(querator_queue_clear, querator::queue_clear(fcinfo));
 QUERATOR_SQL_FUNCTION(querator_queue_redrive, querator::queue_redrive(fcinfo));
 QUERATOR_SQL_FUNCTION(querator_queue_stats, querator::queue_stats(fcinfo));
+QUERATOR_SQL_FUNCTION(querator_queue_tables, querator::queue_tables(fcinfo));

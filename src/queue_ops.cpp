@@ -13,9 +13,8 @@ namespace {
 
 /*
  * Runs `act` on the ids of each partition and raises, if any id was not
- * acted on, the error for the first such id in the caller's order: 42704
- * when it does not exist, 55000 when it exists but is not leased. The error
- * aborts the transaction, so the call changes nothing: all ids or none.
+ * acted on, require_acted_on's error. The error aborts the transaction, so
+ * the call changes nothing: all ids or none.
  */
 template <typename Act>
 uint64
@@ -33,22 +32,7 @@ for_leased_ids(const QueueDef &queue, const std::vector<int64> &ids, const char 
 		for (int64 id : act(partition, part_ids))
 			done.insert(id);
 	}
-	if (done.size() == ids.size())
-		return done.size();
-
-	for (int64 id : ids)
-	{
-		if (done.count(id))
-			continue;
-		int partition = partition_of_id(id);
-		bool exists = partition >= 0 && partition < queue.partitions &&
-					  !storage_existing_ids(queue.id, partition, {id}).empty();
-		if (exists)
-			throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-						std::string("item(s) cannot be ") + verb + "; '" + std::to_string(id) +
-							"' is not marked as leased");
-		throw Error(ERRCODE_UNDEFINED_OBJECT, "invalid storage id; '" + std::to_string(id) + "' does not exist");
-	}
+	require_acted_on(queue, ids, done, verb, "marked as leased");
 	return done.size();
 }
 
@@ -77,6 +61,26 @@ count_dead_lettered(int32 queue_id, int partition, const DeadLetterTarget &targe
 }
 
 } // namespace
+
+void
+require_acted_on(const QueueDef &queue, const std::vector<int64> &ids, const std::set<int64> &done, const char *verb,
+				 const char *state)
+{
+	if (done.size() == ids.size())
+		return;
+	for (int64 id : ids)
+	{
+		if (done.count(id))
+			continue;
+		int partition = partition_of_id(id);
+		bool exists = partition >= 0 && partition < queue.partitions &&
+					  !storage_existing_ids(queue.id, partition, {id}).empty();
+		if (exists)
+			throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+						std::string("item(s) cannot be ") + verb + "; '" + std::to_string(id) + "' is not " + state);
+		throw Error(ERRCODE_UNDEFINED_OBJECT, "invalid storage id; '" + std::to_string(id) + "' does not exist");
+	}
+}
 
 void
 item_deadline_at_commit(int32 queue_id, int partition, TimestampTz deadline)
@@ -167,6 +171,8 @@ retry_in_partition(const QueueDef &queue, int partition, const std::vector<int64
 uint64
 retry_items(const QueueDef &queue, const std::vector<int64> &ids, std::optional<TimestampTz> retry_at, bool dead)
 {
+	if (ids.empty())
+		return 0; /* records nothing: no worker wake-up for a retry of nothing */
 	DeadLetterTarget target;
 	if (!queue.dead_queue.empty())
 		target = target_in(catalog_get(queue.dead_queue, false, "dead queue"));
@@ -178,6 +184,8 @@ retry_items(const QueueDef &queue, const std::vector<int64> &ids, std::optional<
 uint64
 extend_leases(const QueueDef &queue, const std::vector<int64> &ids, const Interval &lease_timeout)
 {
+	if (ids.empty())
+		return 0;
 	/*
 	 * Before the statement, so at most its clock_timestamp() + timeout. A
 	 * deadline capped at the item's expire_deadline instead is no earlier

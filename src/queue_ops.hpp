@@ -22,6 +22,7 @@
 #include "storage.hpp"
 
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,7 +43,8 @@ uint64 lease_items(const QueueDef &queue, const std::string &client_id, int32 ba
  * Complete / retry / extend the leased items `ids` (distinct). All or none:
  * when an id is not acted on, the error for the first such id in the
  * caller's order (42704 when it does not exist, 55000 when it is not
- * leased), which aborts the transaction. Return how many were acted on.
+ * leased), which aborts the transaction. Return how many were acted on;
+ * no ids act on nothing and record nothing.
  */
 uint64 complete_items(const QueueDef &queue, const std::vector<int64> &ids);
 /* retry_at: nothing = ready now; dead: dead-letter them now. */
@@ -55,6 +57,14 @@ std::vector<int64> complete_in_partition(int32 queue_id, int partition, const st
 RetryOutcome retry_in_partition(const QueueDef &queue, int partition, const std::vector<int64> &ids,
 								std::optional<TimestampTz> retry_at, bool dead, const DeadLetterTarget &target,
 								std::optional<std::string> last_error = std::nullopt);
+
+/*
+ * All or none: when some of `ids` (distinct) are not in `done`, the error for
+ * the first in the caller's order: 42704 when it is not an item of the
+ * queue, 55000 "item(s) cannot be <verb>; '<id>' is not <state>" when it is.
+ */
+void require_acted_on(const QueueDef &queue, const std::vector<int64> &ids, const std::set<int64> &done,
+					  const char *verb, const char *state);
 
 /*
  * Where the dead letters of a queue go, given its dead queue's definition
@@ -134,6 +144,10 @@ struct RedriveOutcome
  * Moves dead letters back: the queue's own to the partition they died in,
  * a dead queue's to the queue each came from when the invoking role may
  * produce to it (a privilege on one queue grants no effect on another).
+ * `ids` empty moves nothing; otherwise each must name a dead letter of the
+ * queue (require_acted_on's error for the first that does not), which the
+ * other filters (dead_before, a lease in the dead queue, the privilege) may
+ * still leave where it is.
  */
 RedriveOutcome redrive_queue(const QueueDef &queue, const std::optional<std::vector<int64>> &ids,
 							 std::optional<TimestampTz> dead_before);

@@ -115,6 +115,13 @@ redrive_queue(const QueueDef &queue, const std::optional<std::vector<int64>> &id
 			  std::optional<TimestampTz> dead_before)
 {
 	RedriveOutcome outcome;
+	if (ids && ids->empty())
+		return outcome; /* a list of no ids (NULL is all) */
+	if (ids)
+	{
+		std::vector<int64> found = storage_dead_letter_ids(queue.id, queue.partitions, *ids);
+		require_acted_on(queue, *ids, std::set<int64>(found.begin(), found.end()), "redriven", "a dead letter");
+	}
 	/* The queue's own dead letters, back to the partition they died in. */
 	for (int p = 0; p < queue.partitions; p++)
 	{

@@ -5,6 +5,10 @@
 #include "spi.hpp"
 #include "storage_sql.hpp"
 
+extern "C" {
+#include "catalog/namespace.h"
+}
+
 namespace querator {
 
 namespace {
@@ -126,6 +130,22 @@ storage_redrive_to_source(int32 dead_queue_id, int dead_partition, int32 source_
 	return spi_run(render_partition(sql, dead_queue_id, dead_partition), params);
 }
 
+std::vector<int64>
+storage_dead_letter_ids(int32 queue_id, int partitions, const std::vector<int64> &ids)
+{
+	/* Not read-only, as storage_existing_ids: a fresh snapshot sees a redrive we waited for. */
+	spi_run(render_partition("SELECT id FROM {dead} WHERE id = ANY ($1)", queue_id, 0), {param_int64_array(ids)}, false);
+	std::vector<int64> found = collect_int64_column();
+	for (int p = 0; p < partitions; p++)
+	{
+		spi_run(render_partition("SELECT id FROM {items} WHERE id = ANY ($1) AND source_queue IS NOT NULL", queue_id, p),
+				{param_int64_array(ids)}, false);
+		for (int64 id : collect_int64_column())
+			found.push_back(id);
+	}
+	return found;
+}
+
 std::vector<int32>
 storage_source_queues(int32 dead_queue_id, int partition)
 {
@@ -136,6 +156,23 @@ storage_source_queues(int32 dead_queue_id, int partition)
 	for (uint64 i = 0; i < n; i++)
 		ids.push_back(spi_get_int32(i, 1));
 	return ids;
+}
+
+std::vector<QueueTable>
+storage_queue_tables(int32 queue_id, int partitions)
+{
+	/* By name in the schema's OID: no search_path is involved. */
+	const Oid schema = pg_guard([] { return get_namespace_oid("querator_data", false); });
+	auto lookup = [&](const std::string &relname) {
+		const char *name = relname.c_str();
+		return pg_guard([&] { return get_relname_relid(name, schema); });
+	};
+	std::vector<QueueTable> tables;
+	for (int p = 0; p < partitions; p++)
+		for (const char *kind : {"items", "leases", "scheduled"})
+			tables.push_back(QueueTable{p, kind, lookup(partition_relname(queue_id, p, kind))});
+	tables.push_back(QueueTable{std::nullopt, "dead", lookup(dead_relname(queue_id))});
+	return tables;
 }
 
 PartitionFigures

@@ -33,8 +33,23 @@ uint64 storage_redrive_to_source(int32 dead_queue_id, int dead_partition, int32 
 								 int source_partition, const std::optional<std::vector<int64>> &ids,
 								 std::optional<TimestampTz> dead_before, const std::optional<Interval> &expire_timeout);
 
+/*
+ * Which of `ids` name a dead letter of the queue: one of its own (its dead
+ * table) or, for a dead queue, an item that came from another queue.
+ */
+std::vector<int64> storage_dead_letter_ids(int32 queue_id, int partitions, const std::vector<int64> &ids);
+
 /* Source queues (internal ids) of the items in a dead queue's partition. */
 std::vector<int32> storage_source_queues(int32 dead_queue_id, int partition);
+
+struct QueueTable
+{
+	std::optional<int> partition; /* none: the dead letters, one table per queue */
+	const char *kind;             /* items, leases, scheduled, dead */
+	Oid table;                    /* InvalidOid if missing */
+};
+/* Every table of a queue: items, leases and scheduled of each partition, then its dead letters. */
+std::vector<QueueTable> storage_queue_tables(int32 queue_id, int partitions);
 
 struct PartitionFigures
 {

@@ -22,9 +22,21 @@ queue_prefix(int32 queue_id)
 }
 
 std::string
+partition_relname(int32 queue_id, int partition, const char *kind)
+{
+	return queue_prefix(queue_id) + "_p" + std::to_string(partition) + "_" + kind;
+}
+
+std::string
+dead_relname(int32 queue_id)
+{
+	return queue_prefix(queue_id) + "_dead";
+}
+
+std::string
 partition_table(int32 queue_id, int partition, const char *kind)
 {
-	return data_object_name(queue_prefix(queue_id) + "_p" + std::to_string(partition) + "_" + kind);
+	return data_object_name(partition_relname(queue_id, partition, kind));
 }
 
 std::string
@@ -78,7 +90,7 @@ render_partition(const std::string &sql, int32 queue_id, int partition)
 	std::string text = render(sql, {{"items", partition_table(queue_id, partition, "items")},
 									{"leases", partition_table(queue_id, partition, "leases")},
 									{"scheduled", partition_table(queue_id, partition, "scheduled")},
-									{"dead", data_object_name(queue_prefix(queue_id) + "_dead")},
+									{"dead", data_object_name(dead_relname(queue_id))},
 									{"seq", sequence_literal(queue_id)},
 									{"preview", kPayloadPreview}});
 	rendered.emplace(std::move(key), text);

@@ -21,6 +21,10 @@ constexpr int kPartitionShift = 48;
 /* Quoted, schema-qualified name of an object in querator_data. */
 std::string data_object_name(const std::string &name);
 std::string queue_prefix(int32 queue_id);
+/* Unqualified, unquoted names of a queue's tables: qQ_pP_<kind> (items, leases, scheduled) and qQ_dead. */
+std::string partition_relname(int32 queue_id, int partition, const char *kind);
+std::string dead_relname(int32 queue_id);
+/* The same, quoted and qualified. */
 std::string partition_table(int32 queue_id, int partition, const char *kind);
 /* 'querator_data.qQ_seq'::regclass */
 std::string sequence_literal(int32 queue_id);

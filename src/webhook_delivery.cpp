@@ -184,7 +184,7 @@ struct CounterUpdate
 	uint64 deliveries = 0;
 	uint64 failures = 0;
 	int32 last_status = 0;
-	std::optional<std::string> last_error;
+	std::string last_error; /* of the same attempt as last_status: '' after a success */
 };
 
 /*
@@ -245,6 +245,7 @@ record_results(std::vector<Finished> finished, const std::vector<QueueDef> &queu
 		if (f.response.delivered())
 		{
 			u.deliveries++;
+			u.last_error.clear();
 			completed[{d.queue_id, d.partition}].push_back(d.item_id);
 		}
 		else
@@ -396,7 +397,7 @@ webhook_cycle()
 	/* Committed: the results are recorded and the new leases are ours. Now the network. */
 	const TimestampTz now = GetCurrentTimestamp();
 	for (const auto &[queue_id, u] : updates)
-		webhook_count(queue_id, u.deliveries, u.failures, u.last_status, u.last_error ? &*u.last_error : nullptr, now);
+		webhook_count(queue_id, u.deliveries, u.failures, u.last_status, u.last_error, now);
 	if (client)
 		refresh_address_policy();
 	std::set<int32> touched;

@@ -184,7 +184,7 @@ webhook_awake()
 }
 
 void
-webhook_count(int32 queue_id, uint64 deliveries, uint64 failures, int32 last_status, const std::string *last_error,
+webhook_count(int32 queue_id, uint64 deliveries, uint64 failures, int32 last_status, const std::string &last_error,
 			  TimestampTz at)
 {
 	LWLockAcquire(lock, LW_EXCLUSIVE);
@@ -194,8 +194,7 @@ webhook_count(int32 queue_id, uint64 deliveries, uint64 failures, int32 last_sta
 		q->failures += failures;
 		q->last_status = last_status;
 		q->last_delivery_at = at;
-		if (last_error != nullptr)
-			strlcpy(q->last_error, last_error->c_str(), sizeof(q->last_error));
+		strlcpy(q->last_error, last_error.c_str(), sizeof(q->last_error));
 	}
 	LWLockRelease(lock);
 }

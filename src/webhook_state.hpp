@@ -21,7 +21,8 @@ struct WebhookStatus
 	int32 queue_id;
 	uint64 deliveries;
 	uint64 failures;
-	int32 last_status;          /* 0: none yet */
+	/* The latest finished attempt: its status (0: none yet, or no HTTP answer), its error ('' for a success). */
+	int32 last_status;
 	std::string last_error;
 	TimestampTz last_delivery_at; /* 0: none yet */
 	int32 in_flight;
@@ -40,8 +41,9 @@ std::vector<int32> webhook_take_ready();
 /* Before sleeping on the latch: false (and no sleep) when a ready flag is up. */
 bool webhook_prepare_sleep();
 void webhook_awake();
+/* Adds a cycle's results; last_status and last_error are its latest attempt's. */
 void webhook_count(int32 queue_id, uint64 deliveries, uint64 failures, int32 last_status,
-				   const std::string *last_error, TimestampTz at);
+				   const std::string &last_error, TimestampTz at);
 void webhook_set_in_flight(int32 queue_id, int32 in_flight);
 
 /* Any backend, at commit: items of queue_id (this database) became ready. */

@@ -43,8 +43,11 @@ my $gap2 = $r[2]{time} - $r[1]{time};
 note(sprintf('retry gaps: %.3f s, %.3f s (backoff 2 s, doubling, jitter 0.8-1.0)', $gap1, $gap2));
 ok($gap1 >= 1.55 && $gap1 < 20, 'first retry after the backoff');
 ok($gap2 >= 3.15 && $gap2 < 20, 'second retry after twice the backoff');
-is(sql(q{SELECT deliveries, failures, last_status FROM querator.webhook_status() WHERE queue_name = 'flaky'}),
-	'1|2|200', 'webhook_status counts the failures');
+# last_status and last_error describe the same, latest attempt: after the success, no
+# error is shown next to the 200 (it read as "200 with HTTP 500" before).
+is(sql(q{SELECT deliveries, failures, last_status, last_error IS NULL FROM querator.webhook_status()
+         WHERE queue_name = 'flaky'}),
+	'1|2|200|t', 'webhook_status counts the failures; the success cleared the last error');
 
 # --- max_attempts: dead-lettered with the last error.
 $url = sink_url($sink, '/fail');
