@@ -219,9 +219,19 @@ create_range(int32 queue_id, int first, int last, std::vector<int> *created, lon
 	for (int p = first; fits && p < last; p++)
 	{
 		bool made = false;
-		fits = enter_entry(make_partition_key(queue_id, p), &made) != nullptr;
+		PartitionEntry *entry = enter_entry(make_partition_key(queue_id, p), &made);
+		fits = entry != nullptr;
 		if (made)
+		{
+			/*
+			 * A new partition's tables are empty: no deadline until a commit
+			 * sets one and lowers its floor, so the worker need not scan it
+			 * (1,000 new queues otherwise cost the next round 1,000 scans).
+			 */
+			for (TimestampTz &floor : entry->floor)
+				floor = DT_NOEND;
 			created->push_back(p);
+		}
 	}
 	LWLockRelease(estimates_lock);
 	return fits;

@@ -57,7 +57,8 @@ void estimates_apply(int32 queue_id, int partition, int64 unleased_delta, const 
  * of the transaction that scanned, a snapshot taken after
  * deadline_floor_scan_begin), lowered again by every deadline committed since
  * that begin, which its snapshot may have missed. Unknown after a restart
- * (and for a partition without an entry): due at once.
+ * (and for a partition without an entry): due at once. A partition created
+ * by queues_create or queues_update starts with none (its tables are new).
  */
 enum class Floor
 {
