@@ -204,9 +204,9 @@ report_unserved_requests()
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 			 errmsg("querator launcher: database \"%s\" has no querator worker: all %d database slots are taken",
 					name != nullptr ? name : "(dropped)", kMaxServedDatabases),
-			 errdetail("%llu request(s) to serve a database found no slot since the last report. "
+			 errdetail("%llu request(s) to serve a database found no slot since the last report; \"%s\" is the latest. "
 					   "Every connectable database takes a slot when the launcher first looks at it.",
-					   static_cast<unsigned long long>(requests)),
+					   static_cast<unsigned long long>(requests), name != nullptr ? name : "(dropped)"),
 			 errhint("%s", kDatabaseSlotsHint)));
 	CommitTransactionCommand();
 }

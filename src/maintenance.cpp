@@ -15,7 +15,7 @@ extern "C" {
 }
 
 #include <algorithm>
-#include <unordered_map>
+#include <optional>
 
 namespace querator {
 
@@ -98,7 +98,7 @@ maintain_partition(RoundResult &result, const QueueDef &queue, int partition, co
 struct KnownQueues
 {
 	std::vector<QueueDef> queues;
-	std::unordered_map<std::string, const QueueDef *> by_name;
+	std::optional<QueuesByName> by_name; /* of `queues` */
 	uint64 version = 0;
 	TimestampTz read_at = 0;
 	bool valid = false;
@@ -131,9 +131,7 @@ maintenance_round()
 		SpiConnection spi;
 		known.queues = catalog_all();
 		spi.finish();
-		known.by_name.clear();
-		for (const QueueDef &queue : known.queues)
-			known.by_name[queue.name] = &queue;
+		known.by_name.emplace(known.queues);
 		known.version = catalog_version_read;
 		known.read_at = result.started_at;
 		known.valid = true;
@@ -148,10 +146,9 @@ maintenance_round()
 	{
 		if (read_catalog)
 			estimates_track(queue.id, queue.partitions, catalog_version_read); /* after a restart: count what exists */
-		auto dead_queue = queue.dead_queue.empty() ? known.by_name.end() : known.by_name.find(queue.dead_queue);
+		const QueueDef *dead_queue = known.by_name->dead_queue_of(queue);
 		for (int partition = 0; partition < queue.partitions; partition++)
-			maintain_partition(result, queue, partition,
-							   dead_queue == known.by_name.end() ? nullptr : dead_queue->second);
+			maintain_partition(result, queue, partition, dead_queue);
 	}
 	return result;
 }

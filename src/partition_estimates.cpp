@@ -120,52 +120,68 @@ estimates_apply(int32 queue_id, int partition, int64 unleased_delta, const int64
 			pg_atomic_fetch_add_u64(&entry->counters[c], static_cast<uint64>(counters[c]));
 }
 
+namespace {
+
+/*
+ * Runs `change` on a partition's floors under its spinlock, with the table's
+ * lock held shared so that the entry cannot be removed (a queue deleted or
+ * shrunk) and reused for another partition meanwhile. False when the
+ * partition has no entry.
+ */
+template <typename Change>
+bool
+with_floors(int32 queue_id, int partition, Change change)
+{
+	if (estimates_table == nullptr)
+		return false;
+	PartitionKey key = make_partition_key(queue_id, partition);
+	LWLockAcquire(estimates_lock, LW_SHARED);
+	auto *entry = static_cast<PartitionEntry *>(hash_search(estimates_table, &key, HASH_FIND, nullptr));
+	if (entry != nullptr)
+	{
+		SpinLockAcquire(&entry->floor_lock);
+		change(*entry);
+		SpinLockRelease(&entry->floor_lock);
+	}
+	LWLockRelease(estimates_lock);
+	return entry != nullptr;
+}
+
+} // namespace
+
 void
 deadline_floor_lower(Floor kind, int32 queue_id, int partition, TimestampTz deadline)
 {
-	PartitionEntry *entry = find_entry(queue_id, partition);
-	if (entry == nullptr)
-		return; /* untracked: the worker scans it every round */
 	const int k = static_cast<int>(kind);
-	SpinLockAcquire(&entry->floor_lock);
-	entry->floor[k] = std::min(entry->floor[k], deadline);
-	entry->lowered_in_scan[k] = std::min(entry->lowered_in_scan[k], deadline);
-	SpinLockRelease(&entry->floor_lock);
+	/* No entry: untracked, the worker scans it every round. */
+	(void) with_floors(queue_id, partition, [&](PartitionEntry &entry) {
+		entry.floor[k] = std::min(entry.floor[k], deadline);
+		entry.lowered_in_scan[k] = std::min(entry.lowered_in_scan[k], deadline);
+	});
 }
 
 TimestampTz
 deadline_floor_read(Floor kind, int32 queue_id, int partition)
 {
-	PartitionEntry *entry = find_entry(queue_id, partition);
-	if (entry == nullptr)
-		return kFloorUnknown;
-	SpinLockAcquire(&entry->floor_lock);
-	TimestampTz floor = entry->floor[static_cast<int>(kind)];
-	SpinLockRelease(&entry->floor_lock);
+	TimestampTz floor = kFloorUnknown;
+	(void) with_floors(queue_id, partition,
+					   [&](PartitionEntry &entry) { floor = entry.floor[static_cast<int>(kind)]; });
 	return floor;
 }
 
 void
 deadline_floor_scan_begin(Floor kind, int32 queue_id, int partition)
 {
-	PartitionEntry *entry = find_entry(queue_id, partition);
-	if (entry == nullptr)
-		return;
-	SpinLockAcquire(&entry->floor_lock);
-	entry->lowered_in_scan[static_cast<int>(kind)] = DT_NOEND;
-	SpinLockRelease(&entry->floor_lock);
+	(void) with_floors(queue_id, partition,
+					   [&](PartitionEntry &entry) { entry.lowered_in_scan[static_cast<int>(kind)] = DT_NOEND; });
 }
 
 void
 deadline_floor_settle(Floor kind, int32 queue_id, int partition, TimestampTz earliest)
 {
-	PartitionEntry *entry = find_entry(queue_id, partition);
-	if (entry == nullptr)
-		return;
 	const int k = static_cast<int>(kind);
-	SpinLockAcquire(&entry->floor_lock);
-	entry->floor[k] = std::min(earliest, entry->lowered_in_scan[k]);
-	SpinLockRelease(&entry->floor_lock);
+	(void) with_floors(queue_id, partition,
+					   [&](PartitionEntry &entry) { entry.floor[k] = std::min(earliest, entry.lowered_in_scan[k]); });
 }
 
 std::vector<PartitionCounters>

@@ -199,6 +199,21 @@ extend_leases(const QueueDef &queue, const std::vector<int64> &ids, const Interv
 	});
 }
 
+QueuesByName::QueuesByName(const std::vector<QueueDef> &queues)
+{
+	for (const QueueDef &queue : queues)
+		by_name_[queue.name] = &queue;
+}
+
+const QueueDef *
+QueuesByName::dead_queue_of(const QueueDef &queue) const
+{
+	if (queue.dead_queue.empty())
+		return nullptr;
+	auto found = by_name_.find(queue.dead_queue);
+	return found == by_name_.end() ? nullptr : found->second;
+}
+
 DeadLetterTarget
 dead_letter_target(const QueueDef *dead_queue)
 {

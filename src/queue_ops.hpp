@@ -24,6 +24,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace querator {
@@ -66,9 +67,21 @@ RetryOutcome retry_in_partition(const QueueDef &queue, int partition, const std:
 void require_acted_on(const QueueDef &queue, const std::vector<int64> &ids, const std::set<int64> &done,
 					  const char *verb, const char *state);
 
+/* The queues of the worker's catalog read, found by name (a queue's dead queue). */
+class QueuesByName
+{
+public:
+	explicit QueuesByName(const std::vector<QueueDef> &queues);
+	/* nullptr: it has none, or it is gone. */
+	const QueueDef *dead_queue_of(const QueueDef &queue) const;
+
+private:
+	std::unordered_map<std::string, const QueueDef *> by_name_;
+};
+
 /*
  * Where the dead letters of a queue go, given its dead queue's definition
- * from the worker's catalog read (nullptr: it has none, or it is gone).
+ * (QueuesByName::dead_queue_of; nullptr: its own dead-letter table).
  */
 DeadLetterTarget dead_letter_target(const QueueDef *dead_queue);
 

@@ -267,13 +267,6 @@ const char *const kLeaseClaimSql =
 
 namespace {
 
-/* A timestamptz column of the current SPI result: an int64 datum, read as one. */
-TimestampTz
-spi_get_timestamptz(uint64 row, int col)
-{
-	return static_cast<TimestampTz>(spi_get_int64(row, col));
-}
-
 /*
  * The claims this process has started: one per partition a lease tries
  * (queue_lease in a backend, a webhook lease in the worker), whichever

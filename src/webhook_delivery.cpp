@@ -198,16 +198,9 @@ record_results(std::vector<Finished> finished, const std::vector<QueueDef> &queu
 			   std::map<int32, CounterUpdate> &updates, std::optional<TimestampTz> &earliest)
 {
 	std::map<int32, const QueueDef *> by_id;
-	std::map<std::string, const QueueDef *> by_name;
 	for (const QueueDef &q : queues)
-	{
 		by_id[q.id] = &q;
-		by_name[q.name] = &q;
-	}
-	auto dead_queue_of = [&](const QueueDef &queue) -> const QueueDef * {
-		auto found = by_name.find(queue.dead_queue);
-		return queue.dead_queue.empty() || found == by_name.end() ? nullptr : found->second;
-	};
+	const QueuesByName by_name(queues);
 	/* A queue deleted or shrunk meanwhile has nothing left to record. */
 	auto queue_of = [&](int32 id, int partition) -> const QueueDef * {
 		auto found = by_id.find(id);
@@ -218,7 +211,7 @@ record_results(std::vector<Finished> finished, const std::vector<QueueDef> &queu
 		auto [entry, fresh] = writable.try_emplace({queue.id, partition}, false);
 		if (fresh)
 		{
-			DeadLetterTarget target = dead_letter_target(dead_queue_of(queue));
+			DeadLetterTarget target = dead_letter_target(by_name.dead_queue_of(queue));
 			entry->second = storage_try_lock_partition(queue.id, partition) &&
 							(!target.to_dead_queue || storage_try_lock_partition(target.queue_id, target.partition));
 		}
@@ -270,7 +263,7 @@ record_results(std::vector<Finished> finished, const std::vector<QueueDef> &queu
 		std::optional<TimestampTz> retry_at;
 		if (delay > kRetryNowWindowUsec)
 			retry_at = now + delay;
-		DeadLetterTarget target = dead_letter_target(dead_queue_of(*queue));
+		DeadLetterTarget target = dead_letter_target(by_name.dead_queue_of(*queue));
 		RetryOutcome outcome = retry_in_partition(*queue, partition, ids, retry_at, false, target, error);
 		if (retry_at && outcome.scheduled > 0)
 			note(earliest, *retry_at);
