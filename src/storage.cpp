@@ -126,10 +126,10 @@ bool
 storage_try_lock_partition(int32 queue_id, int partition)
 {
 	const Oid schema = pg_guard([] { return get_namespace_oid("querator_data", false); });
-	const std::string queue = queue_prefix(queue_id);
-	const std::string part = queue + "_p" + std::to_string(partition) + "_";
 	/* The order of DROP TABLE in storage_drop_partitions, though without waiting order does not matter. */
-	for (const std::string &relname : {part + "items", part + "leases", part + "scheduled", queue + "_dead", queue + "_seq"})
+	for (const std::string &relname :
+		 {partition_relname(queue_id, partition, "items"), partition_relname(queue_id, partition, "leases"),
+		  partition_relname(queue_id, partition, "scheduled"), dead_relname(queue_id), queue_prefix(queue_id) + "_seq"})
 		if (!try_lock_data_relation(schema, relname))
 			return false;
 	return true;
