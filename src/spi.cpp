@@ -446,16 +446,12 @@ spi_copy_result_to(ReturnSetInfo *rsinfo)
 }
 
 void
-spi_copy_row_to(ReturnSetInfo *rsinfo, uint64 row, int columns)
+put_result_row(ReturnSetInfo *rsinfo, const Datum *values, const bool *nulls)
 {
 	pg_guard([&] {
-		Datum values[32];
-		bool nulls[32];
-		Assert(columns <= 32 && row < SPI_processed);
 		MemoryContext old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-		for (int c = 0; c < columns; c++)
-			values[c] = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, c + 1, &nulls[c]);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, const_cast<Datum *>(values),
+							 const_cast<bool *>(nulls));
 		MemoryContextSwitchTo(old);
 	});
 }

@@ -83,7 +83,7 @@ TimestampTz spi_get_timestamptz(uint64 row, int col);
 /* Appends every row of the last result to a materialized SRF result. */
 void spi_copy_result_to(ReturnSetInfo *rsinfo);
 
-/* Appends the first `columns` columns of row `row` of the last result to a materialized SRF result. */
-void spi_copy_row_to(ReturnSetInfo *rsinfo, uint64 row, int columns);
+/* Appends one row (values and nulls of every column of rsinfo->setDesc) to a materialized SRF result. */
+void put_result_row(ReturnSetInfo *rsinfo, const Datum *values, const bool *nulls);
 
 } // namespace querator

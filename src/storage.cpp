@@ -4,6 +4,7 @@
 #include "error.hpp"
 #include "spi.hpp"
 #include "partition_head.hpp"
+#include "storage_am.hpp"
 #include "storage_sql.hpp"
 
 extern "C" {
@@ -16,6 +17,7 @@ extern "C" {
 #include <algorithm>
 #include <cstring>
 #include <initializer_list>
+#include <iterator>
 #include <utility>
 
 namespace querator {
@@ -235,36 +237,6 @@ storage_promote_due(int32 queue_id, int partition, int32 limit)
 	return promoted;
 }
 
-/*
- * Lock the oldest unleased items (a row lock only: the item tuple and its
- * payload are not rewritten) and record the leases in the narrow lease
- * table. OFFSET 0 keeps NOT EXISTS a per-row probe of the lease primary
- * key, so even a generic plan walks the item index in id order and stops
- * at LIMIT. ON CONFLICT skips an item whose lease another session
- * committed after our snapshot was taken; such rows come back with
- * "granted" false, and the claim is repeated (with a fresh snapshot) for
- * what is still missing. The walk starts at the partition's head
- * (partition_head.hpp), not at the start of the index. The one claim of
- * storage_lease (into a SQL result) and storage_lease_items (into C++
- * structs, for webhook delivery), both through run_claim.
- */
-const char *const kLeaseClaimSql =
-	"WITH claimed AS ("
-	"  SELECT i.id, i.attempts, i.kind, i.reference, i.encoding, i.payload, i.created_at, i.expire_deadline,"
-	"    coalesce(i.origin_id, i.id) AS origin_id"
-	"  FROM {items} i"
-	"  WHERE i.id >= $5 AND NOT EXISTS (SELECT 1 FROM {leases} l WHERE l.id = i.id OFFSET 0)"
-	"  ORDER BY i.id LIMIT $1 FOR UPDATE OF i SKIP LOCKED"
-	"), leased AS ("
-	"  INSERT INTO {leases} (id, lease_deadline, attempts, client_id)"
-	"  SELECT id, least(clock_timestamp() + $2, expire_deadline), attempts + 1, $3 FROM claimed"
-	"  ON CONFLICT (id) DO NOTHING"
-	"  RETURNING id, lease_deadline, attempts"
-	") "
-	"SELECT c.id, $4::integer AS partition, c.kind, c.reference, c.encoding, c.payload, l.attempts,"
-	"  l.lease_deadline, c.created_at, l.id IS NOT NULL AS granted, c.origin_id "
-	"FROM claimed c LEFT JOIN leased l ON l.id = c.id ORDER BY c.id";
-
 namespace {
 
 /*
@@ -288,7 +260,6 @@ run_claim(int32 queue_id, int partition, const std::string &client_id, int32 bat
 		  const Interval &lease_timeout, OnGranted on_granted, TimestampTz *earliest_deadline)
 {
 	*earliest_deadline = DT_NOEND;
-	const std::string rendered = render_partition(kLeaseClaimSql, queue_id, partition);
 	const bool registered_here = head_register(queue_id, partition, HeadRole::leaser);
 	/*
 	 * Most claims start at the cursor, past the items other leases hold
@@ -305,14 +276,13 @@ run_claim(int32 queue_id, int partition, const std::string &client_id, int32 bat
 		const HeadView head = head_read(queue_id, partition);
 		const int64 start = from_cursor ? head.cursor : head.head;
 		const int32 wanted = batch_size - static_cast<int32>(total);
-		uint64 claimed = spi_run(rendered, {param_int32(wanted), param_interval(&lease_timeout),
-											param_text(client_id), param_int32(partition), param_int64(start)});
-		if (claimed > 0)
+		const ClaimPass claimed = claim_pass(queue_id, partition, start, wanted, lease_timeout, client_id);
+		if (claimed.locked > 0)
 		{
-			/* Rows come in id order: from the head, the first is the first unleased item. */
+			/* Items are locked in id order: from the head, the first is the first unleased item. */
 			if (start == head.head)
-				head_advance(queue_id, partition, head, spi_get_int64(0, 1));
-			head_claimed(queue_id, partition, spi_get_int64(claimed - 1, 1));
+				head_advance(queue_id, partition, head, claimed.first_locked);
+			head_claimed(queue_id, partition, claimed.last_locked);
 		}
 		else if (start == head.head)
 		{
@@ -324,17 +294,14 @@ run_claim(int32 queue_id, int partition, const std::string &client_id, int32 bat
 			 */
 			head_advance(queue_id, partition, head, head.cursor);
 		}
-		uint64 granted = 0;
-		for (uint64 row = 0; row < claimed; row++)
-			if (spi_get_bool(row, 10))
-			{
-				*earliest_deadline = std::min(*earliest_deadline, spi_get_timestamptz(row, 8));
-				on_granted(row);
-				granted++;
-			}
-		total += granted;
-		const bool short_from_cursor = start > head.head && claimed < static_cast<uint64>(wanted);
-		if (granted == claimed && !short_from_cursor)
+		for (uint64 row = 0; row < claimed.granted_count; row++)
+		{
+			*earliest_deadline = std::min(*earliest_deadline, claimed.granted[row].lease_deadline);
+			on_granted(claimed.granted[row]);
+		}
+		total += claimed.granted_count;
+		const bool short_from_cursor = start > head.head && claimed.locked < static_cast<uint64>(wanted);
+		if (claimed.granted_count == claimed.locked && !short_from_cursor)
 			break; /* no race lost, and the walk began at the head: what is missing is not there */
 		from_cursor = false;
 	}
@@ -351,7 +318,17 @@ storage_lease(int32 queue_id, int partition, const std::string &client_id, int32
 			  const Interval &lease_timeout, ReturnSetInfo *out, TimestampTz *earliest_deadline)
 {
 	return run_claim(
-		queue_id, partition, client_id, batch_size, lease_timeout, [&](uint64 row) { spi_copy_row_to(out, row, 9); },
+		queue_id, partition, client_id, batch_size, lease_timeout,
+		[&](const GrantedLease &lease) {
+			/* queue_lease's columns: id, partition, kind, reference, encoding, payload, attempts, lease_deadline, created_at */
+			const Datum values[] = {Int64GetDatum(lease.id),        Int32GetDatum(partition),
+									lease.kind,                      lease.reference,
+									lease.encoding,                  lease.payload,
+									Int32GetDatum(lease.attempts),   TimestampTzGetDatum(lease.lease_deadline),
+									TimestampTzGetDatum(lease.created_at)};
+			const bool nulls[std::size(values)] = {};
+			put_result_row(out, values, nulls);
+		},
 		earliest_deadline);
 }
 
@@ -370,19 +347,7 @@ const char *const kLockRequestedItems =
 std::vector<int64>
 storage_complete(int32 queue_id, int partition, const std::vector<int64> &ids)
 {
-	/*
-	 * Deleting the item row takes its lock (item first, as everywhere), so
-	 * no separate FOR UPDATE is needed: one WAL record less per item. A
-	 * lease row exists exactly while its item is leased (every statement
-	 * that ends a lease deletes or moves the item in the same statement).
-	 */
-	const char *sql =
-		"WITH taken AS (DELETE FROM {items} i WHERE i.id = ANY ($1)"
-		"  AND EXISTS (SELECT 1 FROM {leases} l WHERE l.id = i.id OFFSET 0) RETURNING i.id), "
-		"released AS (DELETE FROM {leases} WHERE id = ANY (ARRAY(SELECT id FROM taken)) RETURNING id) "
-		"SELECT id FROM released";
-	spi_run(render_partition(sql, queue_id, partition), {param_int64_array(ids)});
-	return collect_int64_column();
+	return complete_leased(queue_id, partition, ids);
 }
 
 namespace {
@@ -687,26 +652,22 @@ storage_lease_items(int32 queue_id, int partition, const std::string &client_id,
 {
 	std::vector<LeasedItem> items;
 	TimestampTz earliest_deadline = DT_NOEND; /* the items carry their deadlines */
-	run_claim(queue_id, partition, client_id, batch_size, lease_timeout, [&](uint64 row) {
+	run_claim(queue_id, partition, client_id, batch_size, lease_timeout, [&](const GrantedLease &lease) {
 		LeasedItem item;
-		item.id = spi_get_int64(row, 1);
+		item.id = lease.id;
+		item.origin_id = lease.origin_id;
 		item.partition = partition;
-		item.kind = spi_get_text(row, 3);
-		item.reference = spi_get_text(row, 4);
-		item.encoding = spi_get_text(row, 5);
-		bool is_null = false;
-		const char *data = nullptr;
-		size_t size = 0;
-		pg_guard([&] {
-			Datum d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, 6, &is_null);
-			bytea *b = DatumGetByteaPP(d);
-			data = VARDATA_ANY(b);
-			size = VARSIZE_ANY_EXHDR(b);
-		});
-		item.payload.assign(data, size);
-		item.attempts = spi_get_int32(row, 7);
-		item.lease_deadline = spi_get_timestamptz(row, 8);
-		item.origin_id = spi_get_int64(row, 11);
+		item.attempts = lease.attempts;
+		item.lease_deadline = lease.lease_deadline;
+		/* The Datums are detoasted copies: reading them calls nothing of PostgreSQL's. */
+		auto bytes = [](Datum d) {
+			const varlena *v = reinterpret_cast<const varlena *>(DatumGetPointer(d));
+			return std::string(VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+		};
+		item.kind = bytes(lease.kind);
+		item.reference = bytes(lease.reference);
+		item.encoding = bytes(lease.encoding);
+		item.payload = bytes(lease.payload);
 		items.push_back(std::move(item));
 	}, &earliest_deadline);
 	return items;

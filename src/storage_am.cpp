@@ -1,0 +1,369 @@
+/* The claim and complete over the access methods (storage_am.hpp). */
+#include "storage_am.hpp"
+#include "error.hpp"
+#include "storage_sql.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
+#include "storage/lmgr.h"
+#include "tcop/utility.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+}
+
+#include <algorithm>
+#include <cstring>
+#include <initializer_list>
+
+namespace querator {
+
+namespace {
+
+/*
+ * As SPI runs a writing statement (`command` names it for the errors): not
+ * in a read-only transaction, a standby or parallel mode; it sees what
+ * earlier statements of the transaction did, under a fresh snapshot (READ
+ * COMMITTED: each statement's own; REPEATABLE READ: the transaction's), and
+ * later statements see its writes.
+ */
+Snapshot
+begin_statement(const char *command)
+{
+	PreventCommandIfReadOnly(command);
+	PreventCommandIfParallelMode(command);
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	return GetActiveSnapshot();
+}
+
+void
+end_statement()
+{
+	PopActiveSnapshot();
+	CommandCounterIncrement();
+}
+
+/* A column's number by name: tables created by an older library may order their columns differently. */
+AttrNumber
+column(Relation rel, const char *name)
+{
+	TupleDesc desc = RelationGetDescr(rel);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(desc, i);
+		if (!attr->attisdropped && strcmp(NameStr(attr->attname), name) == 0)
+			return attr->attnum;
+	}
+	elog(ERROR, "querator: table \"%s\" has no column \"%s\"", RelationGetRelationName(rel), name);
+	return InvalidAttrNumber; /* not reached */
+}
+
+/* Opens querator_data.<relname>, locked as a statement naming it would lock it. */
+Relation
+open_table(const char *relname, LOCKMODE mode)
+{
+	RangeVar *rv = makeRangeVar(const_cast<char *>("querator_data"), const_cast<char *>(relname), -1);
+	return table_open(RangeVarGetRelid(rv, mode, false), NoLock);
+}
+
+/* The item columns a claim reads. */
+struct ItemColumns
+{
+	AttrNumber id, attempts, created_at, expire_deadline, origin_id, kind, reference, encoding, payload;
+};
+
+ItemColumns
+item_columns(Relation items)
+{
+	return {column(items, "id"),        column(items, "attempts"),  column(items, "created_at"),
+			column(items, "expire_deadline"), column(items, "origin_id"), column(items, "kind"),
+			column(items, "reference"), column(items, "encoding"),  column(items, "payload")};
+}
+
+/* Fetches into `slot` the row with this id that `snapshot` sees, through the table's primary key `pkey`. */
+bool
+fetch_by_id(Relation rel, Relation pkey, Snapshot snapshot, TupleTableSlot *slot, int64 id)
+{
+	ScanKeyData key;
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
+	IndexScanDesc scan = index_beginscan(rel, pkey, snapshot, 1, 0);
+	index_rescan(scan, &key, 1, nullptr, 0);
+	const bool found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	return found;
+}
+
+[[noreturn]] void
+serialization_failure()
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE), errmsg("could not serialize access due to concurrent update")));
+	pg_unreachable();
+}
+
+/*
+ * Deletes the row at `tid` as DELETE does, waiting for a transaction that
+ * holds it: true when deleted here. A row another transaction deleted
+ * first is left (a serialization failure under REPEATABLE READ and
+ * SERIALIZABLE); one it updated (an extend of a lease row) is deleted in
+ * its newest version, as DELETE's recheck does under READ COMMITTED.
+ */
+bool
+delete_row(Relation rel, ItemPointerData tid, CommandId cid)
+{
+	for (;;)
+	{
+		TM_FailureData failure;
+		switch (table_tuple_delete(rel, &tid, cid, InvalidSnapshot, InvalidSnapshot, true, &failure, false))
+		{
+			case TM_Ok:
+				return true;
+			case TM_SelfModified:
+				return false;
+			case TM_Updated:
+				if (IsolationUsesXactSnapshot())
+					serialization_failure();
+				tid = failure.ctid;
+				continue;
+			case TM_Deleted:
+				if (IsolationUsesXactSnapshot())
+					serialization_failure();
+				return false;
+			case TM_Invisible:
+			case TM_BeingModified:
+			case TM_WouldBlock:
+				break;
+		}
+		elog(ERROR, "querator: unexpected result deleting a row of \"%s\"", RelationGetRelationName(rel));
+	}
+}
+
+/*
+ * After the item's lock: true when a lease of it committed after the
+ * snapshot (its leaser held the item until then), so the item is not ours.
+ * What ON CONFLICT DO NOTHING did in the statement, including its wait for
+ * a transaction still inserting or deleting a conflicting row: querator's
+ * own writers of lease rows hold the item's lock, so that wait only meets
+ * a row written directly (as an isolation test does).
+ */
+bool
+lease_committed_meanwhile(Relation leases, Relation leases_pkey, Snapshot dirty, TupleTableSlot *slot, int64 id)
+{
+	while (fetch_by_id(leases, leases_pkey, dirty, slot, id))
+	{
+		const TransactionId writer = TransactionIdIsValid(dirty->xmin) ? dirty->xmin : dirty->xmax;
+		if (!TransactionIdIsValid(writer))
+			return true;
+		XactLockTableWait(writer, leases, &slot->tts_tid, XLTW_InsertIndex);
+	}
+	return false;
+}
+
+/*
+ * Locks the item in `slot` FOR UPDATE SKIP LOCKED, as ExecLockRows does:
+ * true when locked. An item another transaction holds is skipped; one that
+ * was deleted (completed, retried, expired) since the snapshot is skipped
+ * under READ COMMITTED and is a serialization failure under REPEATABLE READ
+ * and SERIALIZABLE. Item rows are never updated, only deleted.
+ */
+bool
+lock_item(Relation items, TupleTableSlot *slot, Snapshot snapshot, CommandId cid, TupleTableSlot *locked)
+{
+	TM_FailureData failure;
+	switch (table_tuple_lock(items, &slot->tts_tid, snapshot, locked, cid, LockTupleExclusive, LockWaitSkip, 0,
+							 &failure))
+	{
+		case TM_Ok:
+			return true;
+		case TM_WouldBlock:
+		case TM_SelfModified:
+			return false;
+		case TM_Updated:
+		case TM_Deleted:
+			if (IsolationUsesXactSnapshot())
+				serialization_failure();
+			return false;
+		case TM_Invisible:
+		case TM_BeingModified:
+			break;
+	}
+	elog(ERROR, "querator: unexpected result locking an item of \"%s\"", RelationGetRelationName(items));
+	return false; /* not reached */
+}
+
+/* Copies a varlena column of `slot` into the current memory context, detoasted. */
+Datum
+copied_varlena(TupleTableSlot *slot, AttrNumber attnum)
+{
+	bool is_null = false;
+	Datum value = slot_getattr(slot, attnum, &is_null);
+	Assert(!is_null);
+	return PointerGetDatum(PG_DETOAST_DATUM_COPY(value));
+}
+
+/* The whole pass; PostgreSQL calls only (run under pg_guard). */
+void
+run_pass(const char *items_name, const char *leases_name, int64 start, int32 wanted, const Interval *lease_timeout,
+		 const char *client_id, ClaimPass *out)
+{
+	const Snapshot snapshot = begin_statement("INSERT");
+	const CommandId cid = GetCurrentCommandId(true);
+
+	Relation items = open_table(items_name, RowShareLock);
+	Relation leases = open_table(leases_name, RowExclusiveLock);
+	Relation items_pkey = index_open(RelationGetPrimaryKeyIndex(items), AccessShareLock);
+	Relation leases_pkey = index_open(RelationGetPrimaryKeyIndex(leases), AccessShareLock);
+	const ItemColumns ic = item_columns(items);
+	const AttrNumber lease_id = column(leases, "id");
+	const AttrNumber lease_deadline_col = column(leases, "lease_deadline");
+	const AttrNumber lease_attempts = column(leases, "attempts");
+	const AttrNumber lease_client = column(leases, "client_id");
+
+	/* The lease table's indexes are maintained as INSERT maintains them. */
+	EState *estate = CreateExecutorState();
+	ResultRelInfo *lease_target = makeNode(ResultRelInfo);
+	InitResultRelInfo(lease_target, leases, 1, nullptr, 0);
+	ExecOpenIndices(lease_target, false);
+
+	TupleTableSlot *item = table_slot_create(items, nullptr);
+	TupleTableSlot *locked = table_slot_create(items, nullptr);
+	TupleTableSlot *probe = table_slot_create(leases, nullptr);
+	TupleTableSlot *lease = table_slot_create(leases, nullptr);
+	SnapshotData dirty;
+	InitDirtySnapshot(dirty);
+	const Datum client = CStringGetTextDatum(client_id);
+	const TimestampTz timeout_deadline = DatumGetTimestampTz(DirectFunctionCall2(
+		timestamptz_pl_interval, TimestampTzGetDatum(GetCurrentTimestamp()), IntervalPGetDatum(lease_timeout)));
+
+	out->granted = static_cast<GrantedLease *>(palloc(sizeof(GrantedLease) * wanted));
+	ScanKeyData from;
+	ScanKeyInit(&from, 1, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(start));
+	IndexScanDesc walk = index_beginscan(items, items_pkey, snapshot, 1, 0);
+	index_rescan(walk, &from, 1, nullptr, 0);
+	while (out->locked < static_cast<uint64>(wanted) && index_getnext_slot(walk, ForwardScanDirection, item))
+	{
+		CHECK_FOR_INTERRUPTS(); /* a walk from the head can pass many leased items */
+		bool is_null = false;
+		const int64 id = DatumGetInt64(slot_getattr(item, ic.id, &is_null));
+		/* Leased as the snapshot sees it: skipped without locking (a lock writes WAL). */
+		if (fetch_by_id(leases, leases_pkey, snapshot, probe, id) || !lock_item(items, item, snapshot, cid, locked))
+			continue;
+		if (out->locked++ == 0)
+			out->first_locked = id;
+		out->last_locked = id;
+		if (lease_committed_meanwhile(leases, leases_pkey, &dirty, probe, id))
+			continue;
+
+		GrantedLease &granted = out->granted[out->granted_count++];
+		granted.id = id;
+		granted.attempts = DatumGetInt32(slot_getattr(locked, ic.attempts, &is_null)) + 1;
+		granted.created_at = DatumGetTimestampTz(slot_getattr(locked, ic.created_at, &is_null));
+		const Datum origin = slot_getattr(locked, ic.origin_id, &is_null);
+		granted.origin_id = is_null ? id : DatumGetInt64(origin);
+		const Datum expire = slot_getattr(locked, ic.expire_deadline, &is_null);
+		granted.lease_deadline = is_null ? timeout_deadline : std::min(timeout_deadline, DatumGetTimestampTz(expire));
+		granted.kind = copied_varlena(locked, ic.kind);
+		granted.reference = copied_varlena(locked, ic.reference);
+		granted.encoding = copied_varlena(locked, ic.encoding);
+		granted.payload = copied_varlena(locked, ic.payload);
+
+		ExecClearTuple(lease);
+		for (int i = 0; i < lease->tts_tupleDescriptor->natts; i++)
+			lease->tts_isnull[i] = true;
+		lease->tts_values[lease_id - 1] = Int64GetDatum(id);
+		lease->tts_values[lease_deadline_col - 1] = TimestampTzGetDatum(granted.lease_deadline);
+		lease->tts_values[lease_attempts - 1] = Int32GetDatum(granted.attempts);
+		lease->tts_values[lease_client - 1] = client;
+		for (AttrNumber a : {lease_id, lease_deadline_col, lease_attempts, lease_client})
+			lease->tts_isnull[a - 1] = false;
+		ExecStoreVirtualTuple(lease);
+		table_tuple_insert(leases, lease, cid, 0, nullptr);
+		ExecInsertIndexTuples(lease_target, lease, estate, false, false, nullptr, NIL);
+	}
+	index_endscan(walk);
+
+	ExecDropSingleTupleTableSlot(item);
+	ExecDropSingleTupleTableSlot(locked);
+	ExecDropSingleTupleTableSlot(probe);
+	ExecDropSingleTupleTableSlot(lease);
+	ExecCloseIndices(lease_target);
+	FreeExecutorState(estate);
+	index_close(items_pkey, NoLock);
+	index_close(leases_pkey, NoLock);
+	table_close(items, NoLock);
+	table_close(leases, NoLock);
+	end_statement();
+}
+
+/* complete_leased; PostgreSQL calls only (run under pg_guard). `ids` sorted, without duplicates. */
+void
+run_complete(const char *items_name, const char *leases_name, const int64 *ids, size_t count, int64 *done,
+			 size_t *done_count)
+{
+	const Snapshot snapshot = begin_statement("DELETE");
+	const CommandId cid = GetCurrentCommandId(true);
+	Relation items = open_table(items_name, RowExclusiveLock);
+	Relation leases = open_table(leases_name, RowExclusiveLock);
+	Relation items_pkey = index_open(RelationGetPrimaryKeyIndex(items), AccessShareLock);
+	Relation leases_pkey = index_open(RelationGetPrimaryKeyIndex(leases), AccessShareLock);
+	TupleTableSlot *item = table_slot_create(items, nullptr);
+	TupleTableSlot *lease = table_slot_create(leases, nullptr);
+	for (size_t i = 0; i < count; i++)
+	{
+		/* Leased as the snapshot sees it; then the item's delete takes its lock (item first, as everywhere). */
+		if (!fetch_by_id(items, items_pkey, snapshot, item, ids[i]) ||
+			!fetch_by_id(leases, leases_pkey, snapshot, lease, ids[i]) || !delete_row(items, item->tts_tid, cid))
+			continue;
+		/* A lease row exists exactly while its item is leased, and is ended only under the item's lock. */
+		if (delete_row(leases, lease->tts_tid, cid))
+			done[(*done_count)++] = ids[i];
+	}
+	ExecDropSingleTupleTableSlot(item);
+	ExecDropSingleTupleTableSlot(lease);
+	index_close(items_pkey, NoLock);
+	index_close(leases_pkey, NoLock);
+	table_close(items, NoLock);
+	table_close(leases, NoLock);
+	end_statement();
+}
+
+} // namespace
+
+ClaimPass
+claim_pass(int32 queue_id, int partition, int64 start, int32 wanted, const Interval &lease_timeout,
+		   const std::string &client_id)
+{
+	const std::string items = partition_relname(queue_id, partition, "items");
+	const std::string leases = partition_relname(queue_id, partition, "leases");
+	ClaimPass pass{};
+	pg_guard([&] { run_pass(items.c_str(), leases.c_str(), start, wanted, &lease_timeout, client_id.c_str(), &pass); },
+			 ErrorOrigin::internal_sql);
+	return pass;
+}
+
+std::vector<int64>
+complete_leased(int32 queue_id, int partition, const std::vector<int64> &ids)
+{
+	std::vector<int64> sorted(ids);
+	std::sort(sorted.begin(), sorted.end());
+	sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+	const std::string items = partition_relname(queue_id, partition, "items");
+	const std::string leases = partition_relname(queue_id, partition, "leases");
+	std::vector<int64> done(sorted.size());
+	size_t done_count = 0;
+	pg_guard([&] {
+		run_complete(items.c_str(), leases.c_str(), sorted.data(), sorted.size(), done.data(), &done_count);
+	}, ErrorOrigin::internal_sql);
+	done.resize(done_count);
+	return done;
+}
+
+} // namespace querator

@@ -1,0 +1,59 @@
+/*
+ * The consumer cycle's two writes over the index and heap access methods,
+ * without planning a statement or starting an executor per call (those
+ * were a quarter of a one-item cycle's backend time): the lease claim, which
+ * storage.cpp's run_claim drives, and complete. Each does what its SQL
+ * statement did, row by row, with the same locks, snapshots and lock order
+ * (docs/design.md, "The cycle over the access methods"). Nothing outside
+ * the storage modules includes this.
+ */
+#pragma once
+#include "pg_prelude.hpp"
+
+#include <string>
+#include <vector>
+
+namespace querator {
+
+/* One lease granted by a pass: Datums copied into the caller's memory context. */
+struct GrantedLease
+{
+	int64 id;
+	int64 origin_id;  /* the id the item was produced with */
+	int32 attempts;   /* this lease's attempt */
+	TimestampTz lease_deadline;
+	TimestampTz created_at;
+	Datum kind;       /* text */
+	Datum reference;  /* text */
+	Datum encoding;   /* text */
+	Datum payload;    /* bytea, detoasted */
+};
+
+struct ClaimPass
+{
+	/* Items locked: the granted ones and those whose lease committed after the walk's snapshot. */
+	uint64 locked;
+	int64 first_locked; /* ids of the first and last locked item (set when locked > 0) */
+	int64 last_locked;
+	GrantedLease *granted; /* granted_count entries, in id order */
+	uint64 granted_count;
+};
+
+/*
+ * One pass of the claim: walks the partition's items in id order from
+ * `start`, skips those leased as its snapshot sees them, locks the others
+ * FOR UPDATE SKIP LOCKED until `wanted` are locked, and inserts a lease row
+ * for each, except an item whose lease committed after the snapshot.
+ * Requires an open SpiConnection.
+ */
+ClaimPass claim_pass(int32 queue_id, int partition, int64 start, int32 wanted, const Interval &lease_timeout,
+					 const std::string &client_id);
+
+/*
+ * Deletes the leased items among `ids` and their lease rows (the item
+ * first, as everywhere: docs/design.md, "Lock order"); returns the ids it
+ * completed, in id order. Requires an open SpiConnection.
+ */
+std::vector<int64> complete_leased(int32 queue_id, int partition, const std::vector<int64> &ids);
+
+} // namespace querator
