@@ -15,8 +15,12 @@ PGXS_DIR=$PG_ROOT/usr/lib/postgresql/15/lib/pgxs
 PG_USER=postgres
 
 # Everything a fresh Debian 12 needs to build querator and run every test layer.
+# python3-psycopg2 and nodejs run the driver examples (test/t/091); npm comes with
+# some nodejs builds (NodeSource's, which Debian's npm package conflicts with), so
+# Debian's npm only when there is no npm command.
 APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-client-15 libipc-run-perl
-	libcurl4-openssl-dev make g++ python3)
+	libcurl4-openssl-dev make g++ python3 python3-psycopg2 nodejs)
+command -v npm >/dev/null || APT_PACKAGES+=(npm)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -50,9 +50,9 @@ mkdir -p "$BUILD" "$SOCKDIR"
 # The postgres user reads a copy of the test inputs, whatever the checkout's permissions
 # (the README too: the fuzz test accepts the SQLSTATEs it documents; src too: test/t/055
 # builds a unit test of the pure C++ webhook address policy; docs too: test/t/090 runs
-# every SQL block of the runbook).
+# every SQL block of the runbook; examples too: test/t/091 runs the driver examples).
 mkdir -p "$BUILD/inputs"
-cp -r "$ROOT/sql" "$ROOT/expected" "$ROOT/src" "$ROOT/docs" "$ROOT/README.md" "$BUILD/inputs/"
+cp -r "$ROOT/sql" "$ROOT/expected" "$ROOT/src" "$ROOT/docs" "$ROOT/examples" "$ROOT/README.md" "$BUILD/inputs/"
 [[ -d $ROOT/test ]] && cp -r "$ROOT/test" "$BUILD/inputs/"
 chown -R "$PG_USER:" "$BUILD"
 

@@ -258,10 +258,15 @@ CREATE FUNCTION regress_shadow.int8_ge(bigint, bigint) RETURNS boolean LANGUAGE 
 CREATE OPERATOR regress_shadow.>= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = regress_shadow.int8_ge);
 CREATE DOMAIN pg_temp.bytea AS pg_catalog.bytea CHECK (regress_shadow.capture('temporary bytea'));
 CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (regress_shadow.capture('temporary text'));
+CREATE DOMAIN pg_temp.json AS pg_catalog.json CHECK (regress_shadow.capture('temporary json'));
 SET search_path = regress_shadow, pg_catalog, public;
 SELECT querator.queues_create('shadowed', lease_timeout => '1 hour');
 SELECT querator.queue_produce('shadowed', 'x'::pg_catalog.text) AS id \gset
 SELECT querator.queue_produce('shadowed', ARRAY['y', 'z']::pg_catalog.text[]) AS ids;
+-- the names for untyped drivers (issue 18): the single forms are SQL wrappers too
+SELECT querator.queue_produce_text('shadowed', 'x'::pg_catalog.text) IS NOT NULL AS text_produced,
+       querator.queue_produce_json('shadowed', '{}'::pg_catalog.json) IS NOT NULL AS json_produced,
+       querator.queue_produce_bytes('shadowed', '\x00'::pg_catalog.bytea) IS NOT NULL AS bytes_produced;
 SELECT count(*) AS leased FROM querator.queue_lease('shadowed', 'c', 1);
 SELECT count(*) AS leased_next FROM querator.queue_complete_and_lease('shadowed', 'c', ARRAY[:id]::pg_catalog.int8[], 5);
 SELECT created_at OPERATOR(pg_catalog.>) '2001-01-01' AS real_now FROM querator.storage_items_list('shadowed');
@@ -271,6 +276,7 @@ RESET search_path;
 SELECT count(*) AS captured FROM regress_shadow.captured;
 DROP DOMAIN pg_temp.bytea;
 DROP DOMAIN pg_temp.text;
+DROP DOMAIN pg_temp.json;
 SET client_min_messages = warning;
 DROP SCHEMA regress_shadow CASCADE;
 RESET client_min_messages;

@@ -30,10 +30,11 @@ namespace {
 constexpr int64 kRetryNowWindowUsec = 100 * 1000;
 
 /*
- * The payloads as bytea[]: a text[] or jsonb[] (the other forms of
- * queue_produce, declared on this same function) becomes the UTF-8 bytes of
- * each element, as convert_to(p, 'UTF8') would give. NULL elements stay NULL.
- * In a UTF-8 database a text element already is those bytes, in the layout
+ * The payloads as bytea[]: a text[], json[] or jsonb[] (the other forms of
+ * queue_produce and the queue_produce_*_batch names, declared on this same
+ * function) becomes the UTF-8 bytes of each element, as convert_to(p, 'UTF8')
+ * would give. NULL elements stay NULL. In a UTF-8 database a text or json
+ * element (json is its text, as given) already is those bytes, in the layout
  * of a bytea: the array is relabelled, not rebuilt; a jsonb element is
  * rendered straight into its bytea (produce-100's profile had the copies at
  * a third of the conversion).
@@ -47,7 +48,7 @@ payloads_as_bytea(Datum payloads)
 		if (type == BYTEAOID)
 			return payloads;
 		const bool utf8_database = GetDatabaseEncoding() == PG_UTF8;
-		if (type == TEXTOID && utf8_database)
+		if ((type == TEXTOID || type == JSONOID) && utf8_database)
 		{
 			ArrayType *relabelled = static_cast<ArrayType *>(palloc(VARSIZE(array)));
 			memcpy(relabelled, array, VARSIZE(array));
@@ -104,8 +105,9 @@ payloads_as_bytea(Datum payloads)
 /*
  * The encoding an item gets when the call gives none (NULL included), by the
  * payload type of the array form called, as the SQL declarations' defaults
- * say. (The single forms are SQL wrappers over the bytea[] form: they pass
- * their encoding argument on as it is.)
+ * say (queue_produce_json_batch has no encoding argument: always this one).
+ * The single forms are SQL wrappers over the array forms: they pass their
+ * encoding argument on as it is.
  */
 const char *
 default_encoding(Datum payloads)
@@ -114,6 +116,7 @@ default_encoding(Datum payloads)
 	{
 		case TEXTOID:
 			return "text/plain";
+		case JSONOID:
 		case JSONBOID:
 			return "application/json";
 		default:
@@ -250,7 +253,9 @@ queue_produce(FunctionCallInfo fcinfo)
 	validate_item_texts(batch.kinds, count, "kinds");
 	validate_item_texts(batch.references, count, "references");
 	std::optional<TimestampTz> enqueue_at = arg_timestamptz(fcinfo, 4);
-	batch.encoding = arg_text(fcinfo, 5).value_or(encoding);
+	/* queue_produce_json_batch declares no encoding: JSON in, JSON labelled. */
+	const bool has_encoding = PG_NARGS() > 5;
+	batch.encoding = (has_encoding ? arg_text(fcinfo, 5) : std::nullopt).value_or(encoding);
 	validate_text_field(batch.encoding, "encoding", false);
 
 	SpiConnection spi;

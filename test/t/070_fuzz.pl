@@ -268,6 +268,10 @@ my @bytea_values = ('NULL::bytea', "'\\x'::bytea", "'\\x00'::bytea", "'\\xff00fe
 my @jsonb_values = ('NULL::jsonb', "'{}'::jsonb", "'[]'::jsonb", "'null'::jsonb", "'0'::jsonb",
 	"'\"é\"'::jsonb", "'{\"a\": [1, 2, {\"b\": null}]}'::jsonb", "'\"\\u0001\"'::jsonb",
 	"(SELECT jsonb_agg(g) FROM generate_series(1, 1000) g)", "to_jsonb(repeat('x', 1048577))");
+# json keeps its text: duplicate keys, spacing and escapes as written.
+my @json_values = ('NULL::json', "'{}'::json", "'[]'::json", "'null'::json", "' 0 '::json",
+	"'\"é\"'::json", "'{\"b\": 1,  \"a\": [1, 2.50], \"b\": 2}'::json", "'\"\\u0000\"'::json",
+	"(SELECT json_agg(g) FROM generate_series(1, 1000) g)", "to_json(repeat('x', 1048577))");
 
 sub id_value
 {
@@ -309,10 +313,12 @@ sub value_for
 	return id_value() if $type eq 'bigint';
 	return pick(@bytea_values) if $type eq 'bytea';
 	return pick(@jsonb_values) if $type eq 'jsonb';
+	return pick(@json_values) if $type eq 'json';
 	return array_value('bigint', \&id_value, '1::bigint') if $type eq 'bigint[]';
 	return array_value('text', sub { pick(@text_values) }, "'x'::text") if $type eq 'text[]';
 	return array_value('bytea', sub { pick(@bytea_values[0 .. 5]) }, "'\\x00'::bytea") if $type eq 'bytea[]';
 	return array_value('jsonb', sub { pick(@jsonb_values[0 .. 7]) }, "'{}'::jsonb") if $type eq 'jsonb[]';
+	return array_value('json', sub { pick(@json_values[0 .. 7]) }, "'{}'::json") if $type eq 'json[]';
 	die "no pool for argument $name of type $type";
 }
 
