@@ -1,4 +1,4 @@
-/* The claim and complete over the access methods (storage_am.hpp). */
+/* Produce, the claim and complete over the access methods (storage_am.hpp). */
 #include "storage_am.hpp"
 #include "error.hpp"
 #include "storage_sql.hpp"
@@ -11,6 +11,7 @@ extern "C" {
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
+#include "commands/sequence.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
 #include "storage/lmgr.h"
@@ -26,6 +27,41 @@ extern "C" {
 namespace querator {
 
 namespace {
+
+/*
+ * What an error inside a write says in the server log, in place of the
+ * statement text an SPI statement's error carried: the operation, the
+ * write and its table. The client never sees it (error.cpp keeps
+ * internals out).
+ */
+struct WriteContext
+{
+	ErrorContextCallback callback;
+	const char *what;  /* the operation */
+	const char *write; /* "INSERT INTO", "DELETE FROM" */
+	const char *table;
+};
+
+void
+report_write_context(void *arg)
+{
+	const WriteContext *context = static_cast<const WriteContext *>(arg);
+	errcontext("querator %s: %s querator_data.%s", context->what, context->write, context->table);
+}
+
+/* Until pop_write_context; on an error, pg_guard's PG_TRY restores the stack. */
+void
+push_write_context(WriteContext *context, const char *what, const char *write, const char *table)
+{
+	*context = {{error_context_stack, report_write_context, context}, what, write, table};
+	error_context_stack = &context->callback;
+}
+
+void
+pop_write_context(const WriteContext *context)
+{
+	error_context_stack = context->callback.previous;
+}
 
 /*
  * As SPI runs a writing statement (`command` names it for the errors): not
@@ -214,6 +250,8 @@ void
 run_pass(const char *items_name, const char *leases_name, int64 start, int32 wanted, const Interval *lease_timeout,
 		 const char *client_id, ClaimPass *out)
 {
+	WriteContext context;
+	push_write_context(&context, "lease", "INSERT INTO", leases_name);
 	const Snapshot snapshot = begin_statement("INSERT");
 	const CommandId cid = GetCurrentCommandId(true);
 
@@ -301,6 +339,7 @@ run_pass(const char *items_name, const char *leases_name, int64 start, int32 wan
 	table_close(items, NoLock);
 	table_close(leases, NoLock);
 	end_statement();
+	pop_write_context(&context);
 }
 
 /* complete_leased; PostgreSQL calls only (run under pg_guard). `ids` sorted, without duplicates. */
@@ -308,6 +347,8 @@ void
 run_complete(const char *items_name, const char *leases_name, const int64 *ids, size_t count, int64 *done,
 			 size_t *done_count)
 {
+	WriteContext context;
+	push_write_context(&context, "complete", "DELETE FROM", items_name);
 	const Snapshot snapshot = begin_statement("DELETE");
 	const CommandId cid = GetCurrentCommandId(true);
 	Relation items = open_table(items_name, RowExclusiveLock);
@@ -333,6 +374,117 @@ run_complete(const char *items_name, const char *leases_name, const int64 *ids, 
 	table_close(items, NoLock);
 	table_close(leases, NoLock);
 	end_statement();
+	pop_write_context(&context);
+}
+
+/* insert_items' arguments as plain values, for the part under pg_guard. */
+struct NewItems
+{
+	const char *table;
+	const char *sequence;
+	int64 id_bits;
+	Datum payloads;
+	int count;
+	const Datum *kinds;      /* nullptr: all '' */
+	const Datum *references; /* nullptr: all '' */
+	const char *encoding;
+	const TimestampTz *enqueue_at; /* nullptr: ready items */
+	const Interval *expire_timeout; /* nullptr: no expiry */
+	int64 *ids;              /* out: count ids */
+};
+
+/* The elements of a one-dimensional array of a varlena type; NULL elements become NULL pointers. */
+Datum *
+array_elements(Datum array, int expected)
+{
+	ArrayType *a = DatumGetArrayTypeP(array);
+	Datum *values = nullptr;
+	bool *nulls = nullptr;
+	int count = 0;
+	deconstruct_array(a, ARR_ELEMTYPE(a), -1, false, TYPALIGN_INT, &values, &nulls, &count);
+	if (count != expected)
+		elog(ERROR, "querator: array of %d elements for %d items", count, expected);
+	for (int i = 0; i < count; i++)
+		if (nulls[i])
+			values[i] = PointerGetDatum(nullptr);
+	return values;
+}
+
+/* insert_items; PostgreSQL calls only (run under pg_guard). */
+void
+run_insert(const NewItems *in)
+{
+	WriteContext context;
+	push_write_context(&context, "produce", "INSERT INTO", in->table);
+	begin_statement("INSERT");
+	const CommandId cid = GetCurrentCommandId(true);
+	Relation table = open_table(in->table, RowExclusiveLock);
+	RangeVar *seq_name = makeRangeVar(const_cast<char *>("querator_data"), const_cast<char *>(in->sequence), -1);
+	const Oid sequence = RangeVarGetRelid(seq_name, NoLock, false); /* nextval locks it */
+	const AttrNumber id = column(table, "id"), attempts = column(table, "attempts"),
+					 created_at = column(table, "created_at"), expire_deadline = column(table, "expire_deadline"),
+					 kind = column(table, "kind"), reference = column(table, "reference"),
+					 encoding = column(table, "encoding"), payload = column(table, "payload");
+	const AttrNumber enqueue_at = in->enqueue_at ? column(table, "enqueue_at") : InvalidAttrNumber;
+
+	EState *estate = CreateExecutorState();
+	ResultRelInfo *target = makeNode(ResultRelInfo);
+	InitResultRelInfo(target, table, 1, nullptr, 0);
+	ExecOpenIndices(target, false);
+
+	const Datum *payloads = array_elements(in->payloads, in->count);
+	const Datum *kinds = in->kinds ? array_elements(*in->kinds, in->count) : nullptr;
+	const Datum *references = in->references ? array_elements(*in->references, in->count) : nullptr;
+	const Datum empty = CStringGetTextDatum("");
+	const Datum encoding_value = CStringGetTextDatum(in->encoding);
+	const TimestampTz now = GetCurrentTransactionStartTimestamp();
+	const Datum expires = in->expire_timeout ? DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(now),
+																	IntervalPGetDatum(in->expire_timeout))
+											 : 0;
+	auto or_empty = [&](const Datum *values, int i) {
+		return values && DatumGetPointer(values[i]) ? values[i] : empty;
+	};
+	TupleTableSlot **slots = static_cast<TupleTableSlot **>(palloc(sizeof(TupleTableSlot *) * in->count));
+	for (int i = 0; i < in->count; i++)
+	{
+		if (!DatumGetPointer(payloads[i]))
+			elog(ERROR, "querator: NULL payload reached storage");
+		TupleTableSlot *slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(table), table_slot_callbacks(table));
+		ExecClearTuple(slot);
+		for (int a = 0; a < slot->tts_tupleDescriptor->natts; a++)
+			slot->tts_isnull[a] = true;
+		in->ids[i] = in->id_bits | nextval_internal(sequence, false);
+		auto set = [&](AttrNumber attnum, Datum value) {
+			slot->tts_values[attnum - 1] = value;
+			slot->tts_isnull[attnum - 1] = false;
+		};
+		set(id, Int64GetDatum(in->ids[i]));
+		set(attempts, Int32GetDatum(0));
+		set(created_at, TimestampTzGetDatum(now));
+		if (in->expire_timeout)
+			set(expire_deadline, expires);
+		set(kind, or_empty(kinds, i));
+		set(reference, or_empty(references, i));
+		set(encoding, encoding_value);
+		set(payload, payloads[i]);
+		if (in->enqueue_at)
+			set(enqueue_at, TimestampTzGetDatum(*in->enqueue_at));
+		ExecStoreVirtualTuple(slot);
+		slots[i] = slot;
+	}
+	if (in->count == 1)
+		table_tuple_insert(table, slots[0], cid, 0, nullptr);
+	else
+		table_multi_insert(table, slots, in->count, cid, 0, nullptr);
+	for (int i = 0; i < in->count; i++)
+		ExecInsertIndexTuples(target, slots[i], estate, false, false, nullptr, NIL);
+
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	ExecCloseIndices(target);
+	FreeExecutorState(estate);
+	table_close(table, NoLock);
+	end_statement();
+	pop_write_context(&context);
 }
 
 } // namespace
@@ -364,6 +516,29 @@ complete_leased(int32 queue_id, int partition, const std::vector<int64> &ids)
 	}, ErrorOrigin::internal_sql);
 	done.resize(done_count);
 	return done;
+}
+
+std::vector<int64>
+insert_items(int32 queue_id, int partition, Datum payloads, int count, std::optional<Datum> kinds,
+			 std::optional<Datum> references, const std::string &encoding, std::optional<TimestampTz> enqueue_at,
+			 std::optional<Interval> expire_timeout)
+{
+	const std::string table = partition_relname(queue_id, partition, enqueue_at ? "scheduled" : "items");
+	const std::string sequence = queue_prefix(queue_id) + "_seq";
+	std::vector<int64> ids(count);
+	const NewItems in{table.c_str(),
+					  sequence.c_str(),
+					  partition_bits(partition),
+					  payloads,
+					  count,
+					  kinds ? &*kinds : nullptr,
+					  references ? &*references : nullptr,
+					  encoding.c_str(),
+					  enqueue_at ? &*enqueue_at : nullptr,
+					  expire_timeout ? &*expire_timeout : nullptr,
+					  ids.data()};
+	pg_guard([&] { run_insert(&in); }, ErrorOrigin::internal_sql);
+	return ids;
 }
 
 } // namespace querator

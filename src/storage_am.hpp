@@ -1,8 +1,8 @@
 /*
- * The consumer cycle's two writes over the index and heap access methods,
+ * The item path's hot writes over the index and heap access methods,
  * without planning a statement or starting an executor per call (those
- * were a quarter of a one-item cycle's backend time): the lease claim, which
- * storage.cpp's run_claim drives, and complete. Each does what its SQL
+ * were a quarter of a one-item cycle's backend time): produce, the lease
+ * claim (which storage.cpp's run_claim drives) and complete. Each does what its SQL
  * statement did, row by row, with the same locks, snapshots and lock order
  * (docs/design.md, "The cycle over the access methods"). Nothing outside
  * the storage modules includes this.
@@ -10,6 +10,7 @@
 #pragma once
 #include "pg_prelude.hpp"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,19 @@ struct ClaimPass
  */
 ClaimPass claim_pass(int32 queue_id, int partition, int64 start, int32 wanted, const Interval &lease_timeout,
 					 const std::string &client_id);
+
+/*
+ * Inserts `count` new items into the partition's `items` table (ready), or
+ * its `scheduled` table when `enqueue_at` is set, with ids from the queue's
+ * sequence, in the order of `payloads`; returns the ids. `payloads` is a
+ * bytea[] without NULLs (or a text or json array relabelled as one),
+ * `kinds` / `references` text[] of the same length whose NULL elements (or
+ * a NULL array) mean ''. Several items go in with one multi-insert, as COPY
+ * writes them. Requires an open SpiConnection.
+ */
+std::vector<int64> insert_items(int32 queue_id, int partition, Datum payloads, int count, std::optional<Datum> kinds,
+								std::optional<Datum> references, const std::string &encoding,
+								std::optional<TimestampTz> enqueue_at, std::optional<Interval> expire_timeout);
 
 /*
  * Deletes the leased items among `ids` and their lease rows (the item
