@@ -29,50 +29,37 @@ namespace querator {
 namespace {
 
 /*
- * What an error inside a write says in the server log, in place of the
- * statement text an SPI statement's error carried: the operation, the
- * write and its table. The client never sees it (error.cpp keeps
- * internals out).
+ * A write as SPI runs a writing statement: refused in a read-only
+ * transaction, on a standby and in parallel mode; it sees what earlier
+ * statements of the transaction did, under a fresh snapshot (READ
+ * COMMITTED: each statement's own; REPEATABLE READ: the transaction's), and
+ * later statements see its writes. An error inside it names, in the server
+ * log's context, the operation, the write and its table, in place of the
+ * statement text an SPI statement's error carried; the client never sees
+ * that (error.cpp keeps internals out).
  */
-struct WriteContext
+struct Write
 {
 	ErrorContextCallback callback;
-	const char *what;  /* the operation */
-	const char *write; /* "INSERT INTO", "DELETE FROM" */
+	const char *operation; /* "produce", "lease", "complete" */
+	const char *command;   /* "INSERT" or "DELETE" */
 	const char *table;
 };
 
 void
 report_write_context(void *arg)
 {
-	const WriteContext *context = static_cast<const WriteContext *>(arg);
-	errcontext("querator %s: %s querator_data.%s", context->what, context->write, context->table);
+	const Write *write = static_cast<const Write *>(arg);
+	errcontext("querator %s: %s %s querator_data.%s", write->operation, write->command,
+			   strcmp(write->command, "INSERT") == 0 ? "INTO" : "FROM", write->table);
 }
 
-/* Until pop_write_context; on an error, pg_guard's PG_TRY restores the stack. */
-void
-push_write_context(WriteContext *context, const char *what, const char *write, const char *table)
-{
-	*context = {{error_context_stack, report_write_context, context}, what, write, table};
-	error_context_stack = &context->callback;
-}
-
-void
-pop_write_context(const WriteContext *context)
-{
-	error_context_stack = context->callback.previous;
-}
-
-/*
- * As SPI runs a writing statement (`command` names it for the errors): not
- * in a read-only transaction, a standby or parallel mode; it sees what
- * earlier statements of the transaction did, under a fresh snapshot (READ
- * COMMITTED: each statement's own; REPEATABLE READ: the transaction's), and
- * later statements see its writes.
- */
+/* Until end_write; on an error, pg_guard's PG_TRY restores the context stack and the abort the snapshot. */
 Snapshot
-begin_statement(const char *command)
+begin_write(Write *write, const char *operation, const char *command, const char *table)
 {
+	*write = {{error_context_stack, report_write_context, write}, operation, command, table};
+	error_context_stack = &write->callback;
 	PreventCommandIfReadOnly(command);
 	PreventCommandIfParallelMode(command);
 	CommandCounterIncrement();
@@ -81,10 +68,11 @@ begin_statement(const char *command)
 }
 
 void
-end_statement()
+end_write(const Write *write)
 {
 	PopActiveSnapshot();
 	CommandCounterIncrement();
+	error_context_stack = write->callback.previous;
 }
 
 /* A column's number by name: tables created by an older library may order their columns differently. */
@@ -108,6 +96,37 @@ open_table(const char *relname, LOCKMODE mode)
 {
 	RangeVar *rv = makeRangeVar(const_cast<char *>("querator_data"), const_cast<char *>(relname), -1);
 	return table_open(RangeVarGetRelid(rv, mode, false), NoLock);
+}
+
+/* A partition's items and leases with their primary keys, open for the rest of a write. */
+struct PartitionTables
+{
+	Relation items;
+	Relation leases;
+	Relation items_pkey;
+	Relation leases_pkey;
+};
+
+/* `items_lock`: RowShareLock to lock rows, RowExclusiveLock to delete them; the leases are always written. */
+PartitionTables
+open_partition(const char *items_name, LOCKMODE items_lock, const char *leases_name)
+{
+	PartitionTables t;
+	t.items = open_table(items_name, items_lock);
+	t.leases = open_table(leases_name, RowExclusiveLock);
+	t.items_pkey = index_open(RelationGetPrimaryKeyIndex(t.items), AccessShareLock);
+	t.leases_pkey = index_open(RelationGetPrimaryKeyIndex(t.leases), AccessShareLock);
+	return t;
+}
+
+/* Locks stay until the transaction ends, as a statement's do. */
+void
+close_partition(const PartitionTables &t)
+{
+	index_close(t.items_pkey, NoLock);
+	index_close(t.leases_pkey, NoLock);
+	table_close(t.items, NoLock);
+	table_close(t.leases, NoLock);
 }
 
 /* The item columns a claim reads. */
@@ -137,12 +156,18 @@ fetch_by_id(Relation rel, Relation pkey, Snapshot snapshot, TupleTableSlot *slot
 	return found;
 }
 
-[[noreturn]] void
-serialization_failure()
+/*
+ * A row another transaction changed after the snapshot: passed over under
+ * READ COMMITTED (false), a serialization failure under REPEATABLE READ and
+ * SERIALIZABLE, as the executor decides for locks and deletes.
+ */
+bool
+changed_since_snapshot()
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE), errmsg("could not serialize access due to concurrent update")));
-	pg_unreachable();
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE), errmsg("could not serialize access due to concurrent update")));
+	return false;
 }
 
 /*
@@ -166,13 +191,11 @@ delete_row(Relation rel, ItemPointerData tid, CommandId cid)
 				return false;
 			case TM_Updated:
 				if (IsolationUsesXactSnapshot())
-					serialization_failure();
+					return changed_since_snapshot();
 				tid = failure.ctid;
 				continue;
 			case TM_Deleted:
-				if (IsolationUsesXactSnapshot())
-					serialization_failure();
-				return false;
+				return changed_since_snapshot();
 			case TM_Invisible:
 			case TM_BeingModified:
 			case TM_WouldBlock:
@@ -224,9 +247,7 @@ lock_item(Relation items, TupleTableSlot *slot, Snapshot snapshot, CommandId cid
 			return false;
 		case TM_Updated:
 		case TM_Deleted:
-			if (IsolationUsesXactSnapshot())
-				serialization_failure();
-			return false;
+			return changed_since_snapshot();
 		case TM_Invisible:
 		case TM_BeingModified:
 			break;
@@ -250,31 +271,27 @@ void
 run_pass(const char *items_name, const char *leases_name, int64 start, int32 wanted, const Interval *lease_timeout,
 		 const char *client_id, ClaimPass *out)
 {
-	WriteContext context;
-	push_write_context(&context, "lease", "INSERT INTO", leases_name);
-	const Snapshot snapshot = begin_statement("INSERT");
+	Write write;
+	const Snapshot snapshot = begin_write(&write, "lease", "INSERT", leases_name);
 	const CommandId cid = GetCurrentCommandId(true);
 
-	Relation items = open_table(items_name, RowShareLock);
-	Relation leases = open_table(leases_name, RowExclusiveLock);
-	Relation items_pkey = index_open(RelationGetPrimaryKeyIndex(items), AccessShareLock);
-	Relation leases_pkey = index_open(RelationGetPrimaryKeyIndex(leases), AccessShareLock);
-	const ItemColumns ic = item_columns(items);
-	const AttrNumber lease_id = column(leases, "id");
-	const AttrNumber lease_deadline_col = column(leases, "lease_deadline");
-	const AttrNumber lease_attempts = column(leases, "attempts");
-	const AttrNumber lease_client = column(leases, "client_id");
+	const PartitionTables t = open_partition(items_name, RowShareLock, leases_name);
+	const ItemColumns ic = item_columns(t.items);
+	const AttrNumber lease_id = column(t.leases, "id");
+	const AttrNumber lease_deadline_col = column(t.leases, "lease_deadline");
+	const AttrNumber lease_attempts = column(t.leases, "attempts");
+	const AttrNumber lease_client = column(t.leases, "client_id");
 
 	/* The lease table's indexes are maintained as INSERT maintains them. */
 	EState *estate = CreateExecutorState();
 	ResultRelInfo *lease_target = makeNode(ResultRelInfo);
-	InitResultRelInfo(lease_target, leases, 1, nullptr, 0);
+	InitResultRelInfo(lease_target, t.leases, 1, nullptr, 0);
 	ExecOpenIndices(lease_target, false);
 
-	TupleTableSlot *item = table_slot_create(items, nullptr);
-	TupleTableSlot *locked = table_slot_create(items, nullptr);
-	TupleTableSlot *probe = table_slot_create(leases, nullptr);
-	TupleTableSlot *lease = table_slot_create(leases, nullptr);
+	TupleTableSlot *item = table_slot_create(t.items, nullptr);
+	TupleTableSlot *locked = table_slot_create(t.items, nullptr);
+	TupleTableSlot *probe = table_slot_create(t.leases, nullptr);
+	TupleTableSlot *lease = table_slot_create(t.leases, nullptr);
 	SnapshotData dirty;
 	InitDirtySnapshot(dirty);
 	const Datum client = CStringGetTextDatum(client_id);
@@ -284,7 +301,7 @@ run_pass(const char *items_name, const char *leases_name, int64 start, int32 wan
 	out->granted = static_cast<GrantedLease *>(palloc(sizeof(GrantedLease) * wanted));
 	ScanKeyData from;
 	ScanKeyInit(&from, 1, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(start));
-	IndexScanDesc walk = index_beginscan(items, items_pkey, snapshot, 1, 0);
+	IndexScanDesc walk = index_beginscan(t.items, t.items_pkey, snapshot, 1, 0);
 	index_rescan(walk, &from, 1, nullptr, 0);
 	while (out->locked < static_cast<uint64>(wanted) && index_getnext_slot(walk, ForwardScanDirection, item))
 	{
@@ -292,12 +309,12 @@ run_pass(const char *items_name, const char *leases_name, int64 start, int32 wan
 		bool is_null = false;
 		const int64 id = DatumGetInt64(slot_getattr(item, ic.id, &is_null));
 		/* Leased as the snapshot sees it: skipped without locking (a lock writes WAL). */
-		if (fetch_by_id(leases, leases_pkey, snapshot, probe, id) || !lock_item(items, item, snapshot, cid, locked))
+		if (fetch_by_id(t.leases, t.leases_pkey, snapshot, probe, id) || !lock_item(t.items, item, snapshot, cid, locked))
 			continue;
 		if (out->locked++ == 0)
 			out->first_locked = id;
 		out->last_locked = id;
-		if (lease_committed_meanwhile(leases, leases_pkey, &dirty, probe, id))
+		if (lease_committed_meanwhile(t.leases, t.leases_pkey, &dirty, probe, id))
 			continue;
 
 		GrantedLease &granted = out->granted[out->granted_count++];
@@ -323,7 +340,7 @@ run_pass(const char *items_name, const char *leases_name, int64 start, int32 wan
 		for (AttrNumber a : {lease_id, lease_deadline_col, lease_attempts, lease_client})
 			lease->tts_isnull[a - 1] = false;
 		ExecStoreVirtualTuple(lease);
-		table_tuple_insert(leases, lease, cid, 0, nullptr);
+		table_tuple_insert(t.leases, lease, cid, 0, nullptr);
 		ExecInsertIndexTuples(lease_target, lease, estate, false, false, nullptr, NIL);
 	}
 	index_endscan(walk);
@@ -334,12 +351,8 @@ run_pass(const char *items_name, const char *leases_name, int64 start, int32 wan
 	ExecDropSingleTupleTableSlot(lease);
 	ExecCloseIndices(lease_target);
 	FreeExecutorState(estate);
-	index_close(items_pkey, NoLock);
-	index_close(leases_pkey, NoLock);
-	table_close(items, NoLock);
-	table_close(leases, NoLock);
-	end_statement();
-	pop_write_context(&context);
+	close_partition(t);
+	end_write(&write);
 }
 
 /* complete_leased; PostgreSQL calls only (run under pg_guard). `ids` sorted, without duplicates. */
@@ -347,34 +360,26 @@ void
 run_complete(const char *items_name, const char *leases_name, const int64 *ids, size_t count, int64 *done,
 			 size_t *done_count)
 {
-	WriteContext context;
-	push_write_context(&context, "complete", "DELETE FROM", items_name);
-	const Snapshot snapshot = begin_statement("DELETE");
+	Write write;
+	const Snapshot snapshot = begin_write(&write, "complete", "DELETE", items_name);
 	const CommandId cid = GetCurrentCommandId(true);
-	Relation items = open_table(items_name, RowExclusiveLock);
-	Relation leases = open_table(leases_name, RowExclusiveLock);
-	Relation items_pkey = index_open(RelationGetPrimaryKeyIndex(items), AccessShareLock);
-	Relation leases_pkey = index_open(RelationGetPrimaryKeyIndex(leases), AccessShareLock);
-	TupleTableSlot *item = table_slot_create(items, nullptr);
-	TupleTableSlot *lease = table_slot_create(leases, nullptr);
+	const PartitionTables t = open_partition(items_name, RowExclusiveLock, leases_name);
+	TupleTableSlot *item = table_slot_create(t.items, nullptr);
+	TupleTableSlot *lease = table_slot_create(t.leases, nullptr);
 	for (size_t i = 0; i < count; i++)
 	{
 		/* Leased as the snapshot sees it; then the item's delete takes its lock (item first, as everywhere). */
-		if (!fetch_by_id(items, items_pkey, snapshot, item, ids[i]) ||
-			!fetch_by_id(leases, leases_pkey, snapshot, lease, ids[i]) || !delete_row(items, item->tts_tid, cid))
+		if (!fetch_by_id(t.items, t.items_pkey, snapshot, item, ids[i]) ||
+			!fetch_by_id(t.leases, t.leases_pkey, snapshot, lease, ids[i]) || !delete_row(t.items, item->tts_tid, cid))
 			continue;
 		/* A lease row exists exactly while its item is leased, and is ended only under the item's lock. */
-		if (delete_row(leases, lease->tts_tid, cid))
+		if (delete_row(t.leases, lease->tts_tid, cid))
 			done[(*done_count)++] = ids[i];
 	}
 	ExecDropSingleTupleTableSlot(item);
 	ExecDropSingleTupleTableSlot(lease);
-	index_close(items_pkey, NoLock);
-	index_close(leases_pkey, NoLock);
-	table_close(items, NoLock);
-	table_close(leases, NoLock);
-	end_statement();
-	pop_write_context(&context);
+	close_partition(t);
+	end_write(&write);
 }
 
 /* insert_items' arguments as plain values, for the part under pg_guard. */
@@ -414,9 +419,8 @@ array_elements(Datum array, int expected)
 void
 run_insert(const NewItems *in)
 {
-	WriteContext context;
-	push_write_context(&context, "produce", "INSERT INTO", in->table);
-	begin_statement("INSERT");
+	Write write;
+	begin_write(&write, "produce", "INSERT", in->table);
 	const CommandId cid = GetCurrentCommandId(true);
 	Relation table = open_table(in->table, RowExclusiveLock);
 	RangeVar *seq_name = makeRangeVar(const_cast<char *>("querator_data"), const_cast<char *>(in->sequence), -1);
@@ -483,8 +487,7 @@ run_insert(const NewItems *in)
 	ExecCloseIndices(target);
 	FreeExecutorState(estate);
 	table_close(table, NoLock);
-	end_statement();
-	pop_write_context(&context);
+	end_write(&write);
 }
 
 } // namespace
