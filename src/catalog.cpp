@@ -144,6 +144,21 @@ catalog_all()
 	return defs;
 }
 
+std::vector<QueueDef>
+catalog_webhook_queues(const std::vector<int32> &also)
+{
+	const std::vector<int64> ids(also.begin(), also.end());
+	uint64 n = spi_run(std::string(kSelectColumns) +
+						   "WHERE webhook_url IS NOT NULL OR id = ANY ($1) OR name IN "
+						   "(SELECT dead_queue FROM querator.queues WHERE webhook_url IS NOT NULL OR id = ANY ($1)) "
+						   "ORDER BY name",
+					   {param_int64_array(ids)}, true);
+	std::vector<QueueDef> defs;
+	for (uint64 i = 0; i < n; i++)
+		defs.push_back(def_from_row(i));
+	return defs;
+}
+
 std::optional<int32>
 catalog_insert(const QueueDef &def)
 {

@@ -170,6 +170,15 @@ deadline_floor_read(Floor kind, int32 queue_id, int partition)
 }
 
 void
+deadline_floors_read(int32 queue_id, int partition, TimestampTz (&floors)[kFloorKinds])
+{
+	std::fill(std::begin(floors), std::end(floors), kFloorUnknown);
+	(void) with_floors(queue_id, partition, [&](PartitionEntry &entry) {
+		std::copy(std::begin(entry.floor), std::end(entry.floor), std::begin(floors));
+	});
+}
+
+void
 deadline_floor_scan_begin(Floor kind, int32 queue_id, int partition)
 {
 	(void) with_floors(queue_id, partition,
