@@ -340,6 +340,7 @@ estimates_track(int32 queue_id, int partitions, uint64 catalog_version_read)
 		LWLockRelease(estimates_lock);
 		return; /* the next round reads the new catalog */
 	}
+	all = true; /* whether every partition has an entry now */
 	for (int p = 0; p < partitions; p++)
 	{
 		bool created = false;
