@@ -27,39 +27,10 @@ my $plain = 300;
 my $webhooks = 4;
 my $per_queue = 250;
 my $items = $webhooks * $per_queue;
-my $max_files = 100;
-my $soft_limit = 124;
-
-sub soft_nofile
-{
-	my $out = `prlimit --pid $$ --nofile --noheadings --output SOFT`;
-	die "prlimit failed" if $? != 0;
-	$out =~ s/\s+//g;
-	return $out;
-}
-
-sub set_soft_nofile
-{
-	my ($limit) = @_;
-	system('prlimit', '--pid', $$, "--nofile=$limit:") == 0 or die "prlimit --nofile=$limit: failed";
-}
-
-# The server inherits the soft limit of this process at each start.
-sub with_soft_limit
-{
-	my ($start) = @_;
-	my $before = soft_nofile();
-	set_soft_nofile($soft_limit);
-	my $result = $start->();
-	set_soft_nofile($before);
-	return $result;
-}
+my ($max_files, $soft_limit) = ($WebhookSink::descriptor_max_files, $WebhookSink::descriptor_soft_limit);
 
 my $sink = start_sink(); # before the limit is lowered: it serves many connections at once
-my $node = with_soft_limit(sub {
-	querator_node('webhook_many_queues',
-		sink_conf() . "max_files_per_process = $max_files\nlog_statement = none\n");
-});
+my $node = descriptor_limited_node('webhook_many_queues');
 
 my $db = 'postgres';
 sub sql { return $node->safe_psql($db, $_[0]); }
@@ -85,7 +56,7 @@ for my $i (1 .. $webhooks)
 is(sql(q{SELECT count(*) FROM querator.queues}), $plain + $webhooks + 1, 'the queues exist');
 
 my $restart_log = -s $node->logfile;
-with_soft_limit(sub { $node->restart; });
+descriptor_limited_restart($node);
 ok(wait_for_workers($node, $db, 1, 20), 'the worker runs again');
 my ($worker) = worker_pids($node, $db);
 like(slurp_file("/proc/$worker/limits"), qr/Max open files\s+$soft_limit\s/, "the worker's soft limit is $soft_limit");
@@ -108,12 +79,7 @@ my $left = join(' + ', map { "(SELECT count(*) FROM querator.storage_items_list(
 	  . " + (SELECT count(*) FROM querator.storage_scheduled_list('hook$_', NULL, 1000))" } 1 .. $webhooks);
 ok(defined poll_until($node, $db, "SELECT $left", '0', 90, 200), 'every webhook queue drains');
 
-my @requests = sink_requests($sink);
-my %bodies = map { $_->{body} => 1 } @requests;
-is(scalar keys %bodies, $items, 'every item arrived');
-is(scalar @requests, $items, 'each once');
-is(scalar(grep { ($_->{headers}{'x-querator-attempt'} // '') ne '1' } @requests), 0,
-	'every request was a first attempt');
+sink_got_each_once($sink, $items);
 is(sql(q{SELECT coalesce(sum(failures), 0) FROM querator.webhook_status()}), '0', 'webhook_status: no failure');
 is(sql(q{SELECT count(*) FROM querator.storage_items_list('hooks_dead', NULL, 1000)}), '0',
 	'nothing was dead-lettered');
