@@ -15,7 +15,8 @@ In a database of its own (only its queues count), in this order:
              with --queues present; CYCLE_ROUNDS turns each, the median of the ratios of
              each pair (turns, so that the shared machine's drift hits both sides alike)
   memory     one new connection produces, leases and completes one item on each of
-             1,000 queues: its context memory (pg_backend_memory_contexts) and RssAnon
+             1,000 queues: its context memory (pg_backend_memory_contexts: all, the saved
+             plans, the relation cache) and RssAnon
   listing    the stats view (twice, in a new connection), queues_list(NULL, 10000), queues_info
 Prints {"many_queues": {...}} as JSON.
 """
@@ -152,10 +153,16 @@ def backend_memory(dsn, queues):
         row = cur.fetchone()
         if row is not None:
             cur.execute("SELECT querator.queue_complete(%s, %s::bigint)", (q, row[0]))
-    cur.execute("SELECT sum(total_bytes) FROM pg_backend_memory_contexts")
-    context = int(cur.fetchone()[0])
-    out = {"queues_used": len(queues), "context_mb": round(context / 1048576, 1), "rss_anon_mb": rss_anon_mb(pid),
-           "max_cached_plans": int(plans)}
+    # all contexts; the saved plans (what querator.max_cached_plans bounds); PostgreSQL's relation cache
+    cur.execute("SELECT sum(total_bytes),"
+                " sum(total_bytes) FILTER (WHERE name IN ('CachedPlan', 'CachedPlanQuery', 'CachedPlanSource',"
+                "                                          'SPI Plan')),"
+                " sum(total_bytes) FILTER (WHERE name IN ('CacheMemoryContext', 'index info'))"
+                " FROM pg_backend_memory_contexts")
+    context, plan_bytes, cache = (int(x) for x in cur.fetchone())
+    out = {"queues_used": len(queues), "context_mb": round(context / 1048576, 1),
+           "plans_mb": round(plan_bytes / 1048576, 1), "relation_cache_mb": round(cache / 1048576, 1),
+           "rss_anon_mb": rss_anon_mb(pid), "max_cached_plans": int(plans)}
     cur.connection.close()
     return out
 
