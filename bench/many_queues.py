@@ -227,7 +227,10 @@ def main():
     out["cycle"] = {"seconds": args.cycle_seconds, "one_queue_items_per_s": one, "n_queues_items_per_s": many,
                     "ratio": round(statistics.median(m / o for m, o in zip(many, one)), 3)}
     out["memory"] = backend_memory(args.dsn, (active + idle)[:MEMORY_QUEUES])
-    out["listing"] = listing(args.dsn, idle[len(idle) // 2] if idle else "mq_cycle")
+    try:  # last, and not to lose the figures above when it fails
+        out["listing"] = listing(args.dsn, idle[len(idle) // 2] if idle else "mq_cycle")
+    except Exception as e:  # noqa: BLE001 - reported in the results
+        out["listing"] = {"error": str(e).strip()}
     print(json.dumps({"many_queues": out}))
 
 

@@ -380,9 +380,11 @@ def many_queues_section(rows):
             f"| | {fmt(mem['context_mb'])} MB" + (f" (plans {fmt(mem['plans_mb'])} MB, relation cache "
                                                   f"{fmt(mem['relation_cache_mb'])} MB)" if "plans_mb" in mem else "")
             + f"; RssAnon {fmt(mem['rss_anon_mb'])} MB; max_cached_plans {mem['max_cached_plans']} |",
-            f"| stats view (new connection / again), queues_list(NULL, 10000), queues_info, queue_stats | "
-            f"| {fmt(ls['stats_view_ms_new_connection'])} / {fmt(ls['stats_view_ms_again'])} ms, "
-            f"{fmt(ls['queues_list_ms'])} ms, {fmt(ls['queues_info_ms'])} ms, {fmt(ls['queue_stats_ms'])} ms |"]
+            f"| stats view (new connection / again), queues_list(NULL, 10000), queues_info, queue_stats | | "
+            + (f"failed: `{ls['error']}`" if "error" in ls else
+               f"{fmt(ls['stats_view_ms_new_connection'])} / {fmt(ls['stats_view_ms_again'])} ms, "
+               f"{fmt(ls['queues_list_ms'])} ms, {fmt(ls['queues_info_ms'])} ms, {fmt(ls['queue_stats_ms'])} ms")
+            + " |"]
 
 
 def main():

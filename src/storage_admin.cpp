@@ -253,10 +253,16 @@ read_table_figures(Oid table, const char *endpoint_column, int partition, int pa
 			out->has_first = primary_key_endpoint(rel, pk, snapshot, ForwardScanDirection, column, &out->first);
 			if (out->has_first)
 				primary_key_endpoint(rel, pk, snapshot, BackwardScanDirection, column, &out->last);
-			index_close(pk, NoLock);
+			index_close(pk, AccessShareLock);
 		}
 	}
-	table_close(rel, NoLock); /* the lock stays to the end of the transaction, as a statement's */
+	/*
+	 * Locks released at once, as pg_relation_size does: the view over 10,000
+	 * queues held 40,000 table locks to its end and ran out of shared memory
+	 * for them (max_locks_per_transaction 64). A figure read from a table
+	 * that changes right after is what a statistic is anyway.
+	 */
+	table_close(rel, AccessShareLock);
 }
 
 /* a - b as PostgreSQL's timestamptz subtraction gives it (hours past 24 shown as days). */
