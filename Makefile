@@ -15,7 +15,7 @@ $(error querator.control says default_version '$(CONTROL_VERSION)' but the Makef
 endif
 
 # pg_regress files, one per area (sql/NAME.sql, expected/NAME.out)
-REGRESS      = setup queues items lease_complete drivers plans retry lists errors random_ops operations security dead_queue_access error_exposure webhook_security inputs
+REGRESS      = setup queues items lease_complete drivers plans retry lists errors random_ops operations stats_many security dead_queue_access error_exposure webhook_security inputs
 # `make installcheck` runs these layers the PGXS way against a running server
 # that preloads querator (shared_preload_libraries = 'querator'); the TAP tests
 # start their own clusters. scripts/test.sh runs all three on a fresh machine.

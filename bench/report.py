@@ -2,7 +2,8 @@
 """Turns what bench/run measured into the Markdown report and the JSON rows.
 
 Inputs in --dir: results.tsv (tab-separated records written by bench/run),
-latency.json (bench/latency.py), webhook.json (bench/webhook.py), meta.tsv
+latency.json (bench/latency.py), webhook.json (bench/webhook.py), many_queues.json
+(bench/many_queues.py), meta.tsv
 (machine, versions, settings).
 """
 import argparse
@@ -37,7 +38,7 @@ def load(workdir):
             elif kind == "wal":
                 wal[(r[0], r[1], int(r[2]))].append(tuple(int(x) for x in r[4:8]))
     latency = {}  # bench/run --only may leave out either script
-    for name in ("latency.json", "webhook.json"):
+    for name in ("latency.json", "webhook.json", "many_queues.json"):
         if os.path.exists(os.path.join(workdir, name)):
             with open(os.path.join(workdir, name)) as f:
                 latency.update(json.load(f))
@@ -144,6 +145,9 @@ def build_rows(tput, windows, storage, offered, worker, wal, latency):
     for w in latency.get("webhook", []):
         rows.append({"scenario": "webhook", "clients": w["concurrency"], "items_per_s": w["deliveries_per_s"],
                      "ratio_to_handrolled": None, "handrolled": "n/a (no webhooks)", **w})
+    if "many_queues" in latency:
+        rows.append({"scenario": "many-queues", "clients": 0, "items_per_s": None, "ratio_to_handrolled": None,
+                     **latency["many_queues"]})
     if worker[("idle", 0)]:
         rows.append({"scenario": "worker-idle", "clients": 0, "items_per_s": None, "ratio_to_handrolled": None,
                      "seconds": worker[("idle", 0)][0][2], **worker_cpu(worker[("idle", 0)])})
@@ -228,7 +232,43 @@ def targets(rows):
         p99 = r["p99_ms"]
         check(f"{s} p99 < {limit} ms", p99, p99 is not None and p99 < limit,
               f"{p99:.2f} ms" if p99 is not None else "")
+    many = [x for x in rows if x["scenario"] == "many-queues"]
+    if many:
+        m = many[0]
+        n, few, lots = m["queues"], m["load_few"], m["load_many"]
+        p99 = lots["expiry"]["p99_ms"]
+        check(f"many-queues: expiry lateness p99 < 100 ms with {n:,} queues (issue 17)", p99,
+              p99 is not None and p99 < 100 and lots["expiry"]["misses"] == 0,
+              f"{fmt(p99)} ms, {lots['expiry']['misses']} misses")
+        a, b = few["worker_cpu_pct_of_core"], lots["worker_cpu_pct_of_core"]
+        r = ratio(b, a)
+        check(f"many-queues: worker CPU with {n:,} queues within 2x of {few['queues_present']}", r,
+              r is not None and r <= 2, f"{fmt(b)}% / {fmt(a)}% = {fmt(r, 'x')}")
+        first, last = halves([w["cpu_pct_of_core"] for w in lots["worker_windows"]])
+        check("many-queues: worker CPU flat (mean of the last half of the windows <= 1.5x the first half's + 1 point)",
+              last, last is not None and last <= 1.5 * first + 1, f"{fmt(first)}% -> {fmt(last)}%")
+        rss_few, rss = few["worker_windows"][-1]["rss_anon_mb"], [w["rss_anon_mb"] for w in lots["worker_windows"]]
+        check(f"many-queues: worker RssAnon flat (last <= 1.2x first) and within 2x of {few['queues_present']} queues",
+              rss[-1], rss[-1] <= 1.2 * rss[0] and rss[-1] <= 2 * rss_few,
+              f"{fmt(rss[0])} -> {fmt(rss[-1])} MB ({fmt(rss_few)} MB)")
+        mem, plans = m["memory"]["context_mb"], m["memory"].get("plans_mb")
+        bound = m["memory"]["max_cached_plans"] * 0.1  # README: about 100 KB a plan
+        check(f"many-queues: context memory of a connection that used {m['memory']['queues_used']:,} queues < 64 MB, "
+              f"or its plans within the documented bound (max_cached_plans x 100 KB = {fmt(bound)} MB; the "
+              "relation cache comes on top)", mem, mem < 64 or (plans is not None and plans <= bound),
+              f"{fmt(mem)} MB" + (f", plans {fmt(plans)} MB" if plans is not None else ""))
+        r = m["cycle"]["ratio"]
+        check(f"many-queues: cycle-1 items/s with {n:,} queues >= 0.9x with 1", r, r >= 0.9, fmt(r, "x"))
     return out
+
+
+def halves(xs):
+    """Means of the first and the last half of a list (None values left out)."""
+    xs = [x for x in xs if x is not None]
+    if len(xs) < 2:
+        return None, None
+    h = len(xs) // 2
+    return statistics.mean(xs[:h]), statistics.mean(xs[-h:])
 
 
 def markdown(rows, meta):
@@ -278,6 +318,8 @@ def markdown(rows, meta):
             md.append(f"| {s} (concurrency {c}) | {c} | {fmt(r['items_per_s'])} deliveries/s "
                       f"({r['delivered']} of {r['items']}; receiver {fmt(r['receiver_cpu_pct_of_core'])}% "
                       f"of a core) | {r['handrolled']} | | | {worker_cell(r)} | |")
+        elif s == "many-queues":
+            continue  # its own table below
         elif s == "worker-idle":
             md.append(f"| {s} ({fmt(r['seconds'])} s) | | | | | | {worker_cell(r)} | |")
         else:
@@ -295,6 +337,7 @@ def markdown(rows, meta):
                     f"| {fmt(r[p + 'last_window_ratio'])} | {', '.join(map(str, r[p + 'depth_per_window']))} "
                     f"| {mib(r[side + '_bytes_start'])} -> {mib(r[side + '_bytes_end'])} "
                     f"| {r[side + '_dead_tuples_start']} -> {r[side + '_dead_tuples_end']} |")
+    md += many_queues_section(rows)
     errors = [(r["scenario"], r["clients"], side, e) for r in rows
               for side, key in (("querator", "errors"), ("hand-rolled", "handrolled_errors"))
               for e in r.get(key, [])]
@@ -305,6 +348,43 @@ def markdown(rows, meta):
     md += ["", "Targets of shared/bench.md:", "", "| target | measured | |", "|---|---:|---|"]
     md += [f"| {n} | {v} | {ok} |" for n, v, ok in targets(rows)]
     return "\n".join(md) + "\n"
+
+
+def many_queues_section(rows):
+    many = [r for r in rows if r["scenario"] == "many-queues"]
+    if not many:
+        return []
+    m = many[0]
+    few, lots, c, cyc, mem, ls = m["load_few"], m["load_many"], m["create"], m["cycle"], m["memory"], m["listing"]
+    expiry = lambda e: (f"p50 {fmt(e['p50_ms'])}, p99 {fmt(e['p99_ms'])}, max {fmt(e['max_ms'])} ms "
+                        f"({e['samples']} expiries, {e['misses']} missed)")
+    cpu = lambda l: f"{fmt(l['worker_cpu_pct_of_core'])}% (windows: " + ", ".join(
+        fmt(w["cpu_pct_of_core"]) for w in l["worker_windows"]) + ")"
+    rss = lambda l: ", ".join(fmt(w["rss_anon_mb"]) for w in l["worker_windows"])
+    return ["", f"Many queues (issue 17): {m['queues']:,} queues of one partition, {m['active']} active for "
+            f"{fmt(few['seconds'])} s: {m['expiring']} with their item leased for 1 s and never completed, the "
+            f"others producing and cycling one item at {m['cycles_per_s_offered']}/s in all; first with only the "
+            f"active queues present, then with all of them. The worker sampled every "
+            f"{fmt(few['seconds'] / max(1, len(few['worker_windows'])))} s.", "",
+            f"| figure | {few['queues_present']} queues | {m['queues']:,} queues |", "|---|---|---|",
+            f"| expiry lateness (item back to a waiting lease - lease_deadline) | {expiry(few['expiry'])} "
+            f"| {expiry(lots['expiry'])} |",
+            f"| worker CPU, % of a core | {cpu(few)} | {cpu(lots)} |",
+            f"| worker RssAnon per window, MB | {rss(few)} | {rss(lots)} |",
+            f"| cycle-1 items/s, one connection, in turns | {', '.join(fmt(x) for x in cyc['one_queue_items_per_s'])} "
+            f"(1 queue) | {', '.join(fmt(x) for x in cyc['n_queues_items_per_s'])} (median ratio "
+            f"{fmt(cyc['ratio'], 'x')}) |",
+            f"| queues_create of {c['queues']:,} (20 per statement) | | {fmt(c['ms_per_queue'])} ms each, "
+            f"{fmt(c['seconds'])} s; worker CPU meanwhile {fmt(c['worker_cpu_s'])} s |",
+            f"| context memory of a connection that used {mem['queues_used']:,} queues (produce, lease, complete) "
+            f"| | {fmt(mem['context_mb'])} MB" + (f" (plans {fmt(mem['plans_mb'])} MB, relation cache "
+                                                  f"{fmt(mem['relation_cache_mb'])} MB)" if "plans_mb" in mem else "")
+            + f"; RssAnon {fmt(mem['rss_anon_mb'])} MB; max_cached_plans {mem['max_cached_plans']} |",
+            f"| stats view (new connection / again), queues_list(NULL, 10000), queues_info, queue_stats | | "
+            + (f"failed: `{ls['error']}`" if "error" in ls else
+               f"{fmt(ls['stats_view_ms_new_connection'])} / {fmt(ls['stats_view_ms_again'])} ms, "
+               f"{fmt(ls['queues_list_ms'])} ms, {fmt(ls['queues_info_ms'])} ms, {fmt(ls['queue_stats_ms'])} ms")
+            + " |"]
 
 
 def main():

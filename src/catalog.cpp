@@ -79,6 +79,17 @@ def_from_row(uint64 row)
 	return def;
 }
 
+/* The definitions of the first `n` rows of the last SPI result, in their order. */
+std::vector<QueueDef>
+defs_from_rows(uint64 n)
+{
+	std::vector<QueueDef> defs;
+	defs.reserve(n);
+	for (uint64 i = 0; i < n; i++)
+		defs.push_back(def_from_row(i));
+	return defs;
+}
+
 std::vector<SqlParam>
 definition_params(const QueueDef &def)
 {
@@ -138,10 +149,19 @@ std::vector<QueueDef>
 catalog_all()
 {
 	uint64 n = spi_run(std::string(kSelectColumns) + "ORDER BY name", {}, true);
-	std::vector<QueueDef> defs;
-	for (uint64 i = 0; i < n; i++)
-		defs.push_back(def_from_row(i));
-	return defs;
+	return defs_from_rows(n);
+}
+
+std::vector<QueueDef>
+catalog_webhook_queues(const std::vector<int32> &also)
+{
+	const std::vector<int64> ids(also.begin(), also.end());
+	uint64 n = spi_run(std::string(kSelectColumns) +
+						   "WHERE webhook_url IS NOT NULL OR id = ANY ($1) OR name IN "
+						   "(SELECT dead_queue FROM querator.queues WHERE webhook_url IS NOT NULL OR id = ANY ($1)) "
+						   "ORDER BY name",
+					   {param_int64_array(ids)}, true);
+	return defs_from_rows(n);
 }
 
 std::optional<int32>
@@ -182,10 +202,7 @@ std::vector<QueueDef>
 catalog_queues_using_dead_queue(const std::string &name)
 {
 	uint64 n = spi_run(std::string(kSelectColumns) + "WHERE dead_queue = $1 ORDER BY name", {param_text(name)}, true);
-	std::vector<QueueDef> defs;
-	for (uint64 i = 0; i < n; i++)
-		defs.push_back(def_from_row(i));
-	return defs;
+	return defs_from_rows(n);
 }
 
 std::vector<QueueDef>
@@ -194,10 +211,7 @@ catalog_clear_dead_queue(const std::string &name)
 	uint64 n = spi_run("UPDATE querator.queues SET dead_queue = NULL, updated_at = now() WHERE dead_queue = $1 "
 					   "RETURNING " QUERATOR_DEF_COLUMNS,
 					   {param_text(name)});
-	std::vector<QueueDef> defs;
-	for (uint64 i = 0; i < n; i++)
-		defs.push_back(def_from_row(i));
-	return defs;
+	return defs_from_rows(n);
 }
 
 void

@@ -34,6 +34,13 @@ std::optional<QueueDef> catalog_find_by_id(int32 queue_id);
 std::vector<QueueDef> catalog_all();
 
 /*
+ * The webhook queues, the queues `also` (webhook queues until a moment ago:
+ * their transfers' results are still recorded) and the dead queues all of
+ * them name, by name: what a webhook cycle needs, not every queue.
+ */
+std::vector<QueueDef> catalog_webhook_queues(const std::vector<int32> &also);
+
+/*
  * Writes: only through the operations layer (queue_ops.hpp), which records
  * what a catalog change owes at commit (the cache version, the worker's
  * webhook queues).

@@ -41,6 +41,11 @@ note_deadline(RoundResult &result, std::optional<TimestampTz> deadline)
 void
 maintain_partition(RoundResult &result, const QueueDef &queue, int partition, const QueueDef *dead_queue)
 {
+	if (std::optional<TimestampTz> next; floors_quiet(queue, partition, &next))
+	{
+		note_deadline(result, next);
+		return;
+	}
 	const int32 batch = worker_batch_size;
 	bool more = true;
 	while (more)
@@ -135,6 +140,7 @@ maintenance_round()
 		known.version = catalog_version_read;
 		known.read_at = result.started_at;
 		known.valid = true;
+		result.catalog_read = true;
 	});
 	if (!result.extension_present)
 	{

@@ -22,6 +22,7 @@ struct RoundResult
 {
 	bool extension_present = true;
 	bool made_progress = false;
+	bool catalog_read = false; /* the round read the queue catalog again (it changed, or its interval passed) */
 	TimestampTz started_at = 0; /* before the round's first look at any deadline */
 	std::optional<TimestampTz> next_deadline;
 	WorkerCounters counters;

@@ -170,6 +170,15 @@ deadline_floor_read(Floor kind, int32 queue_id, int partition)
 }
 
 void
+deadline_floors_read(int32 queue_id, int partition, TimestampTz (&floors)[kFloorKinds])
+{
+	std::fill(std::begin(floors), std::end(floors), kFloorUnknown);
+	(void) with_floors(queue_id, partition, [&](PartitionEntry &entry) {
+		std::copy(std::begin(entry.floor), std::end(entry.floor), std::begin(floors));
+	});
+}
+
+void
 deadline_floor_scan_begin(Floor kind, int32 queue_id, int partition)
 {
 	(void) with_floors(queue_id, partition,
@@ -331,6 +340,7 @@ estimates_track(int32 queue_id, int partitions, uint64 catalog_version_read)
 		LWLockRelease(estimates_lock);
 		return; /* the next round reads the new catalog */
 	}
+	all = true; /* whether every partition has an entry now */
 	for (int p = 0; p < partitions; p++)
 	{
 		bool created = false;

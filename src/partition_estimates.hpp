@@ -69,6 +69,8 @@ constexpr int kFloorKinds = 2;
 constexpr TimestampTz kFloorUnknown = PG_INT64_MIN;
 void deadline_floor_lower(Floor kind, int32 queue_id, int partition, TimestampTz deadline);
 TimestampTz deadline_floor_read(Floor kind, int32 queue_id, int partition);
+/* Both floors at once, indexed by Floor: one lock for a partition the worker only looks at. */
+void deadline_floors_read(int32 queue_id, int partition, TimestampTz (&floors)[kFloorKinds]);
 void deadline_floor_scan_begin(Floor kind, int32 queue_id, int partition);
 /* `earliest`: the earliest deadline the scan found, DT_NOEND for none. Never raises: runs at commit. */
 void deadline_floor_settle(Floor kind, int32 queue_id, int partition, TimestampTz earliest);

@@ -229,6 +229,23 @@ floor_due(Floor kind, const QueueDef &queue, int partition)
 	return true;
 }
 
+bool
+floors_quiet(const QueueDef &queue, int partition, std::optional<TimestampTz> *next)
+{
+	TimestampTz floors[kFloorKinds];
+	deadline_floors_read(queue.id, partition, floors);
+	const TimestampTz now = GetCurrentTimestamp();
+	TimestampTz earliest = DT_NOEND;
+	for (TimestampTz floor : floors)
+	{
+		if (floor <= now)
+			return false;
+		earliest = std::min(earliest, floor);
+	}
+	*next = earliest == DT_NOEND ? std::nullopt : std::optional<TimestampTz>(earliest);
+	return true;
+}
+
 std::optional<TimestampTz>
 rescan_deadlines(Floor kind, const QueueDef &queue, int partition)
 {

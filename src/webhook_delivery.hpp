@@ -29,8 +29,14 @@ namespace querator {
  */
 std::optional<TimestampTz> webhook_cycle();
 
-/* After a maintenance round: look at every webhook queue (items may have become ready unannounced). */
-void webhook_consider_all_queues();
+/*
+ * After a maintenance round: look at every webhook queue (items may have
+ * become ready unannounced), if there is any, or if the round read the
+ * catalog again (a webhook queue may have come by other means than the API,
+ * a restore). With none, no transaction: with thousands of queues and no
+ * webhook, reading the catalog after every round was most of the worker's CPU.
+ */
+void webhook_after_round(bool catalog_read);
 
 /*
  * A queue's webhook_headers (jsonb text) as name/value pairs, by name;

@@ -240,7 +240,7 @@ querator_worker_main(Datum main_arg)
 				querator::worker_publish_round(served_database, planned, last_round.counters);
 				/* Deadlines committed while the round ran (it may not have seen them). */
 				next_round_at = std::min(next_round_at, querator::worker_take_requested_wakeup(served_database));
-				querator::webhook_consider_all_queues();
+				querator::webhook_after_round(last_round.catalog_read);
 			}
 			run_webhook_cycle();
 			if (webhook_deadline && *webhook_deadline < next_round_at)

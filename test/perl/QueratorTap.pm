@@ -11,7 +11,8 @@ use Test::More;
 use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(querator_node poll_until query_value queue_drained worker_pids wait_for_workers wait_for_server
-  worker_rounds settled_worker_rounds rounds_pass queue_state_sql queue_tables_ddl_0_1_0 with_0_1_0_queue_tables table_shapes_sql);
+  worker_rounds settled_worker_rounds rounds_pass queue_state_sql queue_tables_ddl_0_1_0 with_0_1_0_queue_tables table_shapes_sql
+  with_soft_nofile);
 
 # A started node with querator preloaded and a launcher that looks around every second.
 sub querator_node
@@ -248,6 +249,29 @@ sub table_shapes_sql
 		SELECT t.relname, 'trigger ' || pg_get_triggerdef(tg.oid) FROM t JOIN pg_trigger tg ON tg.tgrelid = t.oid
 	)
 	SELECT relname, string_agg(replace(line, relname, 'T'), E'\n' ORDER BY line) AS shape FROM lines GROUP BY relname};
+}
+
+# Runs $code (a server start: the server inherits it) with this process's soft
+# descriptor limit set to $limit, then restores it; returns what $code returns.
+sub with_soft_nofile
+{
+	my ($limit, $code) = @_;
+	my $soft = sub {
+		my $out = `prlimit --pid $$ --nofile --noheadings --output SOFT`;
+		die "prlimit failed" if $? != 0;
+		$out =~ s/\s+//g;
+		return $out;
+	};
+	my $set = sub {
+		system('prlimit', '--pid', $$, "--nofile=$_[0]:") == 0 or die "prlimit --nofile=$_[0]: failed";
+	};
+	my $before = $soft->();
+	$set->($limit);
+	my $result = eval { $code->() };
+	my $error = $@;
+	$set->($before);
+	die $error if $error;
+	return $result;
 }
 
 # Waits until the server accepts queries again (after a crash restart).

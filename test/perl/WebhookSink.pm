@@ -1,12 +1,13 @@
 # The loopback HTTP receiver of the webhook tests (test/http_sink.py): start,
 # stop, and the requests it recorded; sink_conf(), the node setting that lets
 # webhooks reach it (loopback is refused unless querator.webhook_allowed_cidrs
-# lists it).
+# lists it); a node short of descriptors for the delivery tests under pressure.
 package WebhookSink;
 
 use strict;
 use warnings;
 
+use QueratorTap;
 use Exporter 'import';
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
@@ -16,7 +17,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
 
-our @EXPORT = qw(free_port start_sink stop_sink sink_requests sink_url sink_conf);
+our @EXPORT = qw(free_port start_sink stop_sink sink_requests sink_url sink_conf sink_got_each_once
+  descriptor_limited_node descriptor_limited_restart);
 
 my $src = $ENV{QUERATOR_SRC} // '.';
 
@@ -88,6 +90,39 @@ sub sink_requests
 	}
 	close $fh;
 	return @requests;
+}
+
+# Three checks: the sink received $items distinct bodies, each once, every one on its first attempt.
+sub sink_got_each_once
+{
+	my ($sink, $items) = @_;
+	my @requests = sink_requests($sink);
+	my %bodies = map { $_->{body} => 1 } @requests;
+	is(scalar keys %bodies, $items, 'every item arrived');
+	is(scalar @requests, $items, 'each once');
+	is(scalar(grep { ($_->{headers}{'x-querator-attempt'} // '') ne '1' } @requests), 0,
+		'every request was a first attempt');
+}
+
+# A node whose worker is as short of descriptors as under the usual limits
+# (max_files_per_process 1,000 under a soft limit of 1,024), at a tenth of
+# them: max_files_per_process = 100 under a soft limit of 124 (the server
+# inherits the limit at each start), and sink_conf's webhook settings.
+our $descriptor_soft_limit = 124;
+our $descriptor_max_files = 100;
+
+sub descriptor_limited_node
+{
+	my ($name) = @_;
+	return with_soft_nofile($descriptor_soft_limit, sub {
+		querator_node($name, sink_conf() . "max_files_per_process = $descriptor_max_files\nlog_statement = none\n");
+	});
+}
+
+sub descriptor_limited_restart
+{
+	my ($node) = @_;
+	with_soft_nofile($descriptor_soft_limit, sub { $node->restart; });
 }
 
 1;

@@ -19,31 +19,11 @@ use WebhookSink;
 my $queues = 40;
 my $per_queue = 25;
 my $items = $queues * $per_queue;
-my $max_files = 100;
-my $soft_limit = 124;
-
-# The soft descriptor limit of this process; the server started meanwhile inherits it.
-sub soft_nofile
-{
-	my $out = `prlimit --pid $$ --nofile --noheadings --output SOFT`;
-	die "prlimit failed" if $? != 0;
-	$out =~ s/\s+//g;
-	return $out;
-}
-
-sub set_soft_nofile
-{
-	my ($limit) = @_;
-	system('prlimit', '--pid', $$, "--nofile=$limit:") == 0 or die "prlimit --nofile=$limit: failed";
-}
+my ($max_files, $soft_limit) = ($WebhookSink::descriptor_max_files, $WebhookSink::descriptor_soft_limit);
 
 my $sink = start_sink(); # before the limit is lowered: it serves many connections at once
 
-my $before = soft_nofile();
-set_soft_nofile($soft_limit);
-my $node = querator_node('webhook_descriptors',
-	sink_conf() . "max_files_per_process = $max_files\nlog_statement = none\n");
-set_soft_nofile($before);
+my $node = descriptor_limited_node('webhook_descriptors');
 
 my $db = 'postgres';
 sub sql { return $node->safe_psql($db, $_[0]); }
@@ -70,12 +50,7 @@ my $left = join(' + ', map { "(SELECT count(*) FROM querator.storage_items_list(
 my $took = poll_until($node, $db, "SELECT $left", '0', 180, 200);
 ok(defined $took, 'every queue drains');
 
-my @requests = sink_requests($sink);
-my %bodies = map { $_->{body} => 1 } @requests;
-is(scalar keys %bodies, $items, 'every item arrived');
-is(scalar @requests, $items, 'each once');
-is(scalar(grep { ($_->{headers}{'x-querator-attempt'} // '') ne '1' } @requests), 0,
-	'every request was a first attempt');
+sink_got_each_once($sink, $items);
 is(sql(q{SELECT sum(deliveries) || '|' || sum(failures) FROM querator.webhook_status()}), "$items|0",
 	'webhook_status: every delivery succeeded, no failure');
 my $dead = join(' + ', map { "(SELECT count(*) FROM querator.storage_dead_list('d$_', NULL, 1000))" } 1 .. $queues);
