@@ -3,6 +3,7 @@
 #include "commit_effects.hpp"
 #include "error.hpp"
 #include "spi.hpp"
+#include "storage_am.hpp"
 #include "storage_sql.hpp"
 
 extern "C" {
@@ -167,17 +168,6 @@ struct RawTableFigures
 	TimestampTz first;
 	TimestampTz last;
 };
-
-AttrNumber
-column_number(Relation rel, const char *name)
-{
-	TupleDesc desc = RelationGetDescr(rel);
-	for (int i = 0; i < desc->natts; i++)
-		if (!TupleDescAttr(desc, i)->attisdropped && strcmp(NameStr(TupleDescAttr(desc, i)->attname), name) == 0)
-			return static_cast<AttrNumber>(i + 1);
-	elog(ERROR, "querator: column \"%s\" of \"%s\" is missing", name, RelationGetRelationName(rel));
-	return InvalidAttrNumber;
-}
 
 /* Rows visible to `snapshot`; with `filter` set, only those whose int4 column `filter` equals `value`. */
 int64

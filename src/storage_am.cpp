@@ -75,21 +75,6 @@ end_write(const Write *write)
 	error_context_stack = write->callback.previous;
 }
 
-/* A column's number by name: tables created by an older library may order their columns differently. */
-AttrNumber
-column(Relation rel, const char *name)
-{
-	TupleDesc desc = RelationGetDescr(rel);
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute attr = TupleDescAttr(desc, i);
-		if (!attr->attisdropped && strcmp(NameStr(attr->attname), name) == 0)
-			return attr->attnum;
-	}
-	elog(ERROR, "querator: table \"%s\" has no column \"%s\"", RelationGetRelationName(rel), name);
-	return InvalidAttrNumber; /* not reached */
-}
-
 /* Opens querator_data.<relname>, locked as a statement naming it would lock it. */
 Relation
 open_table(const char *relname, LOCKMODE mode)
@@ -138,9 +123,9 @@ struct ItemColumns
 ItemColumns
 item_columns(Relation items)
 {
-	return {column(items, "id"),        column(items, "attempts"),  column(items, "created_at"),
-			column(items, "expire_deadline"), column(items, "origin_id"), column(items, "kind"),
-			column(items, "reference"), column(items, "encoding"),  column(items, "payload")};
+	return {column_number(items, "id"),        column_number(items, "attempts"),  column_number(items, "created_at"),
+			column_number(items, "expire_deadline"), column_number(items, "origin_id"), column_number(items, "kind"),
+			column_number(items, "reference"), column_number(items, "encoding"),  column_number(items, "payload")};
 }
 
 /* Fetches into `slot` the row with this id that `snapshot` sees, through the table's primary key `pkey`. */
@@ -277,10 +262,10 @@ run_pass(const char *items_name, const char *leases_name, int64 start, int32 wan
 
 	const PartitionTables t = open_partition(items_name, RowShareLock, leases_name);
 	const ItemColumns ic = item_columns(t.items);
-	const AttrNumber lease_id = column(t.leases, "id");
-	const AttrNumber lease_deadline_col = column(t.leases, "lease_deadline");
-	const AttrNumber lease_attempts = column(t.leases, "attempts");
-	const AttrNumber lease_client = column(t.leases, "client_id");
+	const AttrNumber lease_id = column_number(t.leases, "id");
+	const AttrNumber lease_deadline_col = column_number(t.leases, "lease_deadline");
+	const AttrNumber lease_attempts = column_number(t.leases, "attempts");
+	const AttrNumber lease_client = column_number(t.leases, "client_id");
 
 	/* The lease table's indexes are maintained as INSERT maintains them. */
 	EState *estate = CreateExecutorState();
@@ -425,11 +410,11 @@ run_insert(const NewItems *in)
 	Relation table = open_table(in->table, RowExclusiveLock);
 	RangeVar *seq_name = makeRangeVar(const_cast<char *>("querator_data"), const_cast<char *>(in->sequence), -1);
 	const Oid sequence = RangeVarGetRelid(seq_name, NoLock, false); /* nextval locks it */
-	const AttrNumber id = column(table, "id"), attempts = column(table, "attempts"),
-					 created_at = column(table, "created_at"), expire_deadline = column(table, "expire_deadline"),
-					 kind = column(table, "kind"), reference = column(table, "reference"),
-					 encoding = column(table, "encoding"), payload = column(table, "payload");
-	const AttrNumber enqueue_at = in->enqueue_at ? column(table, "enqueue_at") : InvalidAttrNumber;
+	const AttrNumber id = column_number(table, "id"), attempts = column_number(table, "attempts"),
+					 created_at = column_number(table, "created_at"), expire_deadline = column_number(table, "expire_deadline"),
+					 kind = column_number(table, "kind"), reference = column_number(table, "reference"),
+					 encoding = column_number(table, "encoding"), payload = column_number(table, "payload");
+	const AttrNumber enqueue_at = in->enqueue_at ? column_number(table, "enqueue_at") : InvalidAttrNumber;
 
 	EState *estate = CreateExecutorState();
 	ResultRelInfo *target = makeNode(ResultRelInfo);
@@ -491,6 +476,20 @@ run_insert(const NewItems *in)
 }
 
 } // namespace
+
+AttrNumber
+column_number(Relation rel, const char *name)
+{
+	TupleDesc desc = RelationGetDescr(rel);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(desc, i);
+		if (!attr->attisdropped && strcmp(NameStr(attr->attname), name) == 0)
+			return attr->attnum;
+	}
+	elog(ERROR, "querator: table \"%s\" has no column \"%s\"", RelationGetRelationName(rel), name);
+	return InvalidAttrNumber; /* not reached */
+}
 
 ClaimPass
 claim_pass(int32 queue_id, int partition, int64 start, int32 wanted, const Interval &lease_timeout,

@@ -4,17 +4,29 @@
  * were a quarter of a one-item cycle's backend time): produce, the lease
  * claim (which storage.cpp's run_claim drives) and complete. Each does what its SQL
  * statement did, row by row, with the same locks, snapshots and lock order
- * (docs/design.md, "The cycle over the access methods"). Nothing outside
- * the storage modules includes this.
+ * (docs/design.md, "The cycle over the access methods"). The statistics
+ * (storage_admin.cpp) read tables over the access methods too. Nothing
+ * outside the storage modules includes this.
  */
 #pragma once
 #include "pg_prelude.hpp"
+
+extern "C" {
+#include "utils/rel.h"
+}
 
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace querator {
+
+/*
+ * A column's number by name (PostgreSQL calls only: for code under
+ * pg_guard). Tables created by an older library may order their columns
+ * differently.
+ */
+AttrNumber column_number(Relation rel, const char *name);
 
 /* One lease granted by a pass: Datums copied into the caller's memory context. */
 struct GrantedLease
