@@ -54,7 +54,7 @@ report_write_context(void *arg)
 			   strcmp(write->command, "INSERT") == 0 ? "INTO" : "FROM", write->table);
 }
 
-/* Until end_write; on an error, pg_guard's PG_TRY restores the context stack and the abort the snapshot. */
+/* Until end_write; on an error, pg_guard's PG_TRY restores the context stack and the (sub)transaction's abort pops the snapshot. */
 Snapshot
 begin_write(Write *write, const char *operation, const char *command, const char *table)
 {
