@@ -80,7 +80,7 @@ queue_stats(FunctionCallInfo fcinfo)
 		values[9] = BoolGetDatum(queue.paused);
 		for (int c = 0; c < kCounterCount; c++)
 			values[10 + c] = Int64GetDatum(counters[p].values[c]);
-		pg_guard([&] { tuplestore_putvalues(out->setResult, out->setDesc, values, nulls); });
+		put_result_row(out, values, nulls);
 	}
 	spi.finish();
 	return (Datum) 0;
@@ -104,7 +104,7 @@ queue_tables(FunctionCallInfo fcinfo)
 		values[1] = param_text(t.kind).value;
 		values[2] = ObjectIdGetDatum(t.table);
 		nulls[2] = t.table == InvalidOid;
-		pg_guard([&] { tuplestore_putvalues(out->setResult, out->setDesc, values, nulls); });
+		put_result_row(out, values, nulls);
 	}
 	spi.finish();
 	return (Datum) 0;

@@ -448,11 +448,10 @@ spi_copy_result_to(ReturnSetInfo *rsinfo)
 void
 put_result_row(ReturnSetInfo *rsinfo, const Datum *values, const bool *nulls)
 {
+	/* The tuplestore copies the row into its own memory. */
 	pg_guard([&] {
-		MemoryContext old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, const_cast<Datum *>(values),
 							 const_cast<bool *>(nulls));
-		MemoryContextSwitchTo(old);
 	});
 }
 

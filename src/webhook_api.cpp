@@ -50,7 +50,7 @@ webhook_status(FunctionCallInfo fcinfo)
 		values[5] = TimestampTzGetDatum(s->last_delivery_at);
 		nulls[5] = s->last_delivery_at == 0;
 		values[6] = Int32GetDatum(s->in_flight);
-		pg_guard([&] { tuplestore_putvalues(out->setResult, out->setDesc, values, nulls); });
+		put_result_row(out, values, nulls);
 	}
 	spi.finish();
 	return (Datum) 0;

@@ -2,6 +2,7 @@
 #include "arguments.hpp"
 #include "error.hpp"
 #include "queue_ops.hpp"
+#include "spi.hpp"
 #include "worker_state.hpp"
 
 extern "C" {
@@ -38,7 +39,7 @@ worker_status(FunctionCallInfo fcinfo)
 		values[8] = Int64GetDatum(static_cast<int64>(s.counters.promoted));
 		values[9] = Int64GetDatum(static_cast<int64>(s.counters.expired_items));
 		values[10] = Int64GetDatum(static_cast<int64>(s.counters.dead_lettered));
-		pg_guard([&] { tuplestore_putvalues(out->setResult, out->setDesc, values, nulls); });
+		put_result_row(out, values, nulls);
 	}
 	return (Datum) 0;
 }
