@@ -16,6 +16,7 @@ extern "C" {
 
 #include <algorithm>
 #include <optional>
+#include <unordered_map>
 
 namespace querator {
 
@@ -32,6 +33,34 @@ note_deadline(RoundResult &result, std::optional<TimestampTz> deadline)
 }
 
 /*
+ * After a restart every floor is unknown, so the first round visits every
+ * partition. It finds the floors with reads only, before any duty runs: a
+ * partition with nothing due (nearly all of them) then never plans a write
+ * statement. With 10,000 queues, planning the duties' DELETEs and UPDATEs for
+ * every table kept the first round busy for minutes: each built the table's
+ * publication list in the catalog cache, whose lists PostgreSQL 15 searches
+ * one by one. False when the partition's tables are busy (a DDL): try again.
+ */
+bool
+settle_unknown_floors(const QueueDef &queue, int partition)
+{
+	bool settled = true;
+	for (Floor kind : {Floor::leases, Floor::items})
+	{
+		if (deadline_floor_read(kind, queue.id, partition) != kFloorUnknown || !settled)
+			continue;
+		in_worker_transaction([&] {
+			SpiConnection spi;
+			settled = storage_try_lock_partition(queue.id, partition);
+			if (settled && floor_due(kind, queue, partition))
+				(void) rescan_deadlines(kind, queue, partition);
+			spi.finish();
+		});
+	}
+	return settled;
+}
+
+/*
  * Works one partition until no batch comes back full, for the kinds of
  * deadline that are due there only (queue_ops.hpp, floor_due): a partition
  * with nothing due costs no transaction and no statement, so a round costs
@@ -44,6 +73,11 @@ maintain_partition(RoundResult &result, const QueueDef &queue, int partition, co
 	if (std::optional<TimestampTz> next; floors_quiet(queue, partition, &next))
 	{
 		note_deadline(result, next);
+		return;
+	}
+	if (!settle_unknown_floors(queue, partition))
+	{
+		note_deadline(result, GetCurrentTimestamp() + kBusyPartitionRetryUsec);
 		return;
 	}
 	const int32 batch = worker_batch_size;
@@ -103,12 +137,56 @@ maintain_partition(RoundResult &result, const QueueDef &queue, int partition, co
 struct KnownQueues
 {
 	std::vector<QueueDef> queues;
-	std::optional<QueuesByName> by_name; /* of `queues` */
+	std::optional<QueuesByName> by_name;           /* of `queues` */
+	std::unordered_map<int32, const QueueDef *> by_id; /* of `queues` */
+	/* Queues with a partition that has no shared entry (querator.max_tracked_partitions is too small). */
+	std::vector<const QueueDef *> untracked;
 	uint64 version = 0;
 	TimestampTz read_at = 0;
 	bool valid = false;
 };
 KnownQueues known;
+
+/* After reading the catalog: the indexes of `known`, and entries for every partition (after a restart). */
+void
+index_known_queues()
+{
+	known.by_name.emplace(known.queues);
+	known.by_id.clear();
+	known.untracked.clear();
+	for (const QueueDef &queue : known.queues)
+	{
+		known.by_id.emplace(queue.id, &queue);
+		if (!estimates_track(queue.id, queue.partitions, known.version))
+			known.untracked.push_back(&queue);
+	}
+}
+
+/*
+ * The partitions to visit: those whose floors are due (one pass over shared
+ * memory, not a lookup per queue), then every partition of an untracked
+ * queue, which has no floors to go by. A due partition of a queue this
+ * catalog read does not know (made or resized since; the version moved, so
+ * the next round reads again) waits for that round.
+ */
+void
+maintain_due_partitions(RoundResult &result)
+{
+	TimestampTz later = DT_NOEND;
+	const std::vector<DuePartition> due = deadline_floors_due(GetCurrentTimestamp(), &later);
+	if (later != DT_NOEND)
+		note_deadline(result, later);
+	for (const DuePartition &partition : due)
+	{
+		const auto queue = known.by_id.find(partition.queue_id);
+		if (queue == known.by_id.end() || partition.partition >= queue->second->partitions)
+			continue;
+		maintain_partition(result, *queue->second, partition.partition, known.by_name->dead_queue_of(*queue->second));
+	}
+	for (const QueueDef *queue : known.untracked)
+		for (int partition = 0; partition < queue->partitions; partition++)
+			maintain_partition(result, *queue, partition, known.by_name->dead_queue_of(*queue));
+}
 
 bool
 catalog_read_due(uint64 version_now, TimestampTz now)
@@ -133,12 +211,13 @@ maintenance_round()
 		result.extension_present = pg_guard([] { return OidIsValid(get_extension_oid("querator", true)); });
 		if (!result.extension_present || !read_catalog)
 			return;
+		known.valid = false; /* until indexed: an error in between leaves nothing half-read */
 		SpiConnection spi;
 		known.queues = catalog_all();
 		spi.finish();
-		known.by_name.emplace(known.queues);
 		known.version = catalog_version_read;
 		known.read_at = result.started_at;
+		index_known_queues();
 		known.valid = true;
 		result.catalog_read = true;
 	});
@@ -148,14 +227,7 @@ maintenance_round()
 		estimates_forget_database(); /* DROP EXTENSION: its partitions no longer count */
 		return result;
 	}
-	for (const QueueDef &queue : known.queues)
-	{
-		if (read_catalog)
-			estimates_track(queue.id, queue.partitions, catalog_version_read); /* after a restart: count what exists */
-		const QueueDef *dead_queue = known.by_name->dead_queue_of(queue);
-		for (int partition = 0; partition < queue.partitions; partition++)
-			maintain_partition(result, queue, partition, dead_queue);
-	}
+	maintain_due_partitions(result);
 	return result;
 }
 

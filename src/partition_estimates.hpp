@@ -71,6 +71,21 @@ void deadline_floor_lower(Floor kind, int32 queue_id, int partition, TimestampTz
 TimestampTz deadline_floor_read(Floor kind, int32 queue_id, int partition);
 /* Both floors at once, indexed by Floor: one lock for a partition the worker only looks at. */
 void deadline_floors_read(int32 queue_id, int partition, TimestampTz (&floors)[kFloorKinds]);
+/* A partition of this database with a floor due (or unknown): `floor` is the earliest of its floors. */
+struct DuePartition
+{
+	int32 queue_id;
+	int partition;
+	TimestampTz floor;
+};
+/*
+ * One pass over this database's tracked partitions under one shared lock,
+ * with no lookup per partition: the ones with a floor at or before `now`
+ * (unknown included), earliest first; *later is the earliest floor of the
+ * others (DT_NOEND: none). A worker round visits only these, so a quiet
+ * partition costs a few loads, not a hash lookup and a clock read.
+ */
+std::vector<DuePartition> deadline_floors_due(TimestampTz now, TimestampTz *later);
 void deadline_floor_scan_begin(Floor kind, int32 queue_id, int partition);
 /* `earliest`: the earliest deadline the scan found, DT_NOEND for none. Never raises: runs at commit. */
 void deadline_floor_settle(Floor kind, int32 queue_id, int partition, TimestampTz earliest);
@@ -88,7 +103,7 @@ void estimates_forget(int32 queue_id, int first_partition);
  * made to *created), or fail with 54000 when they do not fit; an aborted
  * transaction removes them again (estimates_remove; both through
  * estimates_reserve, commit_effects.hpp). After a restart each worker
- * re-tracks its database's partitions (estimates_track, every round); past
+ * re-tracks its database's partitions (estimates_track, at each catalog read); past
  * the limit that is logged once and those partitions go untracked
  * (docs/design.md, "Limits").
  */
@@ -99,8 +114,9 @@ void estimates_remove(int32 queue_id, int partition);
  * worker read `partitions` with: when the catalog changed since, nothing is
  * created (a shrink or delete that committed meanwhile forgets its
  * partitions after moving the version, so they must not come back).
+ * True when every partition of the queue has an entry.
  */
-void estimates_track(int32 queue_id, int partitions, uint64 catalog_version_read);
+bool estimates_track(int32 queue_id, int partitions, uint64 catalog_version_read);
 /* Forgets every partition of this database, heads included (the extension was dropped). */
 void estimates_forget_database();
 

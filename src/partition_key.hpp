@@ -68,10 +68,16 @@ enter_partition(HTAB *table, const PartitionKey &key, bool *created)
 	return entry;
 }
 
-/* Removes the entries whose key satisfies `pred`. */
+/* What a table does with an entry just before it is removed (under the exclusive lock); by default nothing. */
+inline void
+keep_nothing(void *)
+{
+}
+
+/* Removes the entries whose key satisfies `pred`, each handed to `on_remove` first. */
 template <typename Pred>
 void
-forget_where(HTAB *table, LWLock *lock, Pred pred)
+forget_where(HTAB *table, LWLock *lock, Pred pred, void (*on_remove)(void *entry))
 {
 	if (table == nullptr)
 		return;
@@ -80,24 +86,31 @@ forget_where(HTAB *table, LWLock *lock, Pred pred)
 	hash_seq_init(&status, table);
 	while (auto *key = static_cast<PartitionKey *>(hash_seq_search(&status)))
 		if (pred(*key))
+		{
+			on_remove(key);
 			hash_search(table, key, HASH_REMOVE, nullptr);
+		}
 	LWLockRelease(lock);
 }
 
 /* Removes this database's entries of a queue from `first_partition` on (delete, shrink). */
 inline void
-forget_partitions(HTAB *table, LWLock *lock, int32 queue_id, int first_partition)
+forget_partitions(HTAB *table, LWLock *lock, int32 queue_id, int first_partition,
+				  void (*on_remove)(void *entry) = keep_nothing)
 {
-	forget_where(table, lock, [&](const PartitionKey &key) {
-		return key.database == MyDatabaseId && key.queue_id == queue_id && key.partition >= first_partition;
-	});
+	forget_where(
+		table, lock,
+		[&](const PartitionKey &key) {
+			return key.database == MyDatabaseId && key.queue_id == queue_id && key.partition >= first_partition;
+		},
+		on_remove);
 }
 
 /* Removes every entry of a database (dropped, or DROP EXTENSION ran in it). */
 inline void
-forget_database(HTAB *table, LWLock *lock, Oid database)
+forget_database(HTAB *table, LWLock *lock, Oid database, void (*on_remove)(void *entry) = keep_nothing)
 {
-	forget_where(table, lock, [&](const PartitionKey &key) { return key.database == database; });
+	forget_where(table, lock, [&](const PartitionKey &key) { return key.database == database; }, on_remove);
 }
 
 } // namespace querator

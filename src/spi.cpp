@@ -415,14 +415,6 @@ spi_get_text(uint64 row, int col)
 	return std::string(s);
 }
 
-TimestampTz
-spi_get_timestamptz(uint64 row, int col)
-{
-	bool is_null = false;
-	Datum d = value_at(row, col, &is_null);
-	return is_null ? 0 : DatumGetTimestampTz(d);
-}
-
 Interval
 spi_get_interval(uint64 row, int col)
 {

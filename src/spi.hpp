@@ -78,7 +78,6 @@ int32 spi_get_int32(uint64 row, int col);
 bool spi_get_bool(uint64 row, int col);
 std::string spi_get_text(uint64 row, int col);
 Interval spi_get_interval(uint64 row, int col);
-TimestampTz spi_get_timestamptz(uint64 row, int col);
 
 /* Appends every row of the last result to a materialized SRF result. */
 void spi_copy_result_to(ReturnSetInfo *rsinfo);

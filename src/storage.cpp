@@ -503,37 +503,16 @@ storage_expire_items(int32 queue_id, int partition, const DeadLetterTarget &targ
 	return total;
 }
 
-namespace {
-
-/* The timestamp in the first column of a one-row result; nothing when NULL. */
-std::optional<TimestampTz>
-optional_timestamptz_result()
-{
-	if (spi_is_null(0, 1))
-		return std::nullopt;
-	return spi_get_timestamptz(0, 1);
-}
-
-} // namespace
-
 std::optional<TimestampTz>
 storage_next_deadline(int32 queue_id, int partition)
 {
-	/* Not read-only: a fresh snapshot that sees the caller's own promotions and expiries. */
-	spi_run(render_partition("SELECT least((SELECT min(enqueue_at) FROM {scheduled}),"
-							 "  (SELECT min(expire_deadline) FROM {items}),"
-							 "  (SELECT min(expire_deadline) FROM {scheduled}))",
-							 queue_id, partition),
-			{}, false);
-	return optional_timestamptz_result();
+	return earliest_item_deadline(queue_id, partition);
 }
 
 std::optional<TimestampTz>
 storage_earliest_lease_deadline(int32 queue_id, int partition)
 {
-	/* Not read-only: a fresh snapshot, taken after the caller's deadline_floor_scan_begin and its own expiry. */
-	spi_run(render_partition("SELECT min(lease_deadline) FROM {leases}", queue_id, partition), {}, false);
-	return optional_timestamptz_result();
+	return earliest_lease_deadline(queue_id, partition);
 }
 
 std::vector<int64>

@@ -96,9 +96,9 @@ RetryOutcome storage_retry(int32 queue_id, int partition, const std::vector<int6
 RetryOutcome storage_expire_leases(int32 queue_id, int partition, int32 max_attempts, const DeadLetterTarget &target,
 								   int32 limit);
 uint64 storage_expire_items(int32 queue_id, int partition, const DeadLetterTarget &target, int32 limit);
-/* The earliest deadline of due scheduled items and item expiry; lease deadlines are not indexed (next). */
+/* The earliest scheduled enqueue_at or item expire_deadline (storage_am.hpp: earliest_item_deadline). */
 std::optional<TimestampTz> storage_next_deadline(int32 queue_id, int partition);
-/* The earliest lease deadline: a scan of the partition's leases, for the worker once its floor is due. */
+/* The earliest lease deadline: a walk of the partition's leases (not indexed), for the worker once its floor is due. */
 std::optional<TimestampTz> storage_earliest_lease_deadline(int32 queue_id, int partition);
 
 std::vector<int64> storage_extend(int32 queue_id, int partition, const std::vector<int64> &ids,

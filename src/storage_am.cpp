@@ -10,6 +10,8 @@ extern "C" {
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "catalog/pg_am_d.h"
+#include "catalog/pg_index.h"
 #include "catalog/namespace.h"
 #include "commands/sequence.h"
 #include "executor/executor.h"
@@ -18,6 +20,8 @@ extern "C" {
 #include "tcop/utility.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
 }
 
 #include <algorithm>
@@ -475,7 +479,117 @@ run_insert(const NewItems *in)
 	end_write(&write);
 }
 
+/*
+ * A btree index of `rel` whose first column is `attnum`, ascending, open; or
+ * nullptr. A partial one is fine: the only partial indexes of these tables
+ * leave out rows where that column is NULL, which min() ignores anyway.
+ */
+Relation
+open_index_leading_with(Relation rel, AttrNumber attnum)
+{
+	List *indexes = RelationGetIndexList(rel);
+	ListCell *cell;
+	foreach (cell, indexes)
+	{
+		Relation index = index_open(lfirst_oid(cell), AccessShareLock);
+		if (index->rd_rel->relam == BTREE_AM_OID && index->rd_index->indkey.values[0] == attnum &&
+			(index->rd_indoption[0] & INDOPTION_DESC) == 0)
+		{
+			list_free(indexes);
+			return index;
+		}
+		index_close(index, AccessShareLock);
+	}
+	list_free(indexes);
+	return nullptr;
+}
+
+/*
+ * min(column) over querator_data.<table>, NULLs ignored, as `snapshot` sees
+ * it: the first entry of an index leading with the column (the visible row
+ * an index scan meets first holds the smallest visible value), else a walk
+ * of the heap (lease rows: few, and their deadline has no index).
+ */
+void
+earliest_value(const char *table, const char *column, Snapshot snapshot, bool *found, TimestampTz *earliest)
+{
+	Relation rel = open_table(table, AccessShareLock);
+	const AttrNumber attnum = column_number(rel, column);
+	TupleTableSlot *slot = table_slot_create(rel, nullptr);
+	bool isnull = true;
+	if (Relation index = open_index_leading_with(rel, attnum))
+	{
+		ScanKeyData not_null;
+		ScanKeyEntryInitialize(&not_null, SK_ISNULL | SK_SEARCHNOTNULL, 1, InvalidStrategy, InvalidOid, InvalidOid,
+							   InvalidOid, (Datum) 0);
+		IndexScanDesc scan = index_beginscan(rel, index, snapshot, 1, 0);
+		index_rescan(scan, &not_null, 1, nullptr, 0);
+		if (index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
+			const Datum value = slot_getattr(slot, attnum, &isnull);
+			if (!isnull)
+				*earliest = DatumGetTimestampTz(value);
+		}
+		index_endscan(scan);
+		index_close(index, NoLock);
+	}
+	else
+	{
+		TableScanDesc scan = table_beginscan(rel, snapshot, 0, nullptr);
+		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+		{
+			bool null_here = true;
+			const TimestampTz value = DatumGetTimestampTz(slot_getattr(slot, attnum, &null_here));
+			if (!null_here && (isnull || value < *earliest))
+				*earliest = value;
+			isnull = isnull && null_here;
+		}
+		table_endscan(scan);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, NoLock);
+	*found = !isnull;
+}
+
+/* The earliest of (table, column) pairs, under one snapshot that sees the transaction's own writes. */
+std::optional<TimestampTz>
+earliest_of(std::initializer_list<std::pair<std::string, const char *>> columns)
+{
+	bool any = false;
+	TimestampTz earliest = DT_NOEND;
+	pg_guard([&] {
+		CommandCounterIncrement();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		for (const auto &[table, column] : columns)
+		{
+			bool found = false;
+			TimestampTz value = 0;
+			earliest_value(table.c_str(), column, GetActiveSnapshot(), &found, &value);
+			if (found && value < earliest)
+				earliest = value;
+			any = any || found;
+		}
+		PopActiveSnapshot();
+	}, ErrorOrigin::internal_sql);
+	return any ? std::optional<TimestampTz>(earliest) : std::nullopt;
+}
+
 } // namespace
+
+std::optional<TimestampTz>
+earliest_lease_deadline(int32 queue_id, int partition)
+{
+	return earliest_of({{partition_relname(queue_id, partition, "leases"), "lease_deadline"}});
+}
+
+std::optional<TimestampTz>
+earliest_item_deadline(int32 queue_id, int partition)
+{
+	const std::string scheduled = partition_relname(queue_id, partition, "scheduled");
+	return earliest_of({{scheduled, "enqueue_at"},
+						{partition_relname(queue_id, partition, "items"), "expire_deadline"},
+						{scheduled, "expire_deadline"}});
+}
 
 AttrNumber
 column_number(Relation rel, const char *name)

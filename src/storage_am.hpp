@@ -81,5 +81,15 @@ std::vector<int64> insert_items(int32 queue_id, int partition, Datum payloads, i
  * completed, in id order. Requires an open SpiConnection.
  */
 std::vector<int64> complete_leased(int32 queue_id, int partition, const std::vector<int64> &ids);
+/*
+ * A partition's earliest lease deadline, and its earliest scheduled
+ * enqueue_at or item expire_deadline, as a snapshot taken now sees them
+ * (the caller's own writes included); nothing when there is none. min()
+ * without planning a statement: the worker rescans every partition once
+ * after a restart, and with 10,000 queues planning those statements kept
+ * its first round busy for 15 s.
+ */
+std::optional<TimestampTz> earliest_lease_deadline(int32 queue_id, int partition);
+std::optional<TimestampTz> earliest_item_deadline(int32 queue_id, int partition);
 
 } // namespace querator
