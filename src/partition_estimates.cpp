@@ -77,11 +77,28 @@ free_due_slots()
 	return reinterpret_cast<int32 *>(due_slots() + max_tracked_partitions);
 }
 
-/* Called with the entry's floor_lock held, after any change of its floors. */
+/*
+ * Called with the entry's floor_lock held, after any change of its floors.
+ * An unknown floor is published as kFloorUnknown when a deadline of its kind
+ * committed since the worker last began a scan there (a lease taken after a
+ * restart), else as kFloorUnknownQuiet: see DuePartition.
+ */
 void
 publish_earliest(PartitionEntry &entry)
 {
-	const TimestampTz earliest = *std::min_element(std::begin(entry.floor), std::end(entry.floor));
+	TimestampTz earliest = DT_NOEND;
+	bool unknown = false, urgent = false;
+	for (int k = 0; k < kFloorKinds; k++)
+	{
+		earliest = std::min(earliest, entry.floor[k]);
+		if (entry.floor[k] == kFloorUnknown)
+		{
+			unknown = true;
+			urgent = urgent || entry.lowered_in_scan[k] != DT_NOEND;
+		}
+	}
+	if (unknown)
+		earliest = urgent ? kFloorUnknown : kFloorUnknownQuiet;
 	pg_atomic_write_u64(&due_slots()[entry.due_slot].earliest, static_cast<uint64>(earliest));
 }
 
@@ -278,8 +295,11 @@ deadline_floors_due(TimestampTz now, TimestampTz *later)
 			*later = std::min(*later, earliest);
 	}
 	LWLockRelease(estimates_lock);
-	std::sort(due.begin(), due.end(),
-			  [](const DuePartition &a, const DuePartition &b) { return a.floor < b.floor; });
+	/* Earliest first; the quiet unknown ones last (DuePartition). */
+	std::sort(due.begin(), due.end(), [](const DuePartition &a, const DuePartition &b) {
+		const bool a_quiet = a.floor == kFloorUnknownQuiet, b_quiet = b.floor == kFloorUnknownQuiet;
+		return a_quiet != b_quiet ? b_quiet : a.floor < b.floor;
+	});
 	return due;
 }
 
@@ -287,7 +307,10 @@ void
 deadline_floor_scan_begin(Floor kind, int32 queue_id, int partition)
 {
 	(void) with_floors(queue_id, partition,
-					   [&](PartitionEntry &entry) { entry.lowered_in_scan[static_cast<int>(kind)] = DT_NOEND; });
+					   [&](PartitionEntry &entry) {
+						   entry.lowered_in_scan[static_cast<int>(kind)] = DT_NOEND;
+						   publish_earliest(entry);
+					   });
 }
 
 void

@@ -71,19 +71,28 @@ void deadline_floor_lower(Floor kind, int32 queue_id, int partition, TimestampTz
 TimestampTz deadline_floor_read(Floor kind, int32 queue_id, int partition);
 /* Both floors at once, indexed by Floor: one lock for a partition the worker only looks at. */
 void deadline_floors_read(int32 queue_id, int partition, TimestampTz (&floors)[kFloorKinds]);
-/* A partition of this database with a floor due (or unknown): `floor` is the earliest of its floors. */
+/*
+ * A partition of this database with a floor due or unknown: `floor` is the
+ * earliest of its floors, kFloorUnknown when one is unknown and a deadline
+ * of that kind committed since (after a restart: a partition in use), and
+ * kFloorUnknownQuiet when one is unknown and nothing of the kind committed
+ * since (after a restart: most partitions, each costing the worker a first
+ * look at its tables; docs/design.md, "Deadline floors").
+ */
 struct DuePartition
 {
 	int32 queue_id;
 	int partition;
 	TimestampTz floor;
 };
+constexpr TimestampTz kFloorUnknownQuiet = kFloorUnknown + 1;
 /*
  * One pass over this database's tracked partitions under one shared lock,
  * with no lookup per partition: the ones with a floor at or before `now`
- * (unknown included), earliest first; *later is the earliest floor of the
- * others (DT_NOEND: none). A worker round visits only these, so a quiet
- * partition costs a few loads, not a hash lookup and a clock read.
+ * (unknown included), earliest first and the quiet unknown ones last;
+ * *later is the earliest floor of the others (DT_NOEND: none). A worker
+ * round visits only these, so a quiet partition costs a few loads, not a
+ * hash lookup and a clock read.
  */
 std::vector<DuePartition> deadline_floors_due(TimestampTz now, TimestampTz *later);
 void deadline_floor_scan_begin(Floor kind, int32 queue_id, int partition);
