@@ -55,14 +55,17 @@ build_and_install() {
 	fi
 }
 
-# Mirrors the installed PostgreSQL 15 server into $PG_ROOT (once; see PG_ROOT).
+# Mirrors the installed PostgreSQL 15 server into $PG_ROOT (see PG_ROOT): copied
+# once, then topped up with the files of packages installed since (plproxy for
+# the router tests), never replacing a file, so the copy's querator stays.
 copy_server_tree() {
-	[[ -x $PG_BIN/postgres ]] && return 0
-	log "copying the PostgreSQL server into $PG_ROOT"
-	mkdir -p "$PG_ROOT/usr/lib/postgresql" "$PG_ROOT/usr/share/postgresql"
-	cp -a /usr/lib/postgresql/15 "$PG_ROOT/usr/lib/postgresql/"
-	cp -a /usr/share/postgresql/15 "$PG_ROOT/usr/share/postgresql/"
-	chmod 755 "$PG_ROOT"
+	if [[ ! -x $PG_BIN/postgres ]]; then
+		log "copying the PostgreSQL server into $PG_ROOT"
+		mkdir -p "$PG_ROOT/usr/lib/postgresql" "$PG_ROOT/usr/share/postgresql"
+		chmod 755 "$PG_ROOT"
+	fi
+	cp -an /usr/lib/postgresql/15 "$PG_ROOT/usr/lib/postgresql/"
+	cp -an /usr/share/postgresql/15 "$PG_ROOT/usr/share/postgresql/"
 }
 
 # Runs a command as the postgres user with the PostgreSQL 15 tools first on PATH.

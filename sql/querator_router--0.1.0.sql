@@ -74,10 +74,13 @@ CREATE FUNCTION querator_router.not_connected(state text, message text) RETURNS 
 LANGUAGE sql IMMUTABLE AS $$
     SELECT state = 'XX000' AND message ~ '(\] PQconnect(Start|Poll): |connect timeout to: )' $$;
 
--- True when PL/Proxy could not reach the shard (it reports that as XX000; an
--- error the shard raised carries the shard's SQLSTATE and "REMOTE ERROR").
+-- True when the shard did not answer: PL/Proxy lost or never had the
+-- connection (XX000 without "REMOTE ERROR", an error the shard raised has
+-- that and the shard's SQLSTATE), or the shard ended it (FATAL, as at a crash
+-- or shutdown).
 CREATE FUNCTION querator_router.unreachable(state text, message text) RETURNS boolean
-LANGUAGE sql IMMUTABLE AS $$ SELECT state = 'XX000' AND strpos(message, 'REMOTE ERROR: ') = 0 $$;
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (state = 'XX000' AND strpos(message, 'REMOTE ERROR: ') = 0) OR strpos(message, 'REMOTE FATAL: ') > 0 $$;
 
 /*
  * Raises a shard's error as the router's: the shard's SQLSTATE, message,
@@ -97,7 +100,7 @@ BEGIN
         message := format('shard is unreachable; %s: %s',
                           CASE WHEN shard IS NULL THEN 'a shard of server querator_shards'
                                ELSE format('shard %s (option p%s of server querator_shards)', shard, shard) END,
-                          regexp_replace(message, '^.*?: \[[^]]*\] ', ''));
+                          regexp_replace(message, '^.*?: \[[^]]*\] (REMOTE FATAL: )?', ''));
     ELSIF strpos(message, 'REMOTE ERROR: ') > 0 THEN
         message := substr(message, strpos(message, 'REMOTE ERROR: ') + length('REMOTE ERROR: '));
         FOR i IN 1 .. coalesce(array_length(locals, 1), 0) LOOP
