@@ -100,7 +100,7 @@ BEGIN
         message := format('shard is unreachable; %s: %s',
                           CASE WHEN shard IS NULL THEN 'a shard of server querator_shards'
                                ELSE format('shard %s (option p%s of server querator_shards)', shard, shard) END,
-                          regexp_replace(message, '^.*?: \[[^]]*\] (REMOTE FATAL: )?', ''));
+                          regexp_replace(message, '^[^[]*\[[^]]*\] (REMOTE FATAL: )?', ''));
     ELSIF strpos(message, 'REMOTE ERROR: ') > 0 THEN
         message := substr(message, strpos(message, 'REMOTE ERROR: ') + length('REMOTE ERROR: '));
         FOR i IN 1 .. coalesce(array_length(locals, 1), 0) LOOP

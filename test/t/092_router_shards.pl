@@ -62,7 +62,7 @@ is(scalar(keys %{ { map { $_ => 1 } values %shard_of_id } }), 3, 'produce takes 
 for my $s (0 .. 2)
 {
 	my @here = grep { $shard_of_id{$_} == $s } @ids;
-	my $local = join(',', map { ((($_ >> 48) - $s) / 3) << 48 | ($_ & 0xFFFFFFFFFFFF) } @here);
+	my $local = join(',', map { ((($_ >> 48) - $s) / 3) << 48 | ($_ & ((1 << 48) - 1)) } @here);
 	is($shards[$s]->safe_psql($db,
 			"SELECT string_agg(id::text, ',' ORDER BY id) FROM querator.storage_items_list('route')"),
 		$local, "shard $s holds partition $s\'s items under its own partition 0");
