@@ -366,7 +366,7 @@ DECLARE
     n integer := querator_router.shard_count();
     slice constant interval := '1 second';
     deadline timestamptz;
-    first integer := (hashtext(client_id)::bigint & 2147483647) % n;
+    first integer := coalesce((hashtext(client_id)::bigint & 2147483647) % n, 0);
     carried bigint[] := complete_ids;
     carried_globals bigint[];
     -- querator refuses a wait outside 0..15 minutes, or NULL: such a wait goes to the first shard as it is
@@ -618,65 +618,43 @@ EXCEPTION WHEN OTHERS THEN
     PERFORM querator_router.on_every_shard_failed(st, msg, det, hnt);
 END $$;
 
-CREATE FUNCTION querator.queues_delete(queue_name text, force boolean DEFAULT false)
+-- The calls on every shard that take no more than a queue, a role and a privilege.
+CREATE FUNCTION querator_router.everywhere(call text, queue_name text, force boolean DEFAULT NULL,
+                                           role_name text DEFAULT NULL, privilege text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     st text; msg text; det text; hnt text;
 BEGIN
-    PERFORM count(*) FROM querator_router.all_queues_delete(queue_name, force);
+    CASE call
+    WHEN 'queues_delete' THEN PERFORM count(*) FROM querator_router.all_queues_delete(queue_name, force);
+    WHEN 'queue_pause' THEN PERFORM count(*) FROM querator_router.all_queue_pause(queue_name);
+    WHEN 'queue_resume' THEN PERFORM count(*) FROM querator_router.all_queue_resume(queue_name);
+    WHEN 'queue_grant' THEN PERFORM count(*) FROM querator_router.all_queue_grant(queue_name, role_name, privilege);
+    WHEN 'queue_revoke' THEN PERFORM count(*) FROM querator_router.all_queue_revoke(queue_name, role_name, privilege);
+    END CASE;
 EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
                             hnt = PG_EXCEPTION_HINT;
     PERFORM querator_router.on_every_shard_failed(st, msg, det, hnt);
 END $$;
 
-CREATE FUNCTION querator.queue_pause(queue_name text)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    st text; msg text; det text; hnt text;
-BEGIN
-    PERFORM count(*) FROM querator_router.all_queue_pause(queue_name);
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
-                            hnt = PG_EXCEPTION_HINT;
-    PERFORM querator_router.on_every_shard_failed(st, msg, det, hnt);
-END $$;
+CREATE FUNCTION querator.queues_delete(queue_name text, force boolean DEFAULT false) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT querator_router.everywhere('queues_delete', queue_name, force => force) $$;
 
-CREATE FUNCTION querator.queue_resume(queue_name text)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    st text; msg text; det text; hnt text;
-BEGIN
-    PERFORM count(*) FROM querator_router.all_queue_resume(queue_name);
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
-                            hnt = PG_EXCEPTION_HINT;
-    PERFORM querator_router.on_every_shard_failed(st, msg, det, hnt);
-END $$;
+CREATE FUNCTION querator.queue_pause(queue_name text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT querator_router.everywhere('queue_pause', queue_name) $$;
 
-CREATE FUNCTION querator.queue_grant(queue_name text, role_name text, privilege text)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    st text; msg text; det text; hnt text;
-BEGIN
-    PERFORM count(*) FROM querator_router.all_queue_grant(queue_name, role_name, privilege);
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
-                            hnt = PG_EXCEPTION_HINT;
-    PERFORM querator_router.on_every_shard_failed(st, msg, det, hnt);
-END $$;
+CREATE FUNCTION querator.queue_resume(queue_name text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT querator_router.everywhere('queue_resume', queue_name) $$;
 
-CREATE FUNCTION querator.queue_revoke(queue_name text, role_name text, privilege text)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    st text; msg text; det text; hnt text;
-BEGIN
-    PERFORM count(*) FROM querator_router.all_queue_revoke(queue_name, role_name, privilege);
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
-                            hnt = PG_EXCEPTION_HINT;
-    PERFORM querator_router.on_every_shard_failed(st, msg, det, hnt);
-END $$;
+CREATE FUNCTION querator.queue_grant(queue_name text, role_name text, privilege text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT querator_router.everywhere('queue_grant', queue_name, role_name => role_name, privilege => privilege) $$;
+
+CREATE FUNCTION querator.queue_revoke(queue_name text, role_name text, privilege text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT querator_router.everywhere('queue_revoke', queue_name, role_name => role_name, privilege => privilege) $$;
 
 -- A queue's row merges the shards' rows: partitions summed, paused if paused
 -- anywhere, the earliest created_at and latest updated_at. Shards that

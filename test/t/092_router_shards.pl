@@ -92,6 +92,21 @@ is(sql("SELECT querator.queue_complete('route', ARRAY(SELECT unnest(ARRAY[" . jo
 is(router_error("SELECT querator.queue_complete('route', ARRAY[[1]])") =~ /22023: ids is invalid; must be a one-dimensional/
 	  ? 1 : 0, 1, 'a malformed id list gets querator\'s own error');
 
+# A long poll waits on one shard at a time: an item that arrives on another shard
+# reaches it within a slice or two, not at the end of its 20 s wait.
+my $first = sql("SELECT (hashtext('waiter')::bigint & 2147483647) % 3");
+my ($waiter_out, $waiter_err) = ('', '');
+my $waiter = IPC::Run::start(
+	[ 'psql', '-X', '-At', '-d', $router->connstr($db), '-c',
+	  "SELECT extract(epoch FROM clock_timestamp() - statement_timestamp())::int || ' ' || convert_from(payload, 'UTF8') "
+	  . "FROM querator.queue_lease('route', 'waiter', 1, '20 s')" ],
+	'<', \undef, '>', \$waiter_out, '2>', \$waiter_err, IPC::Run::timeout(60));
+usleep(1_500_000);
+$shards[ ($first + 1) % 3 ]->safe_psql($db, "SELECT querator.queue_produce_text('route', 'late')");
+$waiter->finish;
+like($waiter_out, qr/^[0-4] late$/, 'a long poll through the router finds an item that came to another shard')
+  or diag("waiter: $waiter_out $waiter_err");
+
 # --- 2. 10,000 items, 2 producers, 8 consumers
 
 sql(<<'SQL');
