@@ -18,7 +18,7 @@ use QueratorTap;
 use QueratorLedger;
 
 my $db = 'postgres';
-my $primary = querator_node('primary');
+my $primary = querator_node('primary', "wal_level = replica\nmax_wal_senders = 4\nhot_standby = on\n");
 $primary->safe_psql($db, 'CREATE EXTENSION querator');
 $primary->safe_psql($db,
 	"SELECT querator.queues_create('load', lease_timeout => '1 s', max_attempts => 3, partitions => 2)");
@@ -53,7 +53,8 @@ for my $call ("querator.queue_produce('load', 'x')", "querator.queue_lease('load
 	like($err, qr/ERROR:  25006: read-only transaction; querator cannot change queues or items in a read-only transaction/,
 		"on the standby $call fails with 25006 and querator's message");
 }
-is(scalar(worker_pids($standby)), 0, 'no worker runs on the standby');
+my @standby_workers = worker_pids($standby);
+is(scalar(@standby_workers), 0, 'no worker runs on the standby');
 
 # --- load, leases held across the failover, kill -9 of the primary
 
@@ -64,9 +65,13 @@ my $held = $primary->safe_psql($db,
 	"SELECT string_agg(id::text, ',' ORDER BY id) || ' ' || max(lease_deadline) FROM querator.queue_lease('held', 'holder', 3)");
 my ($held_ids, $held_deadline) = split / /, $held, 2;
 
-$primary->kill9;
-finish_load(@load);    # the sessions lost their server
+# The primary's machine is lost: kill -9 of every process of the server at once (the
+# postmaster alone would leave its backends running their load until they notice).
+my @server_pids = split /\n/, $primary->safe_psql($db, 'SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()');
+is(kill('KILL', $primary->{_pid}, @server_pids), 1 + @server_pids, 'kill -9 of the primary and all its processes');
+$primary->{_pid} = undef;    # what PostgreSQL::Test::Cluster's kill9 records
 $standby->promote;
+finish_load(@load);    # the sessions lost their server
 my $worker_after = poll_until($standby, $db,
 	"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'querator worker' AND datname = '$db'", '1', 30, 50);
 ok(defined $worker_after && $worker_after < 5, 'the worker started on the new primary '
