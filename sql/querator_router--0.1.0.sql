@@ -242,6 +242,14 @@ RETURNS SETOF integer LANGUAGE plproxy AS $$
     SELECT 1 FROM querator.queue_revoke(queue_name, role_name, privilege);
 $$;
 
+CREATE FUNCTION querator_router.all_queue_clear(queue_name text, clear_queue boolean, clear_scheduled boolean,
+                                                 destructive boolean)
+RETURNS SETOF bigint LANGUAGE plproxy AS $$
+    CLUSTER 'querator_shards';
+    RUN ON ALL;
+    SELECT querator.queue_clear(queue_name, clear_queue, clear_scheduled, destructive);
+$$;
+
 CREATE FUNCTION querator_router.all_queues_info(queue_name text)
 RETURNS SETOF querator_router.queue_row
 LANGUAGE plproxy AS $$
@@ -618,11 +626,15 @@ EXCEPTION WHEN OTHERS THEN
     PERFORM querator_router.on_every_shard_failed(st, msg, det, hnt);
 END $$;
 
--- The calls on every shard that take no more than a queue, a role and a privilege.
+-- The calls on every shard but the definitions: what queue_clear removed, summed
+-- over the shards (the others return nothing: 0).
 CREATE FUNCTION querator_router.everywhere(call text, queue_name text, force boolean DEFAULT NULL,
-                                           role_name text DEFAULT NULL, privilege text DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+                                           role_name text DEFAULT NULL, privilege text DEFAULT NULL,
+                                           clear_queue boolean DEFAULT NULL, clear_scheduled boolean DEFAULT NULL,
+                                           destructive boolean DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    removed bigint := 0;
     st text; msg text; det text; hnt text;
 BEGIN
     CASE call
@@ -631,12 +643,22 @@ BEGIN
     WHEN 'queue_resume' THEN PERFORM count(*) FROM querator_router.all_queue_resume(queue_name);
     WHEN 'queue_grant' THEN PERFORM count(*) FROM querator_router.all_queue_grant(queue_name, role_name, privilege);
     WHEN 'queue_revoke' THEN PERFORM count(*) FROM querator_router.all_queue_revoke(queue_name, role_name, privilege);
+    WHEN 'queue_clear' THEN
+        SELECT sum(c) INTO removed
+          FROM querator_router.all_queue_clear(queue_name, clear_queue, clear_scheduled, destructive) AS c;
     END CASE;
+    RETURN removed;
 EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
                             hnt = PG_EXCEPTION_HINT;
     PERFORM querator_router.on_every_shard_failed(st, msg, det, hnt);
 END $$;
+
+CREATE FUNCTION querator.queue_clear(queue_name text, queue boolean DEFAULT true, scheduled boolean DEFAULT false,
+                                     destructive boolean DEFAULT false) RETURNS bigint
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT querator_router.everywhere('queue_clear', queue_name, clear_queue => queue, clear_scheduled => scheduled,
+                                      destructive => destructive) $$;
 
 CREATE FUNCTION querator.queues_delete(queue_name text, force boolean DEFAULT false) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$

@@ -92,6 +92,16 @@ is(sql("SELECT querator.queue_complete('route', ARRAY(SELECT unnest(ARRAY[" . jo
 is(router_error("SELECT querator.queue_complete('route', ARRAY[[1]])") =~ /22023: ids is invalid; must be a one-dimensional/
 	  ? 1 : 0, 1, 'a malformed id list gets querator\'s own error');
 
+# Privileges are the shards': PL/Proxy connects as the calling role.
+$_->safe_psql($db, 'CREATE ROLE app LOGIN') for @shards, $router;
+sql('GRANT USAGE ON FOREIGN SERVER querator_shards TO app');
+sql("SELECT querator.queue_grant('route', 'app', 'produce')");
+is(router_error("SET ROLE app; SELECT querator.queue_produce_text_batch('route', ARRAY['p1', 'p2', 'p3'])"), '',
+	'a role granted produce on every shard produces through the router');
+like(router_error("SET ROLE app; SELECT * FROM querator.queue_lease('route', 'app', 1)"), qr/ERROR:  42501: /,
+	'... and may not lease: the shard says so (42501)');
+is(sql("SELECT querator.queue_clear('route')"), '3', 'queue_clear removes the items of every shard, summed');
+
 # A long poll waits on one shard at a time: an item that arrives on another shard
 # reaches it within a slice or two, not at the end of its 20 s wait.
 my $first = sql("SELECT (hashtext('waiter')::bigint & 2147483647) % 3");
