@@ -97,43 +97,34 @@ BEGIN
     END LOOP;
 END $$;
 
--- Every item present in the queue, whatever its state, paging through the lists.
+-- Every item present in the queue, whatever its state, paging through the three lists
+-- (a page of 10,000 rows at most: pivot is the next id after the page).
 CREATE FUNCTION present_items() RETURNS TABLE (token text, state text)
 LANGUAGE plpgsql AS $$
 DECLARE
+    list text;
     pivot bigint;
     got int;
 BEGIN
-    pivot := 0;
-    LOOP
-        CREATE TEMP TABLE IF NOT EXISTS page (id bigint, token text, state text);
-        TRUNCATE page;
-        INSERT INTO page SELECT s.id, convert_from(s.payload, 'UTF8'), CASE WHEN s.leased THEN 'leased' ELSE 'ready' END
-          FROM querator.storage_items_list('load', pivot, 10000) s;
-        GET DIAGNOSTICS got = ROW_COUNT;
-        RETURN QUERY SELECT p.token, p.state FROM page p;
-        EXIT WHEN got < 10000;
-        SELECT max(id) + 1 INTO pivot FROM page;
-    END LOOP;
-    pivot := 0;
-    LOOP
-        TRUNCATE page;
-        INSERT INTO page SELECT s.id, convert_from(s.payload, 'UTF8'), 'scheduled'
-          FROM querator.storage_scheduled_list('load', pivot, 10000) s;
-        GET DIAGNOSTICS got = ROW_COUNT;
-        RETURN QUERY SELECT p.token, p.state FROM page p;
-        EXIT WHEN got < 10000;
-        SELECT max(id) + 1 INTO pivot FROM page;
-    END LOOP;
-    pivot := 0;
-    LOOP
-        TRUNCATE page;
-        INSERT INTO page SELECT s.id, convert_from(s.payload, 'UTF8'), 'dead'
-          FROM querator.storage_dead_list('load', pivot, 10000) s;
-        GET DIAGNOSTICS got = ROW_COUNT;
-        RETURN QUERY SELECT p.token, p.state FROM page p;
-        EXIT WHEN got < 10000;
-        SELECT max(id) + 1 INTO pivot FROM page;
+    CREATE TEMP TABLE IF NOT EXISTS page (id bigint, token text, state text);
+    FOREACH list IN ARRAY ARRAY['items', 'scheduled', 'dead'] LOOP
+        pivot := 0;
+        LOOP
+            TRUNCATE page;
+            INSERT INTO page
+                SELECT i.id, convert_from(i.payload, 'UTF8'), CASE WHEN i.leased THEN 'leased' ELSE 'ready' END
+                  FROM querator.storage_items_list('load', pivot, 10000) i WHERE list = 'items'
+                UNION ALL
+                SELECT s.id, convert_from(s.payload, 'UTF8'), 'scheduled'
+                  FROM querator.storage_scheduled_list('load', pivot, 10000) s WHERE list = 'scheduled'
+                UNION ALL
+                SELECT d.id, convert_from(d.payload, 'UTF8'), 'dead'
+                  FROM querator.storage_dead_list('load', pivot, 10000) d WHERE list = 'dead';
+            GET DIAGNOSTICS got = ROW_COUNT;
+            RETURN QUERY SELECT p.token, p.state FROM page p;
+            EXIT WHEN got < 10000;
+            SELECT max(id) + 1 INTO pivot FROM page;
+        END LOOP;
     END LOOP;
 END $$;
 SQL
