@@ -427,132 +427,139 @@ END $$;
 
 ---------------------------------------------------------------- the API (schema querator, as querator's)
 
+-- The SQL wrappers of this part name everything with its schema, as querator's
+-- own single forms do: nothing in them resolves under the caller's search_path,
+-- so they need no pinned one (which would cost every call a GUC frame, and keep
+-- the one-line wrappers from being inlined).
+
 -- Items. Every form reduces to one batch of bytes as querator's own forms do
 -- (text as UTF-8, jsonb as it prints, json byte-for-byte), produced on one shard.
 CREATE FUNCTION querator.queue_produce_bytes_batch(queue_name text, payloads bytea[], kinds text[] DEFAULT NULL,
     item_references text[] DEFAULT NULL, enqueue_at timestamptz DEFAULT NULL,
     encoding text DEFAULT 'application/octet-stream')
-RETURNS bigint[] LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS bigint[] LANGUAGE sql AS $$
     SELECT querator_router.produce(queue_name, payloads, kinds, item_references, enqueue_at,
                                    coalesce(encoding, 'application/octet-stream')) $$;
 
 CREATE FUNCTION querator.queue_produce_text_batch(queue_name text, payloads text[], kinds text[] DEFAULT NULL,
     item_references text[] DEFAULT NULL, enqueue_at timestamptz DEFAULT NULL, encoding text DEFAULT 'text/plain')
-RETURNS bigint[] LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS bigint[] LANGUAGE sql AS $$
     SELECT querator_router.produce(queue_name,
-        (SELECT array_agg(convert_to(p, 'UTF8') ORDER BY o) FROM unnest(payloads) WITH ORDINALITY AS u(p, o)),
+        (SELECT pg_catalog.array_agg(pg_catalog.convert_to(p, 'UTF8') ORDER BY o)
+           FROM pg_catalog.unnest(payloads) WITH ORDINALITY AS u(p, o)),
         kinds, item_references, enqueue_at, coalesce(encoding, 'text/plain')) $$;
 
 CREATE FUNCTION querator.queue_produce_json_batch(queue_name text, payloads json[], kinds text[] DEFAULT NULL,
     item_references text[] DEFAULT NULL, enqueue_at timestamptz DEFAULT NULL)
-RETURNS bigint[] LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS bigint[] LANGUAGE sql AS $$
     SELECT querator_router.produce(queue_name,
-        (SELECT array_agg(convert_to(p::text, 'UTF8') ORDER BY o) FROM unnest(payloads) WITH ORDINALITY AS u(p, o)),
+        (SELECT pg_catalog.array_agg(pg_catalog.convert_to(p::pg_catalog.text, 'UTF8') ORDER BY o)
+           FROM pg_catalog.unnest(payloads) WITH ORDINALITY AS u(p, o)),
         kinds, item_references, enqueue_at, 'application/json') $$;
 
 CREATE FUNCTION querator.queue_produce(queue_name text, payloads bytea[], kinds text[] DEFAULT NULL,
     item_references text[] DEFAULT NULL, enqueue_at timestamptz DEFAULT NULL,
     encoding text DEFAULT 'application/octet-stream')
-RETURNS bigint[] LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS bigint[] LANGUAGE sql AS $$
     SELECT querator.queue_produce_bytes_batch(queue_name, payloads, kinds, item_references, enqueue_at, encoding) $$;
 
 CREATE FUNCTION querator.queue_produce(queue_name text, payloads text[], kinds text[] DEFAULT NULL,
     item_references text[] DEFAULT NULL, enqueue_at timestamptz DEFAULT NULL, encoding text DEFAULT 'text/plain')
-RETURNS bigint[] LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS bigint[] LANGUAGE sql AS $$
     SELECT querator.queue_produce_text_batch(queue_name, payloads, kinds, item_references, enqueue_at, encoding) $$;
 
 CREATE FUNCTION querator.queue_produce(queue_name text, payloads jsonb[], kinds text[] DEFAULT NULL,
     item_references text[] DEFAULT NULL, enqueue_at timestamptz DEFAULT NULL,
     encoding text DEFAULT 'application/json')
-RETURNS bigint[] LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT querator.queue_produce_text_batch(queue_name, payloads::text[], kinds, item_references, enqueue_at,
+RETURNS bigint[] LANGUAGE sql AS $$
+    SELECT querator.queue_produce_text_batch(queue_name, payloads::pg_catalog.text[], kinds, item_references, enqueue_at,
                                              coalesce(encoding, 'application/json')) $$;
 
 CREATE FUNCTION querator.queue_produce_bytes(queue_name text, payload bytea, kind text DEFAULT '',
     reference text DEFAULT '', enqueue_at timestamptz DEFAULT NULL, encoding text DEFAULT 'application/octet-stream')
-RETURNS bigint LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS bigint LANGUAGE sql AS $$
     SELECT (querator.queue_produce_bytes_batch(queue_name, ARRAY[payload], ARRAY[kind], ARRAY[reference],
                                                enqueue_at, encoding))[1] $$;
 
 CREATE FUNCTION querator.queue_produce_text(queue_name text, payload text, kind text DEFAULT '',
     reference text DEFAULT '', enqueue_at timestamptz DEFAULT NULL, encoding text DEFAULT 'text/plain')
-RETURNS bigint LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS bigint LANGUAGE sql AS $$
     SELECT (querator.queue_produce_text_batch(queue_name, ARRAY[payload], ARRAY[kind], ARRAY[reference],
                                               enqueue_at, encoding))[1] $$;
 
 CREATE FUNCTION querator.queue_produce_json(queue_name text, payload json, kind text DEFAULT '',
     reference text DEFAULT '', enqueue_at timestamptz DEFAULT NULL)
-RETURNS bigint LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS bigint LANGUAGE sql AS $$
     SELECT (querator.queue_produce_json_batch(queue_name, ARRAY[payload], ARRAY[kind], ARRAY[reference],
                                               enqueue_at))[1] $$;
 
 CREATE FUNCTION querator.queue_produce(queue_name text, payload bytea, kind text DEFAULT '',
     reference text DEFAULT '', enqueue_at timestamptz DEFAULT NULL, encoding text DEFAULT 'application/octet-stream')
-RETURNS bigint LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS bigint LANGUAGE sql AS $$
     SELECT querator.queue_produce_bytes(queue_name, payload, kind, reference, enqueue_at, encoding) $$;
 
 CREATE FUNCTION querator.queue_produce(queue_name text, payload text, kind text DEFAULT '',
     reference text DEFAULT '', enqueue_at timestamptz DEFAULT NULL, encoding text DEFAULT 'text/plain')
-RETURNS bigint LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS bigint LANGUAGE sql AS $$
     SELECT querator.queue_produce_text(queue_name, payload, kind, reference, enqueue_at, encoding) $$;
 
 CREATE FUNCTION querator.queue_produce(queue_name text, payload jsonb, kind text DEFAULT '',
     reference text DEFAULT '', enqueue_at timestamptz DEFAULT NULL, encoding text DEFAULT 'application/json')
-RETURNS bigint LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT querator.queue_produce_text(queue_name, payload::text, kind, reference, enqueue_at,
+RETURNS bigint LANGUAGE sql AS $$
+    SELECT querator.queue_produce_text(queue_name, payload::pg_catalog.text, kind, reference, enqueue_at,
                                        coalesce(encoding, 'application/json')) $$;
 
 CREATE FUNCTION querator.queue_lease(queue_name text, client_id text, batch_size integer DEFAULT 1,
                                      wait interval DEFAULT '0')
 RETURNS TABLE(id bigint, partition integer, kind text, reference text, encoding text, payload bytea,
               attempts integer, lease_deadline timestamptz, created_at timestamptz)
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql AS $$
     SELECT * FROM querator_router.lease(queue_name, client_id, NULL, batch_size, wait) $$;
 
 CREATE FUNCTION querator.queue_complete_and_lease(queue_name text, client_id text, complete_ids bigint[],
                                                   batch_size integer DEFAULT 1, wait interval DEFAULT '0')
 RETURNS TABLE(id bigint, partition integer, kind text, reference text, encoding text, payload bytea,
               attempts integer, lease_deadline timestamptz, created_at timestamptz)
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql AS $$
     SELECT * FROM querator_router.lease(queue_name, client_id, complete_ids, batch_size, wait) $$;
 
 CREATE FUNCTION querator.queue_complete_batch(queue_name text, ids bigint[]) RETURNS integer
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql AS $$
     SELECT querator_router.act('completed', queue_name, ids) $$;
 
 CREATE FUNCTION querator.queue_complete(queue_name text, ids bigint[]) RETURNS integer
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql AS $$
     SELECT querator_router.act('completed', queue_name, ids) $$;
 
 CREATE FUNCTION querator.queue_complete(queue_name text, id bigint) RETURNS integer
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql AS $$
     SELECT querator_router.act('completed', queue_name, ARRAY[id]) $$;
 
 CREATE FUNCTION querator.queue_retry_batch(queue_name text, ids bigint[], retry_at timestamptz DEFAULT NULL,
                                            dead boolean DEFAULT false) RETURNS integer
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql AS $$
     SELECT querator_router.act('retried', queue_name, ids, retry_at, dead) $$;
 
 CREATE FUNCTION querator.queue_retry(queue_name text, ids bigint[], retry_at timestamptz DEFAULT NULL,
                                      dead boolean DEFAULT false) RETURNS integer
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql AS $$
     SELECT querator_router.act('retried', queue_name, ids, retry_at, dead) $$;
 
 CREATE FUNCTION querator.queue_retry(queue_name text, id bigint, retry_at timestamptz DEFAULT NULL,
                                      dead boolean DEFAULT false) RETURNS integer
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql AS $$
     SELECT querator_router.act('retried', queue_name, ARRAY[id], retry_at, dead) $$;
 
 CREATE FUNCTION querator.queue_extend_batch(queue_name text, ids bigint[], lease_timeout interval DEFAULT NULL)
-RETURNS integer LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS integer LANGUAGE sql AS $$
     SELECT querator_router.act('extended', queue_name, ids, lease_timeout => lease_timeout) $$;
 
 CREATE FUNCTION querator.queue_extend(queue_name text, ids bigint[], lease_timeout interval DEFAULT NULL)
-RETURNS integer LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS integer LANGUAGE sql AS $$
     SELECT querator_router.act('extended', queue_name, ids, lease_timeout => lease_timeout) $$;
 
 CREATE FUNCTION querator.queue_extend(queue_name text, id bigint, lease_timeout interval DEFAULT NULL)
-RETURNS integer LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS integer LANGUAGE sql AS $$
     SELECT querator_router.act('extended', queue_name, ARRAY[id], lease_timeout => lease_timeout) $$;
 
 -- One row per partition of the queue (partition p from shard p mod n), as querator's.
@@ -577,7 +584,7 @@ END $$;
 
 CREATE FUNCTION querator.queue_stats(queue_name text)
 RETURNS SETOF querator_router.stats_row
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT * FROM querator_router.stats($1) $$;
+LANGUAGE sql STABLE AS $$ SELECT * FROM querator_router.stats($1) $$;
 
 -- Queues: the same call on every shard. Each shard commits on its own, so
 -- when one fails the others keep the change; the error's detail says so.
@@ -656,26 +663,26 @@ END $$;
 
 CREATE FUNCTION querator.queue_clear(queue_name text, queue boolean DEFAULT true, scheduled boolean DEFAULT false,
                                      destructive boolean DEFAULT false) RETURNS bigint
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql AS $$
     SELECT querator_router.everywhere('queue_clear', queue_name, clear_queue => queue, clear_scheduled => scheduled,
                                       destructive => destructive) $$;
 
 CREATE FUNCTION querator.queues_delete(queue_name text, force boolean DEFAULT false) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql AS $$
     SELECT querator_router.everywhere('queues_delete', queue_name, force => force) $$;
 
 CREATE FUNCTION querator.queue_pause(queue_name text) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT querator_router.everywhere('queue_pause', queue_name) $$;
+LANGUAGE sql AS $$ SELECT querator_router.everywhere('queue_pause', queue_name) $$;
 
 CREATE FUNCTION querator.queue_resume(queue_name text) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT querator_router.everywhere('queue_resume', queue_name) $$;
+LANGUAGE sql AS $$ SELECT querator_router.everywhere('queue_resume', queue_name) $$;
 
 CREATE FUNCTION querator.queue_grant(queue_name text, role_name text, privilege text) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql AS $$
     SELECT querator_router.everywhere('queue_grant', queue_name, role_name => role_name, privilege => privilege) $$;
 
 CREATE FUNCTION querator.queue_revoke(queue_name text, role_name text, privilege text) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql AS $$
     SELECT querator_router.everywhere('queue_revoke', queue_name, role_name => role_name, privilege => privilege) $$;
 
 -- A queue's row merges the shards' rows: partitions summed, paused if paused

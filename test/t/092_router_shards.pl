@@ -248,7 +248,7 @@ sql("INSERT INTO control VALUES (2)");
 ok(defined poll_until($router, $db, "SELECT count(*) >= 500 FROM ledger WHERE run = 2 AND event = 'completed'",
 		't', 60, 50), 'the load runs');
 
-$shards[1]->kill9;
+cmp_ok(kill9_server($shards[1]), '>', 5, 'kill -9 of shard 1: the postmaster and all its processes');
 my $on_shard1 = (1 << 48) | 1;
 like(router_error("SELECT querator.queue_complete('crash', ARRAY[$on_shard1])"),
 	qr/08006: shard is unreachable; shard 1 \(option p1 of server querator_shards\)/,
