@@ -18,6 +18,42 @@
  */
 \echo Use "CREATE EXTENSION querator_router" to load this file. \quit
 
+-- Schema querator is ours alone: CREATE EXTENSION uses one that exists already,
+-- and whoever owns it, may create in it or placed an object in it could shadow
+-- a function of the API (an overload of queue_complete, say) and run code as
+-- any role calling the router, superusers included. At this point the schema
+-- holds nothing of ours yet (but the extension being created), so anything in
+-- it is someone else's.
+DO $$
+DECLARE
+    nsp record;
+    found text;
+BEGIN
+    SELECT n.oid, n.nspowner::pg_catalog.regrole::pg_catalog.text AS owner, n.nspacl
+      INTO nsp FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) 'querator';
+    SELECT pg_catalog.string_agg(x.what, '; ') INTO found FROM (
+        SELECT pg_catalog.format('it is owned by %s', nsp.owner) AS what
+         WHERE nsp.owner OPERATOR(pg_catalog.<>) CURRENT_USER::pg_catalog.text
+        UNION ALL
+        SELECT pg_catalog.format('it grants CREATE to %s', CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                                                               ELSE a.grantee::pg_catalog.regrole::pg_catalog.text END)
+          FROM pg_catalog.aclexplode(nsp.nspacl) a
+         WHERE a.privilege_type OPERATOR(pg_catalog.=) 'CREATE' AND a.grantee OPERATOR(pg_catalog.<>) a.grantor
+        UNION ALL
+        SELECT pg_catalog.format('it holds %s', pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid))
+          FROM pg_catalog.pg_depend d
+         WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=) nsp.oid
+           AND d.classid OPERATOR(pg_catalog.<>) 'pg_catalog.pg_extension'::pg_catalog.regclass) x;
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'schema querator exists already and is not the installer''s alone: %', found
+            USING ERRCODE = '55000',
+                  DETAIL = 'Whoever can place functions in it can run code as any role calling the router.',
+                  HINT = 'Drop the schema (querator itself cannot share a database with the router), then run CREATE EXTENSION querator_router again.';
+    END IF;
+END
+$$;
+
 CREATE SCHEMA querator_router;
 GRANT USAGE ON SCHEMA querator TO PUBLIC;
 GRANT USAGE ON SCHEMA querator_router TO PUBLIC;

@@ -47,6 +47,15 @@ CREATE SERVER querator_shards FOREIGN DATA WRAPPER plproxy OPTIONS (modular_mapp
 CREATE USER MAPPING FOR PUBLIC SERVER querator_shards;
 SQL
 
+# A schema querator made beforehand by someone else (here with a function in it) is refused.
+$router->safe_psql($db, 'CREATE DATABASE taken');
+$router->safe_psql('taken', 'CREATE EXTENSION plproxy; CREATE SCHEMA querator; '
+	  . 'CREATE FUNCTION querator.queue_complete(text, integer) RETURNS integer LANGUAGE sql AS $$ SELECT 1 $$');
+my ($taken_ret, $taken_out, $taken_err) =
+  $router->psql('taken', 'CREATE EXTENSION querator_router', extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($taken_err, qr/55000: schema querator exists already and is not the installer's alone: it holds function (querator\.)?queue_complete\(text,integer\)/,
+	'CREATE EXTENSION querator_router refuses a schema querator that holds another\'s function');
+
 # --- 1. routing
 
 sql("SELECT querator.queues_create('route', partitions => 3)");
