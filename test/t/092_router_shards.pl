@@ -111,6 +111,15 @@ like(router_error("SET ROLE app; SELECT * FROM querator.queue_lease('route', 'ap
 	'... and may not lease: the shard says so (42501)');
 is(sql("SELECT querator.queue_clear('route')"), '3', 'queue_clear removes the items of every shard, summed');
 
+# The caller's search_path captures nothing: a schema before pg_catalog with a convert_to
+# that the text form would call if it resolved names there.
+sql('CREATE SCHEMA evil; CREATE FUNCTION evil.convert_to(text, name) RETURNS bytea LANGUAGE sql '
+	  . "AS \$\$ SELECT 'captured'::bytea \$\$");
+is(sql("SET search_path = evil, pg_catalog; SELECT querator.queue_produce('route', 'plain'::text) IS NOT NULL; "
+		  . "SELECT convert_from(payload, 'UTF8') || ' ' || querator.queue_complete('route', id) "
+		  . "FROM querator.queue_lease('route', 'evil', 1)"),
+	"t\nplain 1", 'a caller\'s schema before pg_catalog captures none of the router\'s calls');
+
 # A long poll waits on one shard at a time: an item that arrives on another shard
 # reaches it within a slice or two, not at the end of its 20 s wait.
 my $first = sql("SELECT (hashtext('waiter')::bigint & 2147483647) % 3");
