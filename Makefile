@@ -1,6 +1,6 @@
 # querator: PGXS build. EXTVERSION lives here and in querator.control only
 # (default_version); the build stops when the two disagree.
-EXTENSION  = querator
+EXTENSION  = querator querator_router
 EXTVERSION = 0.4.0
 
 MODULE_big = querator
@@ -8,6 +8,9 @@ OBJS       = $(patsubst %.cpp,%.o,$(sort $(wildcard src/*.cpp)))
 # The released base script (frozen) and every upgrade script after it:
 # CREATE EXTENSION runs the base script and then the upgrades up to EXTVERSION.
 DATA       = $(sort $(wildcard sql/querator--*.sql))
+# The router (docs/scaling.md): SQL only, installed beside querator, created in
+# a router database that has plproxy and no querator.
+DATA      += $(sort $(wildcard sql/querator_router--*.sql))
 
 CONTROL_VERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" querator.control)
 ifneq ($(CONTROL_VERSION),$(EXTVERSION))

@@ -19,7 +19,7 @@ PG_USER=postgres
 # some nodejs builds (NodeSource's, which Debian's npm package conflicts with), so
 # Debian's npm only when there is no npm command.
 APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-client-15 libipc-run-perl
-	libcurl4-openssl-dev make g++ python3 python3-psycopg2 nodejs)
+	libcurl4-openssl-dev make g++ python3 python3-psycopg2 nodejs postgresql-15-plproxy)
 command -v npm >/dev/null || APT_PACKAGES+=(npm)
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -55,14 +55,17 @@ build_and_install() {
 	fi
 }
 
-# Mirrors the installed PostgreSQL 15 server into $PG_ROOT (once; see PG_ROOT).
+# Mirrors the installed PostgreSQL 15 server into $PG_ROOT (see PG_ROOT): copied
+# once, then topped up with the files of packages installed since (plproxy for
+# the router tests), never replacing a file, so the copy's querator stays.
 copy_server_tree() {
-	[[ -x $PG_BIN/postgres ]] && return 0
-	log "copying the PostgreSQL server into $PG_ROOT"
-	mkdir -p "$PG_ROOT/usr/lib/postgresql" "$PG_ROOT/usr/share/postgresql"
-	cp -a /usr/lib/postgresql/15 "$PG_ROOT/usr/lib/postgresql/"
-	cp -a /usr/share/postgresql/15 "$PG_ROOT/usr/share/postgresql/"
-	chmod 755 "$PG_ROOT"
+	if [[ ! -x $PG_BIN/postgres ]]; then
+		log "copying the PostgreSQL server into $PG_ROOT"
+		mkdir -p "$PG_ROOT/usr/lib/postgresql" "$PG_ROOT/usr/share/postgresql"
+		chmod 755 "$PG_ROOT"
+	fi
+	cp -an /usr/lib/postgresql/15 "$PG_ROOT/usr/lib/postgresql/"
+	cp -an /usr/share/postgresql/15 "$PG_ROOT/usr/share/postgresql/"
 }
 
 # Runs a command as the postgres user with the PostgreSQL 15 tools first on PATH.

@@ -12,7 +12,7 @@ use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(querator_node poll_until query_value queue_drained worker_pids wait_for_workers wait_for_server
   worker_rounds settled_worker_rounds rounds_pass queue_state_sql queue_tables_ddl_0_1_0 with_0_1_0_queue_tables table_shapes_sql
-  with_soft_nofile);
+  with_soft_nofile kill9_server);
 
 # A started node with querator preloaded and a launcher that looks around every second.
 sub querator_node
@@ -279,6 +279,25 @@ sub wait_for_server
 {
 	my ($node, $timeout_s) = @_;
 	return defined poll_until($node, 'postgres', 'SELECT NOT pg_is_in_recovery()', 't', $timeout_s // 60, 100);
+}
+
+# A lost machine: kill -9 of the postmaster of $node and of every process of it at
+# once (the postmaster alone would leave its backends running until they notice),
+# then waits (at most 30 s) until they are gone, so that the node can start again.
+# Returns how many processes it killed.
+sub kill9_server
+{
+	my ($node) = @_;
+	my @pids = ($node->{_pid},
+		split /\n/, $node->safe_psql('postgres', 'SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()'));
+	my $killed = kill('KILL', @pids);
+	$node->{_pid} = undef;    # as PostgreSQL::Test::Cluster's kill9 records it
+	for (1 .. 300)
+	{
+		last unless grep { kill(0, $_) } @pids;
+		usleep(100_000);
+	}
+	return $killed;
 }
 
 1;
