@@ -19,7 +19,7 @@ PG_USER=postgres
 # some nodejs builds (NodeSource's, which Debian's npm package conflicts with), so
 # Debian's npm only when there is no npm command.
 APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-client-15 libipc-run-perl
-	libcurl4-openssl-dev make g++ python3 python3-psycopg2 nodejs)
+	libcurl4-openssl-dev libmicrohttpd-dev nlohmann-json3-dev libpq-dev make g++ python3 python3-psycopg2 nodejs)
 command -v npm >/dev/null || APT_PACKAGES+=(npm)
 
 log() { printf '==> %s\n' "$*" >&2; }

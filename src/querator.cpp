@@ -133,6 +133,24 @@ register_launcher()
 	RegisterBackgroundWorker(&worker);
 }
 
+/* The HTTP/JSON API's supervisor (http_worker.cpp), only when it is turned on. */
+void
+register_http_worker()
+{
+	if (querator::http_listen_addresses[0] == '\0')
+		return;
+	BackgroundWorker worker;
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 1; /* seconds; its server process restarts without it */
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "querator");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "querator_http_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "querator http");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "querator http");
+	RegisterBackgroundWorker(&worker);
+}
+
 } // namespace
 
 void
@@ -148,6 +166,7 @@ _PG_init(void)
 	shmem_startup_hook = startup_shmem;
 	querator::commit_effects_register_callbacks();
 	register_launcher();
+	register_http_worker();
 	previous_object_access_hook = object_access_hook;
 	object_access_hook = on_object_access;
 	previous_process_utility_hook = ProcessUtility_hook;
