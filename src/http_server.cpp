@@ -91,6 +91,7 @@ log_mhd(void *, const char *format, va_list args)
 {
 	char line[1024];
 	vsnprintf(line, sizeof(line), format, args);
+	line[strcspn(line, "\n")] = '\0';
 	log_line("libmicrohttpd: %s", line);
 }
 
@@ -489,16 +490,17 @@ Server::begin_stop()
 MHD_Daemon *
 Server::start_daemon(unsigned int flags, const sockaddr *address)
 {
+	/* The logger first: libmicrohttpd reports the options after it through it. */
 	if (!tls_cert_.empty())
 		return MHD_start_daemon(flags | MHD_USE_TLS, static_cast<uint16_t>(config_.port), nullptr, nullptr,
-								&Server::on_request, this, MHD_OPTION_NOTIFY_COMPLETED, &Server::on_completed, this,
-								MHD_OPTION_CONNECTION_TIMEOUT, kIdleConnectionSeconds, MHD_OPTION_EXTERNAL_LOGGER,
-								log_mhd, nullptr, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U, MHD_OPTION_SOCK_ADDR,
+								&Server::on_request, this, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, nullptr,
+								MHD_OPTION_NOTIFY_COMPLETED, &Server::on_completed, this, MHD_OPTION_CONNECTION_TIMEOUT,
+								kIdleConnectionSeconds, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U, MHD_OPTION_SOCK_ADDR,
 								address, MHD_OPTION_HTTPS_MEM_CERT, tls_cert_.c_str(), MHD_OPTION_HTTPS_MEM_KEY,
 								tls_key_.c_str(), MHD_OPTION_END);
 	return MHD_start_daemon(flags, static_cast<uint16_t>(config_.port), nullptr, nullptr, &Server::on_request, this,
-							MHD_OPTION_NOTIFY_COMPLETED, &Server::on_completed, this, MHD_OPTION_CONNECTION_TIMEOUT,
-							kIdleConnectionSeconds, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, nullptr,
+							MHD_OPTION_EXTERNAL_LOGGER, log_mhd, nullptr, MHD_OPTION_NOTIFY_COMPLETED,
+							&Server::on_completed, this, MHD_OPTION_CONNECTION_TIMEOUT, kIdleConnectionSeconds,
 							MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U, MHD_OPTION_SOCK_ADDR, address, MHD_OPTION_END);
 }
 

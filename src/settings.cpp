@@ -130,6 +130,14 @@ define_settings()
 							   "Role that HTTP requests without an API key act as; empty: a key is required.",
 							   nullptr, &http_anonymous_role, "",
 							   PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+	DefineCustomStringVariable("querator.http_tls_cert_file",
+							   "PEM certificate of the HTTP/JSON API; with querator.http_tls_key_file it serves HTTPS.",
+							   nullptr, &http_tls_cert_file, "",
+							   PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+	DefineCustomStringVariable("querator.http_tls_key_file",
+							   "PEM private key of the HTTP/JSON API's certificate.",
+							   nullptr, &http_tls_key_file, "",
+							   PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
 	MarkGUCPrefixReserved("querator");
 }
 
