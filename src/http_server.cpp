@@ -683,6 +683,8 @@ serve(const ServerConfig &config)
 	take_signals();
 	/* The parent (the background worker) gone: stop as on SIGTERM. */
 	(void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+	/* Told apart from its parent in ps and pgrep (the command line is the parent's). */
+	(void) prctl(PR_SET_NAME, "querator-http");
 	try
 	{
 		Server server(config);
