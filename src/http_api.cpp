@@ -8,11 +8,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <stdexcept>
 #include <utility>
 
@@ -467,10 +469,9 @@ plan_queues_create(std::string_view body)
 {
 	json request = parse_body(body);
 	Plan plan;
-	Statement create = queue_options_statement(
+	plan.statements.push_back(queue_options_statement(
 		"SELECT querator.queues_create($1, $2::interval, $3::interval, $4::integer, nullif($5, ''), $6, $7::integer)",
-		request);
-	plan.statements.push_back(std::move(create));
+		request));
 	return plan;
 }
 
