@@ -21,7 +21,7 @@ SELECT queue_name, partition, total, total_leased, scheduled, dead,
        average_lease_remaining, paused,
        produced, leased, completed, retried, lease_expired, dead_lettered, expired
   FROM querator.queue_stats('ops');
--- a leased item: total counts ready items only, total_leased the leased ones
+-- a leased item: total counts ready items including leased ones (Querator's meaning), total_leased the leased ones
 SELECT id, convert_from(payload, 'UTF8') AS payload FROM querator.queue_lease('ops', 'w1', 1);
 SELECT total, total_leased, scheduled, dead, leased,
        average_lease_remaining > interval '59 minutes' AS lease_remaining_about_1h,

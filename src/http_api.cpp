@@ -409,7 +409,7 @@ plan_stats(std::string_view body)
 	Plan plan;
 	plan.queue_name = queue_name(request);
 	plan.statements.push_back(
-		{"SELECT partition, total + total_leased, total_leased, retried + lease_expired,"
+		{"SELECT partition, total, total_leased, retried + lease_expired,"
 		 " (extract(epoch FROM average_age) * 1000000)::bigint,"
 		 " (extract(epoch FROM average_lease_remaining) * 1000000)::bigint, scheduled"
 		 " FROM querator.queue_stats($1) ORDER BY partition",

@@ -70,7 +70,7 @@ queue_stats(FunctionCallInfo fcinfo)
 		bool nulls[17] = {};
 		values[0] = name_datum;
 		values[1] = Int32GetDatum(p);
-		values[2] = Int64GetDatum(f.ready);
+		values[2] = Int64GetDatum(f.total);
 		values[3] = Int64GetDatum(f.leased);
 		values[4] = Int64GetDatum(f.scheduled);
 		values[5] = Int64GetDatum(f.dead);

@@ -306,7 +306,7 @@ storage_partition_figures(int32 queue_id, int partition, int partitions)
 	});
 	PartitionFigures f;
 	f.leased = l.rows;
-	f.ready = std::max<int64>(0, i.rows - l.rows);
+	f.total = i.rows; /* a leased item stays in the items table */
 	f.scheduled = s.rows;
 	f.dead = d.rows;
 	if (i.has_first)

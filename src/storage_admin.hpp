@@ -53,7 +53,7 @@ std::vector<QueueTable> storage_queue_tables(int32 queue_id, int partitions);
 
 struct PartitionFigures
 {
-	int64 ready = 0;
+	int64 total = 0; /* ready items including leased ones (Querator's meaning); scheduled ones apart */
 	int64 leased = 0;
 	int64 scheduled = 0;
 	int64 dead = 0;
