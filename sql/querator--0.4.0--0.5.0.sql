@@ -79,7 +79,8 @@ BEGIN
     ELSIF anonymous_role OPERATOR(pg_catalog.<>) '' THEN
         acting := anonymous_role;
     END IF;
-    IF acting IS NULL OR NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) acting) THEN
+    -- A syscache lookup, not a query: this runs before every request.
+    IF acting IS NULL OR pg_catalog.to_regrole(pg_catalog.quote_ident(acting)) IS NULL THEN
         RAISE EXCEPTION 'unauthenticated; %', CASE WHEN api_key IS NULL THEN 'no api key (Authorization: Bearer <key>)'
                                                  ELSE 'invalid or revoked api key' END
               USING ERRCODE = '28000';

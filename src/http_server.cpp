@@ -33,6 +33,7 @@
 #include <deque>
 #include <fstream>
 #include <memory>
+#include <unordered_map>
 #include <sstream>
 #include <vector>
 
@@ -107,11 +108,26 @@ struct Request
 	bool dispatched = false;
 };
 
+/* What one message of a request's pipeline answers. */
+struct Step
+{
+	enum Kind
+	{
+		prepare,   /* the first use of a statement on this connection */
+		begin,     /* http_begin */
+		statement, /* one of the plan's statements: its result goes to the reply */
+	} kind;
+	const char *sql;
+};
+
 struct PooledConnection
 {
 	PGconn *conn = nullptr;
 	Request *request = nullptr;     /* in flight on this connection */
-	int results_seen = 0;           /* statements of the pipeline answered so far (http_begin included) */
+	/* The statements this session has prepared, by their text (static strings of http_api.cpp). */
+	std::unordered_map<const char *, std::string> prepared;
+	std::vector<Step> steps;        /* what the pipeline in flight will answer, in order */
+	std::size_t results_seen = 0;   /* steps answered so far */
 	std::vector<PGresult *> results; /* the plan's statements' results */
 	std::optional<Reply> error;     /* the first statement that failed */
 	bool want_write = false;
@@ -141,6 +157,7 @@ private:
 	PooledConnection *idle_connection();
 	bool open_connection(PooledConnection &pooled);
 	void start_on(PooledConnection &pooled, Request *request);
+	bool send(PooledConnection &pooled, Step::Kind kind, const char *sql, const std::vector<const char *> &params);
 	void flush(PooledConnection &pooled);
 	void service(PooledConnection &pooled, short revents);
 	void read_results(PooledConnection &pooled);
@@ -329,6 +346,28 @@ Server::open_connection(PooledConnection &pooled)
 	return PQsetnonblocking(pooled.conn, 1) == 0 && PQenterPipelineMode(pooled.conn) == 1;
 }
 
+/*
+ * Each statement is prepared on a connection the first time it runs there
+ * (in the same pipeline), then executed by name: the backend parses and
+ * plans it once per session, as pgbench -M prepared does.
+ */
+bool
+Server::send(PooledConnection &pooled, Step::Kind kind, const char *sql, const std::vector<const char *> &params)
+{
+	auto found = pooled.prepared.find(sql);
+	if (found == pooled.prepared.end())
+	{
+		const std::string name = "querator_http_" + std::to_string(pooled.prepared.size());
+		if (PQsendPrepare(pooled.conn, name.c_str(), sql, static_cast<int>(params.size()), nullptr) != 1)
+			return false;
+		pooled.steps.push_back({Step::prepare, sql});
+		found = pooled.prepared.emplace(sql, name).first;
+	}
+	pooled.steps.push_back({kind, sql});
+	return PQsendQueryPrepared(pooled.conn, found->second.c_str(), static_cast<int>(params.size()), params.data(),
+							   nullptr, nullptr, 0) == 1;
+}
+
 void
 Server::start_on(PooledConnection &pooled, Request *request)
 {
@@ -338,19 +377,19 @@ Server::start_on(PooledConnection &pooled, Request *request)
 		return finish(request, error_reply(kRetryRequest, "database is unavailable; try again later"));
 	}
 	pooled.request = request;
+	pooled.steps.clear();
 	pooled.results_seen = 0;
 	pooled.error.reset();
 	const std::string timeout = std::to_string(request->plan.statement_timeout_ms);
-	const char *begin[] = {request->api_key ? request->api_key->c_str() : nullptr, config_.anonymous_role.c_str(),
-						   timeout.c_str()};
-	bool sent = PQsendQueryParams(pooled.conn, kBeginSql, 3, nullptr, begin, nullptr, nullptr, 0) == 1;
+	bool sent = send(pooled, Step::begin, kBeginSql,
+					 {request->api_key ? request->api_key->c_str() : nullptr, config_.anonymous_role.c_str(),
+					  timeout.c_str()});
 	for (const Statement &statement : request->plan.statements)
 	{
 		std::vector<const char *> params;
 		for (const auto &param : statement.params)
 			params.push_back(param ? param->c_str() : nullptr);
-		sent = sent && PQsendQueryParams(pooled.conn, statement.sql, static_cast<int>(params.size()), nullptr,
-										 params.data(), nullptr, nullptr, 0) == 1;
+		sent = sent && send(pooled, Step::statement, statement.sql, params);
 	}
 	sent = sent && PQpipelineSync(pooled.conn) == 1;
 	if (!sent)
@@ -394,14 +433,17 @@ Server::read_results(PooledConnection &pooled)
 		{
 			case PGRES_TUPLES_OK:
 			case PGRES_COMMAND_OK:
-				if (pooled.results_seen++ > 0) /* the first is http_begin's */
+				if (pooled.steps.at(pooled.results_seen++).kind == Step::statement)
 				{
 					pooled.results.push_back(result);
 					continue;
 				}
 				break;
 			case PGRES_FATAL_ERROR:
-				pooled.results_seen++;
+			{
+				const Step &step = pooled.steps.at(pooled.results_seen++);
+				if (step.kind == Step::prepare)
+					pooled.prepared.erase(step.sql); /* prepared again next time */
 				if (!pooled.error)
 				{
 					pooled.error = reply_for_sql_error(PQresultErrorField(result, PG_DIAG_SQLSTATE),
@@ -410,6 +452,7 @@ Server::read_results(PooledConnection &pooled)
 						log_line("request %s failed: %s", pooled.request->endpoint->path, PQresultErrorMessage(result));
 				}
 				break;
+			}
 			case PGRES_PIPELINE_ABORTED:
 				pooled.results_seen++;
 				break;
