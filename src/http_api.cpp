@@ -271,12 +271,39 @@ json_reply(const json &body)
 
 /* ---------------------------------------------------------------- endpoints */
 
-/* Items of one call go to one partition in SQL; the jsonb parameter groups them by the arguments SQL takes once per call. */
+/*
+ * Items of one call go to one partition in SQL; the jsonb parameter groups
+ * them by the arguments SQL takes once per call (encoding, enqueue_at). The
+ * new ids come back with each item's position.
+ */
 const char *const kProduceSql =
-	"SELECT querator.queue_produce_bytes_batch($1,"
+	"SELECT unnest(g.ns), unnest(g.ids) FROM (SELECT array_agg(n ORDER BY n) AS ns,"
+	" querator.queue_produce_bytes_batch($1,"
 	" array_agg(coalesce(decode(i->>'b', 'base64'), convert_to(i->>'u', 'UTF8')) ORDER BY n),"
-	" array_agg(i->>'k' ORDER BY n), array_agg(i->>'r' ORDER BY n), (i->>'at')::timestamptz, i->>'e')"
-	" FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS t(i, n) GROUP BY i->>'at', i->>'e'";
+	" array_agg(i->>'k' ORDER BY n), array_agg(i->>'r' ORDER BY n), (i->>'at')::timestamptz, i->>'e') AS ids"
+	" FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS t(i, n) GROUP BY i->>'at', i->>'e') g ORDER BY 1";
+
+/* An item of queue.produce (payload in BASE64_FIELD or "utf8") as a row of kProduceSql's parameter. */
+json
+produce_row(const json &item, const char *base64_field)
+{
+	if (!item.is_object())
+		throw ApiError("items is invalid; every item must be an object");
+	json row = json::object();
+	std::optional<std::string> bytes = optional_string(item, base64_field);
+	if (bytes)
+		row["b"] = *bytes;
+	else
+		row["u"] = optional_string(item, "utf8").value_or("");
+	/* querator's encoding cannot be empty: the SQL default of the payload's type. */
+	std::optional<std::string> encoding = optional_string(item, "encoding");
+	row["e"] = encoding && !encoding->empty() ? *encoding : bytes ? "application/octet-stream" : "text/plain";
+	row["k"] = optional_string(item, "kind").value_or("");
+	row["r"] = optional_string(item, "reference").value_or("");
+	if (std::optional<std::string> at = optional_string(item, "enqueue_at"); at && !at->empty())
+		row["at"] = *at;
+	return row;
+}
 
 Plan
 plan_produce(std::string_view body)
@@ -288,27 +315,45 @@ plan_produce(std::string_view body)
 	const json &items = required_array(request, "items", "items cannot be empty; at least one item is required");
 	json rows = json::array();
 	for (const json &item : items)
-	{
-		if (!item.is_object())
-			throw ApiError("items is invalid; every item must be an object");
-		json row = json::object();
-		std::optional<std::string> bytes = optional_string(item, "bytes");
-		std::optional<std::string> utf8 = optional_string(item, "utf8");
-		if (bytes)
-			row["b"] = *bytes;
-		else
-			row["u"] = utf8.value_or("");
-		/* querator's encoding cannot be empty: the SQL default of the payload's type. */
-		std::optional<std::string> encoding = optional_string(item, "encoding");
-		row["e"] = encoding && !encoding->empty() ? *encoding : bytes ? "application/octet-stream" : "text/plain";
-		row["k"] = optional_string(item, "kind").value_or("");
-		row["r"] = optional_string(item, "reference").value_or("");
-		if (std::optional<std::string> at = optional_string(item, "enqueue_at"); at && !at->empty())
-			row["at"] = *at;
-		rows.push_back(std::move(row));
-	}
+		rows.push_back(produce_row(item, "bytes"));
 	plan.statements.push_back({kProduceSql, {plan.queue_name, rows.dump()}});
 	return plan;
+}
+
+/* storage/items.import: Querator's storage items, stored as new items (new ids; leases and attempts are not imported). */
+Plan
+plan_import(std::string_view body)
+{
+	json request = parse_body(body);
+	Plan plan;
+	plan.queue_name = queue_name(request);
+	const json &items = required_array(request, "items", "items cannot be empty; at least one item is required");
+	json rows = json::array();
+	json echo = json::array();
+	for (const json &item : items)
+	{
+		rows.push_back(produce_row(item, "payload"));
+		echo.push_back(item);
+		echo.back()["encoding"] = rows.back()["e"]; /* as stored */
+	}
+	plan.statements.push_back({kProduceSql, {plan.queue_name, rows.dump()}});
+	plan.echo = echo.dump();
+	return plan;
+}
+
+Reply
+reply_import(const Plan &plan, const std::vector<PGresult *> &results)
+{
+	json items = json::parse(plan.echo);
+	const PGresult *rows = results.at(0);
+	for (int row = 0; row < PQntuples(rows); row++)
+	{
+		json &item = items.at(std::strtoll(value(rows, row, 0), nullptr, 10) - 1);
+		item["id"] = value(rows, row, 1);
+		item["attempts"] = 0;
+		item["is_leased"] = false;
+	}
+	return json_reply({{"items", items}});
 }
 
 Plan
@@ -627,7 +672,70 @@ reply_ok(const Plan &, const std::vector<PGresult *> &)
 	return ok_reply();
 }
 
-/* Querator's body limits: produce 5 MB, lease 512 bytes, stats/clear 512 bytes, update 512 KB, others 256 KB. */
+/* ---------------------------------------------------------------- metrics */
+
+Plan
+plan_metrics(std::string_view)
+{
+	Plan plan;
+	plan.statements.push_back(
+		{"SELECT queue_name, partition, greatest(total - total_leased, 0), total_leased, scheduled, dead, produced, leased,"
+		 " completed, retried, lease_expired, dead_lettered, expired FROM querator.stats ORDER BY queue_name, partition",
+		 {}});
+	return plan;
+}
+
+/* A Prometheus label value: backslash, double quote and newline escaped. */
+std::string
+label(const char *text)
+{
+	std::string out;
+	for (const char *c = text; *c != '\0'; c++)
+	{
+		if (*c == '\\' || *c == '"')
+			out += '\\';
+		if (*c == '\n')
+			out += "\\n";
+		else
+			out += *c;
+	}
+	return out;
+}
+
+Reply
+reply_metrics(const Plan &, const std::vector<PGresult *> &results)
+{
+	static const struct
+	{
+		const char *name, *type, *help;
+	} kMetricColumns[] = {
+		{"querator_queue_ready", "gauge", "Ready items not leased (planner estimate above 100,000 rows)."},
+		{"querator_queue_leased", "gauge", "Leased items not yet completed, retried or expired."},
+		{"querator_queue_scheduled", "gauge", "Items waiting for their enqueue_at or retry_at."},
+		{"querator_queue_dead", "gauge", "Dead letters in the queue's own dead-letter table."},
+		{"querator_queue_produced_total", "counter", "Items produced since the server started."},
+		{"querator_queue_leased_total", "counter", "Items leased since the server started."},
+		{"querator_queue_completed_total", "counter", "Items completed since the server started."},
+		{"querator_queue_retried_total", "counter", "Items requeued by retry since the server started."},
+		{"querator_queue_lease_expired_total", "counter", "Leases the worker ended since the server started."},
+		{"querator_queue_dead_lettered_total", "counter", "Items dead-lettered since the server started."},
+		{"querator_queue_expired_total", "counter", "Items past expire_timeout since the server started."},
+	};
+	const PGresult *rows = results.at(0);
+	std::string text;
+	int column = 2;
+	for (const auto &metric : kMetricColumns)
+	{
+		text += std::string("# HELP ") + metric.name + " " + metric.help + "\n# TYPE " + metric.name + " " + metric.type + "\n";
+		for (int row = 0; row < PQntuples(rows); row++)
+			text += std::string(metric.name) + "{queue=\"" + label(value(rows, row, 0)) + "\",partition=\"" +
+					value(rows, row, 1) + "\"} " + value(rows, row, column) + "\n";
+		column++;
+	}
+	return {kOk, text, "text/plain; version=0.0.4"};
+}
+
+/* Querator's body limits: produce 5 MB, lease 512 bytes, stats/clear 512 bytes, update 512 KB, import 64 MB, others 256 KB. */
 const Endpoint kEndpoints[] = {
 	{"/v1/queue.produce", 5 * kMiB, plan_produce, reply_ok},
 	{"/v1/queue.lease", 512, plan_lease, reply_lease},
@@ -642,6 +750,7 @@ const Endpoint kEndpoints[] = {
 	{"/v1/queues.delete", 256 * kKiB, plan_queues_delete, reply_ok},
 	{"/v1/storage/items.list", 256 * kKiB, plan_items_list, reply_storage_list},
 	{"/v1/storage/scheduled.list", 256 * kKiB, plan_scheduled_list, reply_storage_list},
+	{"/v1/storage/items.import", 64 * kMiB, plan_import, reply_import},
 };
 
 /* ---------------------------------------------------------------- SQLSTATE -> status */
@@ -680,6 +789,8 @@ const StatusRule kStatusRules[] = {
 } // namespace
 
 const char *const kBeginSql = "SELECT querator.http_begin($1, $2, $3::integer)";
+
+const Endpoint kMetrics = {"/metrics", 0, plan_metrics, reply_metrics};
 
 Reply
 error_reply(int status, std::string_view message)

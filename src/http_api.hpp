@@ -33,6 +33,7 @@ struct Reply
 {
 	int status = kOk;
 	std::string body;
+	const char *content_type = "application/json";
 };
 
 /* {"code": N, "code_text": ..., "message": ...} */
@@ -54,6 +55,7 @@ struct Plan
 	std::vector<Statement> statements;
 	int statement_timeout_ms = 0; /* 0: none (a long poll bounds itself) */
 	std::string queue_name;       /* echoed by some replies */
+	std::string echo;             /* the request's items, for a reply that returns them (import) */
 };
 
 struct Endpoint
@@ -64,8 +66,11 @@ struct Endpoint
 	Reply (*reply)(const Plan &plan, const std::vector<PGresult *> &results);
 };
 
-/* The endpoint serving PATH, or nullptr. */
+/* The endpoint serving POST PATH, or nullptr. */
 const Endpoint *find_endpoint(std::string_view path);
+
+/* GET /metrics: Prometheus text of the queues the caller may see. */
+extern const Endpoint kMetrics;
 
 /* Parses and checks a body: a Plan, or the error reply (400) to send. */
 struct Planned

@@ -45,7 +45,7 @@ ServerConfig::operator==(const ServerConfig &o) const
 	return listen_addresses == o.listen_addresses && port == o.port && tls_cert_file == o.tls_cert_file &&
 		   tls_key_file == o.tls_key_file && pg_host == o.pg_host && pg_port == o.pg_port &&
 		   database == o.database && user == o.user && max_requests == o.max_requests &&
-		   max_body_size == o.max_body_size && anonymous_role == o.anonymous_role;
+		   max_body_size == o.max_body_size && anonymous_role == o.anonymous_role && metrics_role == o.metrics_role;
 }
 
 namespace {
@@ -103,6 +103,7 @@ struct Request
 	std::size_t body_limit = 0;
 	std::string body;
 	std::optional<std::string> api_key;
+	const std::string *anonymous_role = nullptr; /* the role a request without a key acts as ("": none) */
 	Plan plan;
 	std::optional<Reply> reply;
 	bool dispatched = false;
@@ -206,12 +207,19 @@ Server::refuse_early(Request *request, const char *url, const char *method)
 		request->reply = Reply{kOk, R"({"code":200})"};
 		return;
 	}
-	if (strcmp(method, "POST") != 0)
+	request->anonymous_role = &config_.anonymous_role;
+	if (path == kMetrics.path && strcmp(method, "GET") == 0)
+	{
+		request->endpoint = &kMetrics;
+		request->anonymous_role = &config_.metrics_role;
+	}
+	else if (strcmp(method, "POST") != 0)
 	{
 		request->reply = error_reply(kBadRequest, std::string("http method '") + method + "' not allowed; only POST");
 		return;
 	}
-	request->endpoint = find_endpoint(path);
+	else
+		request->endpoint = find_endpoint(path);
 	if (request->endpoint == nullptr)
 	{
 		request->reply = error_reply(kNotImplemented, "no such method; " + path);
@@ -220,7 +228,7 @@ Server::refuse_early(Request *request, const char *url, const char *method)
 	const char *authorization = MHD_lookup_connection_value(request->connection, MHD_HEADER_KIND, "Authorization");
 	if (authorization != nullptr && strncasecmp(authorization, "Bearer ", 7) == 0)
 		request->api_key = std::string(authorization + 7);
-	else if (config_.anonymous_role.empty())
+	else if (request->anonymous_role->empty())
 	{
 		request->reply = error_reply(kUnauthorized, "unauthenticated; no api key (Authorization: Bearer <key>)");
 		return;
@@ -284,7 +292,7 @@ Server::send_reply(Request *request)
 															 MHD_RESPMEM_MUST_COPY);
 	if (response == nullptr)
 		return MHD_NO;
-	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, reply.content_type);
 	MHD_Result queued = MHD_queue_response(request->connection, static_cast<unsigned int>(reply.status), response);
 	MHD_destroy_response(response);
 	return queued;
@@ -382,7 +390,7 @@ Server::start_on(PooledConnection &pooled, Request *request)
 	pooled.error.reset();
 	const std::string timeout = std::to_string(request->plan.statement_timeout_ms);
 	bool sent = send(pooled, Step::begin, kBeginSql,
-					 {request->api_key ? request->api_key->c_str() : nullptr, config_.anonymous_role.c_str(),
+					 {request->api_key ? request->api_key->c_str() : nullptr, request->anonymous_role->c_str(),
 					  timeout.c_str()});
 	for (const Statement &statement : request->plan.statements)
 	{

@@ -29,6 +29,7 @@ struct ServerConfig
 	int max_requests = 0;         /* pool size: requests running SQL at once */
 	std::size_t max_body_size = 0;
 	std::string anonymous_role;   /* empty: a key is required */
+	std::string metrics_role;     /* GET /metrics without a key; empty: a key is required */
 
 	bool operator==(const ServerConfig &other) const;
 	bool operator!=(const ServerConfig &other) const { return !(*this == other); }

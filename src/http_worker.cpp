@@ -70,6 +70,7 @@ current_config()
 	config.max_requests = querator::http_max_requests;
 	config.max_body_size = static_cast<std::size_t>(querator::http_max_body_size);
 	config.anonymous_role = querator::http_anonymous_role;
+	config.metrics_role = querator::http_metrics_role;
 	return config;
 }
 

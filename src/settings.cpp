@@ -24,6 +24,7 @@ char *http_database = nullptr;
 int http_max_requests = 32;
 int http_max_body_size = 64 * 1024 * 1024;
 char *http_anonymous_role = nullptr;
+char *http_metrics_role = nullptr;
 char *http_tls_cert_file = nullptr;
 char *http_tls_key_file = nullptr;
 }
@@ -129,6 +130,11 @@ define_settings()
 	DefineCustomStringVariable("querator.http_anonymous_role",
 							   "Role that HTTP requests without an API key act as; empty: a key is required.",
 							   nullptr, &http_anonymous_role, "",
+							   PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+	DefineCustomStringVariable("querator.http_metrics_role",
+							   "Role that GET /metrics without an API key acts as; empty: a key is required.",
+							   "Metrics show the queues this role holds a privilege on.",
+							   &http_metrics_role, "",
 							   PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
 	DefineCustomStringVariable("querator.http_tls_cert_file",
 							   "PEM certificate of the HTTP/JSON API; with querator.http_tls_key_file it serves HTTPS.",

@@ -34,6 +34,7 @@ extern char *http_database;          /* querator.http_database */
 extern int http_max_requests;        /* querator.http_max_requests: requests running SQL at once */
 extern int http_max_body_size;       /* querator.http_max_body_size, bytes */
 extern char *http_anonymous_role;    /* querator.http_anonymous_role, empty = a key is required */
+extern char *http_metrics_role;      /* querator.http_metrics_role: GET /metrics without a key acts as it; empty = a key is required */
 extern char *http_tls_cert_file;     /* querator.http_tls_cert_file, with the key file: HTTPS */
 extern char *http_tls_key_file;      /* querator.http_tls_key_file */
 }
