@@ -250,6 +250,31 @@ is_deeply([ $status, $reply ], [ 200, { code => 200 } ], 'queues.delete');
 ($status, $reply) = http('/v1/queues.info', { queue_name => 'q1' }, key => $admin);
 is_deeply([ $status, $reply->{message} ], [ 400, "queue does not exist; no such queue named 'q1'" ], 'gone');
 
+($status, $reply) = http('/v1/storage/items.import', { queue_name => 'jobs', items => [
+	{ payload => 'aW1wb3J0ZWQ=', kind => 'i1', encoding => 'text/plain' }, { payload => 'AAE=', kind => 'i2' } ] }, key => $app);
+is_deeply([ $status, map { [ $_->{kind}, $_->{encoding} ] } @{ $reply->{items} } ],
+	[ 200, [ 'i1', 'text/plain' ], [ 'i2', 'application/octet-stream' ] ], 'storage/items.import');
+like(join(',', map { $_->{id} } @{ $reply->{items} }), qr/\A\d+,\d+\z/, '... with the new ids, in order');
+is(sql("SELECT string_agg(kind || ':' || encode(payload, 'base64'), ',' ORDER BY id) FROM querator.storage_items_list('jobs')"),
+	'i1:aW1wb3J0ZWQ=,i2:AAE=', '... stored as items');
+sql("SELECT querator.queue_clear('jobs')");
+
+# Prometheus metrics: with a key (the queues its role may see), without one only when querator.http_metrics_role allows it.
+($status, $reply) = http('/metrics', undef, method => 'GET');
+is($status, 401, 'GET /metrics without a key: 401 by default');
+($status, $reply) = http('/metrics', undef, method => 'GET', key => $app);
+is($status, 200, 'GET /metrics with a key');
+like($reply, qr/^# TYPE querator_queue_ready gauge\n/m, '... Prometheus text');
+like($reply, qr/^querator_queue_produced_total\{queue="jobs",partition="0"\} \d+$/m, '... counters per queue and partition');
+unlike($reply, qr/queue="email-queue"/, '... only the queues the key\'s role may see');
+ok(reload_with("ALTER SYSTEM SET querator.http_metrics_role = 'reader'"), 'querator.http_metrics_role set');
+($status, $reply) = http('/metrics', undef, method => 'GET');
+is($status, 200, 'GET /metrics without a key as the metrics role');
+like($reply, qr/^querator_queue_leased\{queue="jobs",partition="0"\} 0$/m, '... its queues');
+($status, $reply) = http('/v1/queues.list', {});
+is($status, 401, 'the metrics role is not an anonymous role for the API');
+ok(reload_with("ALTER SYSTEM RESET querator.http_metrics_role"), 'and reset');
+
 # ------------------------------------------------------------ bad input
 ($status, $reply) = http('/v1/queue.produce', '{"queue_name": "jobs", "items": [', key => $app);
 is($status, 400, 'malformed JSON: 400');
