@@ -273,15 +273,19 @@ json_reply(const json &body)
 
 /*
  * Items of one call go to one partition in SQL; the jsonb parameter groups
- * them by the arguments SQL takes once per call (encoding, enqueue_at). The
- * new ids come back with each item's position.
+ * them by the arguments SQL takes once per call (encoding, enqueue_at), and
+ * the groups are produced in the order of their first item (the call is in
+ * the outer query, over the ordered groups). The new ids come back with each
+ * item's position.
  */
 const char *const kProduceSql =
-	"SELECT unnest(g.ns), unnest(g.ids) FROM (SELECT array_agg(n ORDER BY n) AS ns,"
-	" querator.queue_produce_bytes_batch($1,"
-	" array_agg(coalesce(decode(i->>'b', 'base64'), convert_to(i->>'u', 'UTF8')) ORDER BY n),"
-	" array_agg(i->>'k' ORDER BY n), array_agg(i->>'r' ORDER BY n), (i->>'at')::timestamptz, i->>'e') AS ids"
-	" FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS t(i, n) GROUP BY i->>'at', i->>'e') g ORDER BY 1";
+	"SELECT unnest(g.ns), unnest(querator.queue_produce_bytes_batch($1, g.payloads, g.kinds, g.refs, g.at, g.e))"
+	" FROM (SELECT array_agg(n ORDER BY n) AS ns,"
+	" array_agg(coalesce(decode(i->>'b', 'base64'), convert_to(i->>'u', 'UTF8')) ORDER BY n) AS payloads,"
+	" array_agg(i->>'k' ORDER BY n) AS kinds, array_agg(i->>'r' ORDER BY n) AS refs,"
+	" (i->>'at')::timestamptz AS at, i->>'e' AS e"
+	" FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS t(i, n)"
+	" GROUP BY i->>'at', i->>'e' ORDER BY min(n) OFFSET 0) g";
 
 /* An item of queue.produce (payload in BASE64_FIELD or "utf8") as a row of kProduceSql's parameter. */
 json
