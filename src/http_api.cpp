@@ -309,28 +309,21 @@ produce_row(const json &item, const char *base64_field)
 	return row;
 }
 
-Plan
-plan_produce(std::string_view body)
+void
+plan_produce(const json &request, Plan &plan)
 {
-	json request = parse_body(body);
-	Plan plan;
-	plan.queue_name = queue_name(request);
 	plan.statement_timeout_ms = timeout_ms(request_timeout(request, true));
 	const json &items = required_array(request, "items", "items cannot be empty; at least one item is required");
 	json rows = json::array();
 	for (const json &item : items)
 		rows.push_back(produce_row(item, "bytes"));
 	plan.statements.push_back({kProduceSql, {plan.queue_name, rows.dump()}});
-	return plan;
 }
 
 /* storage/items.import: Querator's storage items, stored as new items (new ids; leases and attempts are not imported). */
-Plan
-plan_import(std::string_view body)
+void
+plan_import(const json &request, Plan &plan)
 {
-	json request = parse_body(body);
-	Plan plan;
-	plan.queue_name = queue_name(request);
 	const json &items = required_array(request, "items", "items cannot be empty; at least one item is required");
 	json rows = json::array();
 	json echo = json::array();
@@ -342,7 +335,6 @@ plan_import(std::string_view body)
 	}
 	plan.statements.push_back({kProduceSql, {plan.queue_name, rows.dump()}});
 	plan.echo = echo.dump();
-	return plan;
 }
 
 Reply
@@ -360,12 +352,9 @@ reply_import(const Plan &plan, const std::vector<PGresult *> &results)
 	return json_reply({{"items", items}});
 }
 
-Plan
-plan_lease(std::string_view body)
+void
+plan_lease(const json &request, Plan &plan)
 {
-	json request = parse_body(body);
-	Plan plan;
-	plan.queue_name = queue_name(request);
 	std::optional<long long> batch_size = optional_integer(request, "batch_size");
 	if (!batch_size || *batch_size <= 0)
 		throw ApiError("invalid batch size; must be greater than zero");
@@ -378,7 +367,6 @@ plan_lease(std::string_view body)
 		{"SELECT id, partition, kind, reference, encoding, translate(encode(payload, 'base64'), E'\\n', ''),"
 		 " attempts, lease_deadline FROM querator.queue_lease($1, $2, $3::integer, $4::interval)",
 		 {plan.queue_name, client_id, std::to_string(*batch_size), std::to_string(wait) + " microseconds"}});
-	return plan;
 }
 
 Reply
@@ -412,25 +400,18 @@ id_array(const json &ids, const char *list)
 	return literal + "}";
 }
 
-Plan
-plan_complete(std::string_view body)
+void
+plan_complete(const json &request, Plan &plan)
 {
-	json request = parse_body(body);
-	Plan plan;
-	plan.queue_name = queue_name(request);
 	plan.statement_timeout_ms = timeout_ms(request_timeout(request, false));
 	const json &ids = required_array(request, "ids", "ids is invalid; list of ids cannot be empty");
 	plan.statements.push_back(
 		{"SELECT querator.queue_complete_batch($1, $2::bigint[])", {plan.queue_name, id_array(ids, "ids")}});
-	return plan;
 }
 
-Plan
-plan_retry(std::string_view body)
+void
+plan_retry(const json &request, Plan &plan)
 {
-	json request = parse_body(body);
-	Plan plan;
-	plan.queue_name = queue_name(request);
 	const json &items = required_array(request, "items", "items is invalid; list of items cannot be empty");
 	json rows = json::array();
 	for (const json &item : items)
@@ -448,22 +429,17 @@ plan_retry(std::string_view body)
 		 " (i->>'at')::timestamptz, (i->>'dead')::boolean)"
 		 " FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS t(i, n) GROUP BY i->>'at', i->>'dead'",
 		 {plan.queue_name, rows.dump()}});
-	return plan;
 }
 
-Plan
-plan_stats(std::string_view body)
+void
+plan_stats(const json &request, Plan &plan)
 {
-	json request = parse_body(body);
-	Plan plan;
-	plan.queue_name = queue_name(request);
 	plan.statements.push_back(
 		{"SELECT partition, total, total_leased, retried + lease_expired,"
 		 " (extract(epoch FROM average_age) * 1000000)::bigint,"
 		 " (extract(epoch FROM average_lease_remaining) * 1000000)::bigint, scheduled"
 		 " FROM querator.queue_stats($1) ORDER BY partition",
 		 {plan.queue_name}});
-	return plan;
 }
 
 Reply
@@ -484,12 +460,9 @@ reply_stats(const Plan &plan, const std::vector<PGresult *> &results)
 	return json_reply({{"queue_name", plan.queue_name}, {"logical_queues", json::array({logical})}});
 }
 
-Plan
-plan_clear(std::string_view body)
+void
+plan_clear(const json &request, Plan &plan)
 {
-	json request = parse_body(body);
-	Plan plan;
-	plan.queue_name = queue_name(request);
 	bool queue = optional_bool(request, "queue");
 	bool scheduled = optional_bool(request, "scheduled");
 	if (!queue && !scheduled)
@@ -497,7 +470,6 @@ plan_clear(std::string_view body)
 	plan.statements.push_back({"SELECT querator.queue_clear($1, $2::boolean, $3::boolean, $4::boolean)",
 							   {plan.queue_name, bool_param(queue), bool_param(scheduled),
 								bool_param(optional_bool(request, "destructive"))}});
-	return plan;
 }
 
 /* queues.create and queues.update take the same fields; a missing one is NULL (the default / unchanged). */
@@ -513,25 +485,19 @@ queue_options_statement(const char *sql, const json &request)
 			 optional_string(request, "reference"), text_param(partitions)}};
 }
 
-Plan
-plan_queues_create(std::string_view body)
+void
+plan_queues_create(const json &request, Plan &plan)
 {
-	json request = parse_body(body);
-	Plan plan;
 	plan.statements.push_back(queue_options_statement(
 		"SELECT querator.queues_create($1, $2::interval, $3::interval, $4::integer, nullif($5, ''), $6, $7::integer)",
 		request));
-	return plan;
 }
 
-Plan
-plan_queues_update(std::string_view body)
+void
+plan_queues_update(const json &request, Plan &plan)
 {
-	json request = parse_body(body);
-	Plan plan;
 	plan.statements.push_back(queue_options_statement(
 		"SELECT querator.queues_update($1, $2::interval, $3::interval, $4::integer, $5, $6, $7::integer)", request));
-	return plan;
 }
 
 #define QUEUE_COLUMNS                                                                                           \
@@ -557,17 +523,14 @@ queue_json(const PGresult *rows, int row)
 	return queue;
 }
 
-Plan
-plan_queues_list(std::string_view body)
+void
+plan_queues_list(const json &request, Plan &plan)
 {
-	json request = parse_body(body);
-	Plan plan;
 	std::optional<long long> limit = optional_integer(request, "limit");
 	if (limit && *limit == 0)
 		limit.reset(); /* 0 = the default, 1000 */
 	plan.statements.push_back({"SELECT " QUEUE_COLUMNS " FROM querator.queues_list(nullif($1, ''), coalesce($2::integer, 1000))",
 							   {optional_string(request, "pivot"), text_param(limit)}});
-	return plan;
 }
 
 Reply
@@ -579,14 +542,10 @@ reply_queues_list(const Plan &, const std::vector<PGresult *> &results)
 	return json_reply({{"items", items}});
 }
 
-Plan
-plan_queues_info(std::string_view body)
+void
+plan_queues_info(const json &request, Plan &plan)
 {
-	json request = parse_body(body);
-	Plan plan;
-	plan.queue_name = queue_name(request);
 	plan.statements.push_back({"SELECT " QUEUE_COLUMNS " FROM querator.queues_info($1)", {plan.queue_name}});
-	return plan;
 }
 
 Reply
@@ -597,24 +556,17 @@ reply_queues_info(const Plan &plan, const std::vector<PGresult *> &results)
 	return json_reply(queue_json(results.at(0), 0));
 }
 
-Plan
-plan_queues_delete(std::string_view body)
+void
+plan_queues_delete(const json &request, Plan &plan)
 {
-	json request = parse_body(body);
-	Plan plan;
-	plan.queue_name = queue_name(request);
 	plan.statements.push_back({"SELECT querator.queues_delete($1, $2::boolean)",
 							   {plan.queue_name, bool_param(optional_bool(request, "force"))}});
-	return plan;
 }
 
 /* storage/items.list and storage/scheduled.list: the same paging over two lists. */
-Plan
-plan_storage_list(std::string_view body, const char *sql)
+void
+plan_storage_list(const json &request, Plan &plan, const char *sql)
 {
-	json request = parse_body(body);
-	Plan plan;
-	plan.queue_name = queue_name(request);
 	std::optional<std::string> pivot;
 	if (const json *given = field(request, "pivot"); given != nullptr && !(given->is_string() && given->get<std::string>().empty()))
 		pivot = item_id(*given, "pivot");
@@ -622,24 +574,23 @@ plan_storage_list(std::string_view body, const char *sql)
 	if (limit && *limit == 0)
 		limit.reset();
 	plan.statements.push_back({sql, {plan.queue_name, pivot, text_param(limit)}});
-	return plan;
 }
 
-Plan
-plan_items_list(std::string_view body)
+void
+plan_items_list(const json &request, Plan &plan)
 {
-	return plan_storage_list(
-		body, "SELECT l.id, l.source_id, l.leased, l.lease_deadline, l.expire_deadline, l.created_at, NULL,"
+	plan_storage_list(
+		request, plan, "SELECT l.id, l.source_id, l.leased, l.lease_deadline, l.expire_deadline, l.created_at, NULL,"
 			  " l.attempts, q.max_attempts, l.reference, l.encoding, l.kind, translate(encode(l.payload, 'base64'), E'\\n', '')"
 			  " FROM querator.storage_items_list($1, $2::bigint, coalesce($3::integer, 100)) l,"
 			  " querator.queues_info($1) q");
 }
 
-Plan
-plan_scheduled_list(std::string_view body)
+void
+plan_scheduled_list(const json &request, Plan &plan)
 {
-	return plan_storage_list(
-		body, "SELECT l.id, l.source_id, false, NULL, l.expire_deadline, l.created_at, l.enqueue_at,"
+	plan_storage_list(
+		request, plan, "SELECT l.id, l.source_id, false, NULL, l.expire_deadline, l.created_at, l.enqueue_at,"
 			  " l.attempts, q.max_attempts, l.reference, l.encoding, l.kind, translate(encode(l.payload, 'base64'), E'\\n', '')"
 			  " FROM querator.storage_scheduled_list($1, $2::bigint, coalesce($3::integer, 100)) l,"
 			  " querator.queues_info($1) q");
@@ -678,15 +629,13 @@ reply_ok(const Plan &, const std::vector<PGresult *> &)
 
 /* ---------------------------------------------------------------- metrics */
 
-Plan
-plan_metrics(std::string_view)
+void
+plan_metrics(const json &, Plan &plan)
 {
-	Plan plan;
 	plan.statements.push_back(
 		{"SELECT queue_name, partition, greatest(total - total_leased, 0), total_leased, scheduled, dead, produced, leased,"
 		 " completed, retried, lease_expired, dead_lettered, expired FROM querator.stats ORDER BY queue_name, partition",
 		 {}});
-	return plan;
 }
 
 /* A Prometheus label value: backslash, double quote and newline escaped. */
@@ -838,8 +787,11 @@ plan_request(const Endpoint &endpoint, std::string_view body)
 	Planned planned;
 	try
 	{
-		planned.plan = endpoint.plan(body);
+		/* GET /metrics takes no body; every call takes a JSON object, most of them naming a queue. */
+		const json request = endpoint.body_limit == 0 ? json::object() : parse_body(body);
 		planned.plan.endpoint = &endpoint;
+		planned.plan.queue_name = queue_name(request);
+		endpoint.plan(request, planned.plan);
 	}
 	catch (const ApiError &e)
 	{

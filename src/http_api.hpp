@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <libpq-fe.h>
+#include <nlohmann/json_fwd.hpp>
 
 namespace querator::http {
 
@@ -62,7 +63,7 @@ struct Endpoint
 {
 	const char *path;
 	std::size_t body_limit; /* Querator's per-endpoint limit, bytes */
-	Plan (*plan)(std::string_view body); /* throws ApiError */
+	void (*plan)(const nlohmann::json &request, Plan &plan); /* throws ApiError; queue_name is set */
 	Reply (*reply)(const Plan &plan, const std::vector<PGresult *> &results);
 };
 
