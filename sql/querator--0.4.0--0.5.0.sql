@@ -92,3 +92,13 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION querator.http_begin(text, text, integer) FROM PUBLIC;
+
+---------------------------------------------------------------- storage_items_delete (issue 15)
+-- Deletes given items of a queue, ready, leased or scheduled (Querator's
+-- storage/items.delete, served over HTTP too). All or none: an id the queue
+-- does not hold fails the call (42704). Takes the admin privilege, as
+-- queue_clear. Dead letters are not items: queue_redrive or queues_delete.
+CREATE FUNCTION querator.storage_items_delete(queue_name text, ids bigint[])
+RETURNS bigint
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'querator_storage_items_delete';

@@ -410,6 +410,14 @@ plan_complete(const json &request, Plan &plan)
 }
 
 void
+plan_items_delete(const json &request, Plan &plan)
+{
+	const json &ids = required_array(request, "ids", "ids is invalid; list of ids cannot be empty");
+	plan.statements.push_back(
+		{"SELECT querator.storage_items_delete($1, $2::bigint[])", {plan.queue_name, id_array(ids, "ids")}});
+}
+
+void
 plan_retry(const json &request, Plan &plan)
 {
 	const json &items = required_array(request, "items", "items is invalid; list of items cannot be empty");
@@ -704,6 +712,7 @@ const Endpoint kEndpoints[] = {
 	{"/v1/storage/items.list", 256 * kKiB, plan_items_list, reply_storage_list},
 	{"/v1/storage/scheduled.list", 256 * kKiB, plan_scheduled_list, reply_storage_list},
 	{"/v1/storage/items.import", 64 * kMiB, plan_import, reply_import},
+	{"/v1/storage/items.delete", 256 * kKiB, plan_items_delete, reply_ok},
 };
 
 /* ---------------------------------------------------------------- SQLSTATE -> status */
