@@ -257,6 +257,15 @@ is_deeply([ $status, map { [ $_->{kind}, $_->{encoding} ] } @{ $reply->{items} }
 like(join(',', map { $_->{id} } @{ $reply->{items} }), qr/\A\d+,\d+\z/, '... with the new ids, in order');
 is(sql("SELECT string_agg(kind || ':' || encode(payload, 'base64'), ',' ORDER BY id) FROM querator.storage_items_list('jobs')"),
 	'i1:aW1wb3J0ZWQ=,i2:AAE=', '... stored as items');
+my @imported = map { $_->{id} } @{ $reply->{items} };
+($status, $reply) = http('/v1/storage/items.delete', { queue_name => 'jobs', ids => [ $imported[0], '999999' ] }, key => $admin);
+is_deeply([ $status, $reply->{message} ], [ 400, "invalid storage id; '999999' does not exist" ],
+	'storage/items.delete: all or none');
+($status, $reply) = http('/v1/storage/items.delete', { queue_name => 'jobs', ids => [ $imported[0] ] }, key => $app);
+is($status, 403, '... needs admin');
+($status, $reply) = http('/v1/storage/items.delete', { queue_name => 'jobs', ids => [ $imported[0] ] }, key => $admin);
+is_deeply([ $status, $reply ], [ 200, { code => 200 } ], 'storage/items.delete');
+is(sql("SELECT string_agg(kind, ',') FROM querator.storage_items_list('jobs')"), 'i2', '... deleted that item only');
 sql("SELECT querator.queue_clear('jobs')");
 
 # Prometheus metrics: with a key (the queues its role may see), without one only when querator.http_metrics_role allows it.
