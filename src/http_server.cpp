@@ -449,8 +449,7 @@ Server::read_results(PooledConnection &pooled)
 				break;
 			case PGRES_FATAL_ERROR:
 			{
-				const Step &step = pooled.steps.at(pooled.results_seen++);
-				if (step.kind == Step::prepare)
+				if (const Step &step = pooled.steps.at(pooled.results_seen++); step.kind == Step::prepare)
 					pooled.prepared.erase(step.sql); /* prepared again next time */
 				if (!pooled.error)
 				{
@@ -462,7 +461,9 @@ Server::read_results(PooledConnection &pooled)
 				break;
 			}
 			case PGRES_PIPELINE_ABORTED:
-				pooled.results_seen++;
+				/* Skipped after an error: a statement whose prepare was skipped is not prepared. */
+				if (const Step &step = pooled.steps.at(pooled.results_seen++); step.kind == Step::prepare)
+					pooled.prepared.erase(step.sql);
 				break;
 			case PGRES_PIPELINE_SYNC:
 				PQclear(result);

@@ -136,6 +136,9 @@ is_deeply($reply, { code => 401, code_text => 'Unauthorized',
 	message => 'unauthenticated; no api key (Authorization: Bearer <key>)' }, "Querator's error shape");
 ($status, $reply) = http('/v1/queues.list', {}, key => 'qtr-00000000-wrong');
 is_deeply([ $status, $reply->{message} ], [ 401, 'unauthenticated; invalid or revoked api key' ], 'unknown key: 401');
+# A refused key skips the rest of the request's pipeline, its statement's first prepare included.
+($status, $reply) = http('/v1/queues.list', {}, key => $admin);
+is($status, 200, 'then the same call with a valid key, on the same pooled connection');
 my $produce = { queue_name => 'jobs', items => [ { utf8 => 'x' } ] };
 ($status, $reply) = http('/v1/queue.produce', $produce, key => $reader);
 is_deeply([ $status, $reply->{message} ], [ 403, "permission denied for queue; role 'reader' lacks the produce privilege on 'jobs'" ],
