@@ -155,7 +155,8 @@ querator_http_main(Datum main_arg)
 		{
 			stop_server();
 			elog(LOG, "querator http stopping");
-			proc_exit(0);
+			/* Not 0, which unregisters the worker: after pg_terminate_backend it comes back (at shutdown nothing does). */
+			proc_exit(1);
 		}
 		if (ConfigReloadPending)
 		{

@@ -409,6 +409,20 @@ is_deeply(\@lost, [], 'every acknowledged produce is still queued or was complet
 my @revived = grep { $left{$_} } @{ $summary->{completed} };
 is_deeply(\@revived, [], 'no acknowledged complete left its item behind');
 
+# pg_terminate_backend of the pool's connections and of the supervisor: both come back.
+my $before = server_pid();
+sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'querator http'");
+my $back = 0;
+for (1 .. 100)
+{
+	my $pid = eval { server_pid() };
+	$back = 1, last if $pid && $pid ne $before && wait_for_api();
+	usleep(100_000);
+}
+ok($back, 'pg_terminate_backend of the supervisor and the pool: a new server process answers');
+($status) = http('/v1/queues.list', {}, key => $admin);
+is($status, 200, '... with new pooled connections');
+
 # ------------------------------------------------------------ shutdown answers a waiting lease with 453, within a second
 $wait = start_http('/v1/queue.lease', { queue_name => 'jobs', batch_size => 1, client_id => 'last', request_timeout => '60s' }, $app);
 usleep(500_000);
