@@ -222,39 +222,38 @@ parse_body(std::string_view body)
 
 /* ---------------------------------------------------------------- result values */
 
+/* A column's text: "" for NULL, as libpq gives it (for columns that are never NULL). */
 const char *
 value(const PGresult *result, int row, int column)
 {
-	return PQgetisnull(result, row, column) ? nullptr : PQgetvalue(result, row, column);
+	return PQgetvalue(result, row, column);
 }
 
 json
 text_or_null(const PGresult *result, int row, int column)
 {
-	const char *text = value(result, row, column);
-	return text == nullptr ? json(nullptr) : json(text);
+	return PQgetisnull(result, row, column) ? json(nullptr) : json(value(result, row, column));
 }
 
 json
 integer(const PGresult *result, int row, int column)
 {
-	const char *text = value(result, row, column);
-	return text == nullptr ? json(nullptr) : json(std::strtoll(text, nullptr, 10));
+	return PQgetisnull(result, row, column) ? json(nullptr) : json(std::strtoll(value(result, row, column), nullptr, 10));
 }
 
 json
 timestamp(const PGresult *result, int row, int column)
 {
-	const char *text = value(result, row, column);
-	return text == nullptr ? json(nullptr) : json(rfc3339(text));
+	return PQgetisnull(result, row, column) ? json(nullptr) : json(rfc3339(value(result, row, column)));
 }
 
 /* A column of whole microseconds (the statements print durations so) as a Go duration. */
 json
 duration(const PGresult *result, int row, int column)
 {
-	const char *text = value(result, row, column);
-	return text == nullptr ? json(nullptr) : json(format_go_duration(std::strtoll(text, nullptr, 10)));
+	return PQgetisnull(result, row, column)
+			   ? json(nullptr)
+			   : json(format_go_duration(std::strtoll(value(result, row, column), nullptr, 10)));
 }
 
 Reply
