@@ -52,6 +52,8 @@ local_host()
 	std::string host = "localhost";
 	if (SplitDirectoriesString(raw, ',', &directories) && directories != nullptr)
 		host = static_cast<const char *>(linitial(directories));
+	list_free_deep(directories); /* its elements are palloc'd copies */
+	pfree(raw);
 	return host;
 }
 
