@@ -387,7 +387,7 @@ like(slurp_file($node->logfile), qr/querator http server\[\d+\]: request \/v1\/q
 sql("SELECT querator.queues_create('load', lease_timeout => '2 seconds'); SELECT querator.queue_grant('load', 'app', p) FROM unnest(ARRAY['produce', 'consume']) p");
 my $postmaster_start = sql("SELECT pg_postmaster_start_time()");
 my $load_out = '';
-my $load = IPC::Run::start([ 'python3', "$ENV{QUERATOR_SRC}/test/http_load.py", $port, $app, 'load', '6', '4' ],
+my $load = IPC::Run::start([ 'python3', ($ENV{QUERATOR_SRC} // ".") . "/test/http_load.py", $port, $app, 'load', '6', '4' ],
 	'>', \$load_out, IPC::Run::timeout(60));
 usleep(2_000_000);
 my $victim = server_pid();
