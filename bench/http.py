@@ -59,9 +59,9 @@ def run_pgbench(args, scenario, clients, logdir):
     return tx / tps, [us / per_call for us in latencies]
 
 
-def run_wrk(args, scenario, clients):
+def run_wrk(args, scenario, clients, seconds=None):
     env = dict(os.environ, QUERATOR_KEY=args.key)
-    out = subprocess.run(["wrk", "-t", str(clients), "-c", str(clients), "-d", f"{args.duration}s", "--latency",
+    out = subprocess.run(["wrk", "-t", str(clients), "-c", str(clients), "-d", f"{seconds or args.duration}s", "--latency",
                           "-s", os.path.join(args.lua, scenario + ".lua"), args.url + "/v1/queue.produce"],
                          capture_output=True, text=True, check=True, env=env).stdout
     seconds = float(re.search(r"requests in ([\d.]+)s", out).group(1))
@@ -87,6 +87,10 @@ def main():
     cur = benchlib.connect(args.dsn).cursor()
     cells = []
     logdir = tempfile.mkdtemp(prefix="http-bench-")
+    # The pool opens its connections as clients need them; a new backend's first calls are slow
+    # (process start, caches), which is not what the cells measure: open them all first.
+    fresh(cur, 0)
+    run_wrk(args, "produce-1", max(args.clients), seconds=2)
     for scenario, shape in SCENARIOS.items():
         for clients in args.clients:
             cell = {"scenario": scenario, "clients": clients}

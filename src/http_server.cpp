@@ -132,6 +132,7 @@ struct PooledConnection
 	std::vector<PGresult *> results; /* the plan's statements' results */
 	std::optional<Reply> error;     /* the first statement that failed */
 	bool want_write = false;
+	bool connecting = false;        /* PQconnectPoll has not said OK yet; request waits for it */
 	bool broken = false;
 };
 
@@ -156,8 +157,10 @@ private:
 	void dispatch(Request *request);
 	void finish(Request *request, Reply reply);
 	PooledConnection *idle_connection();
-	bool open_connection(PooledConnection &pooled);
+	void start_connecting(PooledConnection &pooled);
+	void continue_connecting(PooledConnection &pooled);
 	void start_on(PooledConnection &pooled, Request *request);
+	void send_request(PooledConnection &pooled);
 	bool send(PooledConnection &pooled, Step::Kind kind, const char *sql, const std::vector<const char *> &params);
 	void flush(PooledConnection &pooled);
 	void service(PooledConnection &pooled, short revents);
@@ -331,11 +334,14 @@ Server::idle_connection()
 }
 
 /*
- * Every session of the pool pins search_path (as every process of querator
- * that runs SQL) and prints times in UTC, ISO style, for the replies.
+ * A new pooled connection is made without blocking the loop (PQconnectStart,
+ * then PQconnectPoll as its socket allows): a blocking connect stalled every
+ * request in flight for its duration. Every session of the pool pins
+ * search_path (as every process of querator that runs SQL) and prints times
+ * in UTC, ISO style, for the replies.
  */
-bool
-Server::open_connection(PooledConnection &pooled)
+void
+Server::start_connecting(PooledConnection &pooled)
 {
 	const std::string port = std::to_string(config_.pg_port);
 	const char *keywords[] = {"host", "port", "dbname", "user", "application_name", "client_encoding", "options", nullptr};
@@ -344,14 +350,33 @@ Server::open_connection(PooledConnection &pooled)
 							"-c search_path=pg_catalog,pg_temp -c TimeZone=UTC -c DateStyle=ISO,YMD "
 							"-c IntervalStyle=postgres -c extra_float_digits=3",
 							nullptr};
-	pooled.conn = PQconnectdbParams(keywords, values, 0);
-	if (PQstatus(pooled.conn) != CONNECTION_OK)
+	pooled.conn = PQconnectStartParams(keywords, values, 0);
+	pooled.connecting = true;
+	pooled.want_write = true; /* libpq: poll for writing first */
+	if (pooled.conn == nullptr || PQstatus(pooled.conn) == CONNECTION_BAD)
+		continue_connecting(pooled); /* reports the failure */
+}
+
+void
+Server::continue_connecting(PooledConnection &pooled)
+{
+	const PostgresPollingStatusType status = pooled.conn != nullptr ? PQconnectPoll(pooled.conn) : PGRES_POLLING_FAILED;
+	if (status == PGRES_POLLING_READING || status == PGRES_POLLING_WRITING)
 	{
-		log_line("cannot connect to database \"%s\" as \"%s\" at %s:%s: %s", config_.database.c_str(),
-				 config_.user.c_str(), config_.pg_host.c_str(), port.c_str(), PQerrorMessage(pooled.conn));
-		return false;
+		pooled.want_write = status == PGRES_POLLING_WRITING;
+		return;
 	}
-	return PQsetnonblocking(pooled.conn, 1) == 0 && PQenterPipelineMode(pooled.conn) == 1;
+	pooled.connecting = false;
+	pooled.want_write = false;
+	if (status == PGRES_POLLING_OK && PQsetnonblocking(pooled.conn, 1) == 0 && PQenterPipelineMode(pooled.conn) == 1)
+		return send_request(pooled);
+	log_line("cannot connect to database \"%s\" as \"%s\" at %s:%d: %s", config_.database.c_str(),
+			 config_.user.c_str(), config_.pg_host.c_str(), config_.pg_port,
+			 pooled.conn != nullptr ? PQerrorMessage(pooled.conn) : "out of memory");
+	pooled.broken = true;
+	Request *request = pooled.request;
+	pooled.request = nullptr;
+	finish(request, error_reply(kRetryRequest, "database is unavailable; try again later"));
 }
 
 /*
@@ -379,12 +404,17 @@ Server::send(PooledConnection &pooled, Step::Kind kind, const char *sql, const s
 void
 Server::start_on(PooledConnection &pooled, Request *request)
 {
-	if (pooled.conn == nullptr && !open_connection(pooled))
-	{
-		pooled.broken = true;
-		return finish(request, error_reply(kRetryRequest, "database is unavailable; try again later"));
-	}
 	pooled.request = request;
+	if (pooled.conn == nullptr)
+		return start_connecting(pooled); /* the request goes out once connected */
+	send_request(pooled);
+}
+
+/* The request's pipeline: http_begin, its statements, Sync. */
+void
+Server::send_request(PooledConnection &pooled)
+{
+	const Request *request = pooled.request;
 	pooled.steps.clear();
 	pooled.results_seen = 0;
 	pooled.error.reset();
@@ -419,6 +449,8 @@ Server::service(PooledConnection &pooled, short revents)
 {
 	if (pooled.broken)
 		return;
+	if (pooled.connecting)
+		return continue_connecting(pooled);
 	if (revents & POLLOUT)
 		flush(pooled);
 	if (!pooled.broken && (revents & (POLLIN | POLLERR | POLLHUP)))
