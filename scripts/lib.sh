@@ -18,11 +18,11 @@ PG_USER=postgres
 # python3-psycopg2 and nodejs run the driver examples (test/t/091); npm comes with
 # some nodejs builds (NodeSource's, which Debian's npm package conflicts with), so
 # Debian's npm only when there is no npm command. The HTTP API builds with libmicrohttpd,
-# nlohmann-json and libpq; its test (test/t/092) drives it with curl and finds its
-# process with pgrep (procps).
+# nlohmann-json and libpq; its test (test/t/092) drives it with curl, finds its
+# process with pgrep (procps) and makes a certificate with openssl.
 APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-client-15 libipc-run-perl
 	libcurl4-openssl-dev libmicrohttpd-dev nlohmann-json3-dev libpq-dev make g++ python3 python3-psycopg2 nodejs
-	curl procps)
+	curl procps openssl)
 command -v npm >/dev/null || APT_PACKAGES+=(npm)
 
 log() { printf '==> %s\n' "$*" >&2; }

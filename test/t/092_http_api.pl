@@ -434,4 +434,26 @@ is_deeply([ $s, $r->{message} ], [ 453, 'service is shutting down; try another s
 ok($stop_took < 5, "the server stopped in ${stop_took}s");
 like(slurp_file($node->logfile), qr/querator http stopping/, 'the supervisor logged its stop');
 
+# ------------------------------------------------------------ HTTPS with querator.http_tls_cert_file / _key_file
+my $tls = $PostgreSQL::Test::Utils::tmp_check;
+my ($openssl_out, $openssl_err) = ('', '');
+IPC::Run::run([ 'openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+	'-keyout', "$tls/key.pem", '-out', "$tls/cert.pem" ], '>', \$openssl_out, '2>', \$openssl_err) or die $openssl_err;
+chmod 0600, "$tls/key.pem";
+$node->append_conf('postgresql.conf',
+	"querator.http_tls_cert_file = '$tls/cert.pem'\nquerator.http_tls_key_file = '$tls/key.pem'\n");
+$node->start;
+$url = "https://127.0.0.1:$port";
+my $https = '';
+for (1 .. 100)
+{
+	IPC::Run::run([ 'curl', '-s', '-k', '-o', '/dev/null', '-w', '%{http_code}', "$url/health" ], '>', \$https, '2>', \my $e);
+	last if $https eq '200';
+	usleep(100_000);
+}
+is($https, '200', 'HTTPS with the certificate and key settings');
+($status, $reply) = http('/v1/queues.list', {}, key => $admin, curl => ['-k']);
+is($status, 200, '... the API over it');
+$node->stop('fast');
+
 done_testing();
