@@ -1,7 +1,7 @@
 # querator: PGXS build. EXTVERSION lives here and in querator.control only
 # (default_version); the build stops when the two disagree.
 EXTENSION  = querator querator_router
-EXTVERSION = 0.4.0
+EXTVERSION = 0.5.0
 
 MODULE_big = querator
 OBJS       = $(patsubst %.cpp,%.o,$(sort $(wildcard src/*.cpp)))
@@ -34,9 +34,12 @@ endif
 # Rebuild objects when a header they include changes (PGXS does not track C++ headers).
 PG_CXXFLAGS += -MMD -MP
 EXTRA_CLEAN = src/*.d
-SHLIB_LINK  = -lstdc++ -lcurl
+# libpq and libmicrohttpd: the HTTP API's server process (src/http_server.cpp).
+SHLIB_LINK  = -lstdc++ -lcurl -lpq -lmicrohttpd
 # The user agent of webhook requests names the version.
 PG_CPPFLAGS += -DQUERATOR_VERSION='"$(EXTVERSION)"'
+# libpq-fe.h lives beside, not under, the server headers.
+PG_CPPFLAGS += -I$(shell $(PG_CONFIG) --includedir)
 # No LLVM bitcode for C++ sources: the JIT inlining gains nothing here.
 override with_llvm = no
 

@@ -17,9 +17,13 @@ PG_USER=postgres
 # Everything a fresh Debian 12 needs to build querator and run every test layer.
 # python3-psycopg2 and nodejs run the driver examples (test/t/091); npm comes with
 # some nodejs builds (NodeSource's, which Debian's npm package conflicts with), so
-# Debian's npm only when there is no npm command.
+# Debian's npm only when there is no npm command. The HTTP API builds with libmicrohttpd,
+# nlohmann-json and libpq; its test (test/t/094) drives it with curl, finds its
+# process with pgrep (procps) and makes a certificate with openssl. The router
+# (querator_router, test/t/092) needs PL/Proxy.
 APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-client-15 libipc-run-perl
-	libcurl4-openssl-dev make g++ python3 python3-psycopg2 nodejs postgresql-15-plproxy)
+	libcurl4-openssl-dev libmicrohttpd-dev nlohmann-json3-dev libpq-dev make g++ python3 python3-psycopg2 nodejs
+	curl procps openssl postgresql-15-plproxy)
 command -v npm >/dev/null || APT_PACKAGES+=(npm)
 
 log() { printf '==> %s\n' "$*" >&2; }

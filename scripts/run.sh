@@ -26,6 +26,20 @@ else
 fi
 
 # Restart rather than reuse: `make install` may have replaced querator.so.
+# The HTTP/JSON API on localhost, for the demo database; requests without a key act as
+# querator_demo (granted the demo queues below). Added once, also to an older cluster.
+HTTP_PORT=${QUERATOR_HTTP_PORT:-2319}
+if ! grep -q '^querator.http_listen_addresses' "$DATADIR/postgresql.conf"; then
+	cat >>"$DATADIR/postgresql.conf" <<EOF_CONF
+querator.http_listen_addresses = 'localhost'
+querator.http_port = $HTTP_PORT
+querator.http_database = 'querator'
+querator.http_anonymous_role = 'querator_demo'
+EOF_CONF
+else
+	sed -i "s/^querator.http_port = .*/querator.http_port = $HTTP_PORT/" "$DATADIR/postgresql.conf"
+fi
+
 stop_cluster "$DATADIR" fast
 port_in_use "$PORT" "$SOCKDIR" && die "port $PORT is taken; set QUERATOR_PORT to another port"
 log "starting the cluster on port $PORT"
@@ -55,11 +69,26 @@ SELECT querator.queue_complete('demo', ARRAY[:leased_id]::bigint[]) AS completed
 \echo the queue
 \x on
 SELECT * FROM querator.queues_info('demo');
+\x off
+-- The HTTP API's anonymous role (local demo only): Querator's quick-start queue, all rights.
+DO $$ BEGIN
+    CREATE ROLE querator_demo NOLOGIN;
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+DO $$ BEGIN
+    PERFORM querator.queues_create('email-queue');
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+SELECT count(querator.queue_grant('email-queue', 'querator_demo', p)) AS granted
+  FROM unnest(ARRAY['produce', 'consume', 'admin']) p;
 SQL
 
 cat <<EOF_MSG
 
 querator is running (data in $DATADIR, log in $VAR/cluster.log). Connect with:
   psql -h $SOCKDIR -p $PORT -U $PG_USER querator
+The HTTP/JSON API serves database querator at http://localhost:$HTTP_PORT/v1/ (requests
+without an API key act as role querator_demo), for example:
+  curl -X POST localhost:$HTTP_PORT/v1/queue.lease -d '{"queue_name": "email-queue", "batch_size": 1, "client_id": "me"}'
 Stop it with: scripts/stop.sh
 EOF_MSG

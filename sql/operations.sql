@@ -21,7 +21,7 @@ SELECT queue_name, partition, total, total_leased, scheduled, dead,
        average_lease_remaining, paused,
        produced, leased, completed, retried, lease_expired, dead_lettered, expired
   FROM querator.queue_stats('ops');
--- a leased item: total counts ready items only, total_leased the leased ones
+-- a leased item: total counts ready items including leased ones (Querator's meaning), total_leased the leased ones
 SELECT id, convert_from(payload, 'UTF8') AS payload FROM querator.queue_lease('ops', 'w1', 1);
 SELECT total, total_leased, scheduled, dead, leased,
        average_lease_remaining > interval '59 minutes' AS lease_remaining_about_1h,
@@ -272,6 +272,25 @@ SELECT encoding, payload_preview FROM querator.storage_scheduled_list('pv');
 SELECT querator.queue_retry('pv', ARRAY(SELECT id FROM querator.queue_lease('pv', 'w', 3)), dead => true);
 SELECT encoding, payload_preview FROM querator.storage_dead_list('pv');
 SELECT querator.queues_delete('pv', force => true);
+
+---------------------------------------------------------------- storage_items_delete: given items, all or none
+SELECT querator.queues_create('del', lease_timeout => '1 hour', partitions => 2);
+SELECT querator.queue_produce('del', ARRAY['a', 'b', 'c']::text[]) IS NOT NULL AS produced;
+SELECT querator.queue_produce('del', 'later'::text, enqueue_at => now() + interval '1 day') IS NOT NULL AS scheduled;
+SELECT count(*) AS leased FROM querator.queue_lease('del', 'w', 1);
+-- a ready, a leased and a scheduled item
+SELECT querator.storage_items_delete('del', ARRAY(
+    SELECT id FROM querator.storage_items_list('del') WHERE leased OR convert_from(payload, 'UTF8') = 'c'
+    UNION ALL SELECT id FROM querator.storage_scheduled_list('del'))) AS deleted;
+SELECT string_agg(convert_from(payload, 'UTF8'), ' ' ORDER BY id) AS left_over FROM querator.storage_items_list('del');
+SELECT sum(total) AS total, sum(total_leased) AS leased, sum(scheduled) AS scheduled FROM querator.queue_stats('del');
+-- an id the queue does not hold fails the call, and nothing is deleted
+SELECT min(id) AS kept_id FROM querator.storage_items_list('del') \gset
+SELECT try_ids(format('SELECT querator.storage_items_delete(%L, ARRAY[%s, %s])', 'del', :kept_id, :kept_id + 1000));
+SELECT try('SELECT querator.storage_items_delete(''del'', NULL)');
+SELECT querator.storage_items_delete('del', '{}') AS deleted;
+SELECT count(*) AS items FROM querator.storage_items_list('del');
+SELECT querator.queues_delete('del', force => true);
 
 SELECT querator.queues_delete('ops', force => true);
 SELECT querator.queues_delete('ops_parts', force => true);

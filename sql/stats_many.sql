@@ -23,7 +23,8 @@ SELECT sum(querator.queue_retry('sm_' || lpad(i::text, 3, '0'),
 WITH s AS (SELECT queue_name, sum(total) AS t, sum(total_leased) AS l, sum(scheduled) AS sc, sum(dead) AS d,
                   count(*) AS parts
              FROM querator.stats WHERE queue_name LIKE 'sm\_%' GROUP BY queue_name),
-     e AS (SELECT 'sm_' || lpad(i::text, 3, '0') AS queue_name, 2 + i % 5 - i % 3 - (i % 6 = 0)::int AS t,
+     -- t: ready items, leased ones included (Querator's meaning of total)
+     e AS (SELECT 'sm_' || lpad(i::text, 3, '0') AS queue_name, 2 + i % 5 - (i % 6 = 0)::int AS t,
                   i % 3 AS l, (i % 4 = 0)::int AS sc, (i % 6 = 0)::int AS d,
                   CASE WHEN i % 7 = 0 THEN 2 ELSE 1 END AS parts
              FROM generate_series(1, 300) i)
@@ -31,13 +32,13 @@ SELECT count(*) AS queues,
        count(*) FILTER (WHERE (s.t, s.l, s.sc, s.d, s.parts) IS DISTINCT FROM (e.t, e.l, e.sc, e.d, e.parts)) AS mismatched
   FROM e LEFT JOIN s USING (queue_name);
 -- per partition: the counts match the storage lists; ages exactly where items are
-WITH l AS (SELECT q.queue_name, i.partition, count(*) FILTER (WHERE NOT i.leased) AS t,
+WITH l AS (SELECT q.queue_name, i.partition, count(*) AS t,
                   count(*) FILTER (WHERE i.leased) AS l
              FROM querator.queues_list('sm_', 1000) q, LATERAL querator.storage_items_list(q.queue_name, NULL, 1000) i
             GROUP BY 1, 2)
 SELECT count(*) AS partitions,
        count(*) FILTER (WHERE (s.total, s.total_leased) IS DISTINCT FROM (coalesce(l.t, 0), coalesce(l.l, 0))) AS mismatched,
-       count(*) FILTER (WHERE (s.total + s.total_leased > 0) <> (s.oldest_age IS NOT NULL)) AS wrong_oldest_age,
+       count(*) FILTER (WHERE (s.total > 0) <> (s.oldest_age IS NOT NULL)) AS wrong_oldest_age,
        count(*) FILTER (WHERE s.oldest_age < s.average_age OR s.average_age < '0') AS wrong_average_age,
        count(*) FILTER (WHERE (s.total_leased > 0) <> (s.average_lease_remaining IS NOT NULL)
                            OR s.average_lease_remaining NOT BETWEEN '0' AND '1 hour') AS wrong_lease_remaining

@@ -1,4 +1,4 @@
-/* SQL entry points for operations: queue_clear, queue_redrive, queue_stats, queue_tables. */
+/* SQL entry points for operations: queue_clear, queue_redrive, queue_stats, queue_tables, storage_items_delete. */
 #include "access.hpp"
 #include "arguments.hpp"
 #include "catalog.hpp"
@@ -44,6 +44,19 @@ queue_redrive(FunctionCallInfo fcinfo)
 	PG_RETURN_INT64(static_cast<int64>(outcome.moved));
 }
 
+Datum
+storage_items_delete(FunctionCallInfo fcinfo)
+{
+	std::string name = arg_queue_name(fcinfo, 0);
+	std::optional<std::vector<int64>> ids = arg_ids(fcinfo, 1, "ids", NullIds::refused);
+	SpiConnection spi;
+	QueueDef queue = catalog_get(name);
+	require_privilege(queue, Privilege::admin);
+	uint64 deleted = delete_items(queue, *ids);
+	spi.finish();
+	PG_RETURN_INT64(static_cast<int64>(deleted));
+}
+
 /* An optional interval as a datum (NULL when empty), for a result row. */
 Datum
 interval_or_null(const std::optional<Interval> &value, bool *is_null)
@@ -70,7 +83,7 @@ queue_stats(FunctionCallInfo fcinfo)
 		bool nulls[17] = {};
 		values[0] = name_datum;
 		values[1] = Int32GetDatum(p);
-		values[2] = Int64GetDatum(f.ready);
+		values[2] = Int64GetDatum(f.total);
 		values[3] = Int64GetDatum(f.leased);
 		values[4] = Int64GetDatum(f.scheduled);
 		values[5] = Int64GetDatum(f.dead);
@@ -118,3 +131,4 @@ QUERATOR_SQL_FUNCTION(querator_queue_clear, querator::queue_clear(fcinfo));
 QUERATOR_SQL_FUNCTION(querator_queue_redrive, querator::queue_redrive(fcinfo));
 QUERATOR_SQL_FUNCTION(querator_queue_stats, querator::queue_stats(fcinfo));
 QUERATOR_SQL_FUNCTION(querator_queue_tables, querator::queue_tables(fcinfo));
+QUERATOR_SQL_FUNCTION(querator_storage_items_delete, querator::storage_items_delete(fcinfo));

@@ -118,18 +118,19 @@ startup_shmem()
 	LWLockRelease(AddinShmemInitLock);
 }
 
+/* A background worker the postmaster starts, and restarts RESTART_SECONDS after a crash. */
 void
-register_launcher()
+register_worker(const char *function, const char *name, int restart_seconds)
 {
 	BackgroundWorker worker;
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 10; /* seconds; after a crash of the launcher */
+	worker.bgw_restart_time = restart_seconds;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "querator");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "querator_launcher_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "querator launcher");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "querator launcher");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "%s", name);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "%s", name);
 	RegisterBackgroundWorker(&worker);
 }
 
@@ -147,7 +148,10 @@ _PG_init(void)
 	previous_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = startup_shmem;
 	querator::commit_effects_register_callbacks();
-	register_launcher();
+	register_worker("querator_launcher_main", "querator launcher", 10);
+	/* The HTTP/JSON API's supervisor (http_worker.cpp), only when it is turned on; its server process restarts without it. */
+	if (querator::http_listen_addresses[0] != '\0')
+		register_worker("querator_http_main", "querator http", 1);
 	previous_object_access_hook = object_access_hook;
 	object_access_hook = on_object_access;
 	previous_process_utility_hook = ProcessUtility_hook;

@@ -153,6 +153,8 @@ void set_queue_paused(const QueueDef &def, bool paused);
 
 /* Deletes ready, scheduled and (destructive) leased items; returns how many. */
 uint64 clear_queue(const QueueDef &queue, bool ready, bool scheduled, bool destructive);
+/* Deletes the given items (ready, leased or scheduled): all or none (42704 for an id the queue does not hold). */
+uint64 delete_items(const QueueDef &queue, const std::vector<int64> &ids);
 
 struct RedriveOutcome
 {

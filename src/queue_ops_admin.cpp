@@ -7,6 +7,8 @@
 #include "storage_admin.hpp"
 #include "waiters.hpp"
 
+#include <map>
+
 namespace querator {
 
 namespace {
@@ -113,6 +115,24 @@ clear_queue(const QueueDef &queue, bool ready, bool scheduled, bool destructive)
 		total += c.ready + c.leased + c.scheduled;
 	}
 	return total;
+}
+
+uint64
+delete_items(const QueueDef &queue, const std::vector<int64> &ids)
+{
+	std::map<int, std::vector<int64>> by_partition;
+	for (int64 id : ids)
+		if (int p = partition_of_id(id); p >= 0 && p < queue.partitions)
+			by_partition[p].push_back(id);
+	std::set<int64> done;
+	for (const auto &[partition, partition_ids] : by_partition)
+	{
+		DeletedItems deleted = storage_delete_items(queue.id, partition, partition_ids);
+		estimates_add_at_commit(queue.id, partition, -static_cast<int64>(deleted.ready));
+		done.insert(deleted.ids.begin(), deleted.ids.end());
+	}
+	require_acted_on(queue, ids, done, "deleted", "an item");
+	return done.size();
 }
 
 RedriveOutcome

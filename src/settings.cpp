@@ -18,6 +18,15 @@ int worker_batch_size = 1000;
 int wait_recheck_interval = 5;
 int webhook_max_transfers = 256;
 char *webhook_allowed_cidrs = nullptr;
+char *http_listen_addresses = nullptr;
+int http_port = 2319;
+char *http_database = nullptr;
+int http_max_requests = 32;
+int http_max_body_size = 64 * 1024 * 1024;
+char *http_anonymous_role = nullptr;
+char *http_metrics_role = nullptr;
+char *http_tls_cert_file = nullptr;
+char *http_tls_key_file = nullptr;
 }
 
 namespace {
@@ -95,6 +104,46 @@ define_settings()
 							   "reserved and cloud metadata addresses are refused unless listed here.",
 							   &webhook_allowed_cidrs, "",
 							   PGC_SIGHUP, 0, check_allowed_cidrs, nullptr, nullptr);
+	/* The HTTP API: where it listens and which database it serves are fixed at server start, like the pool's target. */
+	DefineCustomStringVariable("querator.http_listen_addresses",
+							   "Addresses the HTTP/JSON API listens on, comma-separated; empty turns it off.",
+							   "Host names or IP addresses; * for every address.",
+							   &http_listen_addresses, "",
+							   PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("querator.http_port",
+							"TCP port of the HTTP/JSON API.",
+							nullptr, &http_port, 2319, 1, 65535,
+							PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+	DefineCustomStringVariable("querator.http_database",
+							   "The database whose queues the HTTP/JSON API serves.",
+							   nullptr, &http_database, "postgres",
+							   PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("querator.http_max_requests",
+							"Most HTTP requests running SQL at once: the size of the API's connection pool.",
+							"Further requests wait for a connection; a long-polling lease holds one while it waits.",
+							&http_max_requests, 32, 1, 1024,
+							PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("querator.http_max_body_size",
+							"Largest HTTP request body, over every endpoint's own limit.",
+							nullptr, &http_max_body_size, 64 * 1024 * 1024, 1024, 1024 * 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
+	DefineCustomStringVariable("querator.http_anonymous_role",
+							   "Role that HTTP requests without an API key act as; empty: a key is required.",
+							   nullptr, &http_anonymous_role, "",
+							   PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+	DefineCustomStringVariable("querator.http_metrics_role",
+							   "Role that GET /metrics without an API key acts as; empty: a key is required.",
+							   "Metrics show the queues this role holds a privilege on.",
+							   &http_metrics_role, "",
+							   PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+	DefineCustomStringVariable("querator.http_tls_cert_file",
+							   "PEM certificate of the HTTP/JSON API; with querator.http_tls_key_file it serves HTTPS.",
+							   nullptr, &http_tls_cert_file, "",
+							   PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+	DefineCustomStringVariable("querator.http_tls_key_file",
+							   "PEM private key of the HTTP/JSON API's certificate.",
+							   nullptr, &http_tls_key_file, "",
+							   PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
 	MarkGUCPrefixReserved("querator");
 }
 

@@ -27,6 +27,16 @@ extern int worker_batch_size;  /* querator.worker_batch_size */
 extern int wait_recheck_interval; /* querator.wait_recheck_interval, seconds */
 extern int webhook_max_transfers; /* querator.webhook_max_transfers, per worker */
 extern char *webhook_allowed_cidrs; /* querator.webhook_allowed_cidrs, never NULL after define_settings */
+/* The HTTP/JSON API (http_worker.cpp); never NULL after define_settings. */
+extern char *http_listen_addresses; /* querator.http_listen_addresses, empty = no HTTP API */
+extern int http_port;                /* querator.http_port */
+extern char *http_database;          /* querator.http_database */
+extern int http_max_requests;        /* querator.http_max_requests: requests running SQL at once */
+extern int http_max_body_size;       /* querator.http_max_body_size, bytes */
+extern char *http_anonymous_role;    /* querator.http_anonymous_role, empty = a key is required */
+extern char *http_metrics_role;      /* querator.http_metrics_role: GET /metrics without a key acts as it; empty = a key is required */
+extern char *http_tls_cert_file;     /* querator.http_tls_cert_file, with the key file: HTTPS */
+extern char *http_tls_key_file;      /* querator.http_tls_key_file */
 }
 
 void define_settings();

@@ -63,6 +63,29 @@ storage_clear_partition(int32 queue_id, int partition, bool ready, bool schedule
 	return counts;
 }
 
+DeletedItems
+storage_delete_items(int32 queue_id, int partition, const std::vector<int64> &ids)
+{
+	DeletedItems deleted;
+	head_register(queue_id, partition); /* deletes unleased items: a rollback brings them back */
+	/* Item rows before lease rows, as in storage_clear_partition: the lock order of every statement. */
+	const uint64 rows = spi_run(
+		render_partition("WITH gone AS (DELETE FROM {items} WHERE id = ANY ($1) RETURNING id), "
+						 "released AS (DELETE FROM {leases} WHERE id = ANY ($1) AND (SELECT count(*) FROM gone) >= 0 "
+						 "RETURNING id), "
+						 "unscheduled AS (DELETE FROM {scheduled} WHERE id = ANY ($1) RETURNING id) "
+						 "SELECT g.id, l.id IS NULL FROM gone g LEFT JOIN released l USING (id) "
+						 "UNION ALL SELECT id, false FROM unscheduled",
+						 queue_id, partition),
+		{param_int64_array(ids)});
+	for (uint64 row = 0; row < rows; row++)
+	{
+		deleted.ids.push_back(spi_get_int64(row, 1));
+		deleted.ready += spi_get_bool(row, 2) ? 1 : 0;
+	}
+	return deleted;
+}
+
 uint64
 storage_redrive_dead(int32 queue_id, int partition, int partitions, const std::optional<std::vector<int64>> &ids,
 					 std::optional<TimestampTz> dead_before, const std::optional<Interval> &expire_timeout)
@@ -306,7 +329,7 @@ storage_partition_figures(int32 queue_id, int partition, int partitions)
 	});
 	PartitionFigures f;
 	f.leased = l.rows;
-	f.ready = std::max<int64>(0, i.rows - l.rows);
+	f.total = i.rows; /* a leased item stays in the items table */
 	f.scheduled = s.rows;
 	f.dead = d.rows;
 	if (i.has_first)

@@ -21,6 +21,14 @@ struct ClearCounts
 	uint64 scheduled = 0;
 };
 
+/* The given items a partition held, deleted: ready and leased ones (with their leases), scheduled ones. */
+struct DeletedItems
+{
+	std::vector<int64> ids;
+	uint64 ready = 0; /* not leased */
+};
+DeletedItems storage_delete_items(int32 queue_id, int partition, const std::vector<int64> &ids);
+
 /* Deletes unleased items (ready), scheduled items, and with destructive also leased items. */
 ClearCounts storage_clear_partition(int32 queue_id, int partition, bool ready, bool scheduled, bool destructive);
 
@@ -53,7 +61,7 @@ std::vector<QueueTable> storage_queue_tables(int32 queue_id, int partitions);
 
 struct PartitionFigures
 {
-	int64 ready = 0;
+	int64 total = 0; /* ready items including leased ones (Querator's meaning); scheduled ones apart */
 	int64 leased = 0;
 	int64 scheduled = 0;
 	int64 dead = 0;

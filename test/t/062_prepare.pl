@@ -90,6 +90,14 @@ is(sql("SELECT count(*) FROM querator.queues_list() WHERE queue_name = 'pq2'"), 
 ($out, $err) = in_a("SELECT querator.queues_create('pq2')");
 is($err, '', 'and can be created afterwards');
 
+# storage_items_delete (0.5.0): deleted ready items would come back at abort, as a clear's
+sql("SELECT querator.queue_produce('pq2', 'doomed'::text)");
+in_a('BEGIN');
+in_a("SELECT querator.storage_items_delete('pq2', ARRAY(SELECT id FROM querator.storage_items_list('pq2')))");
+($out, $err) = in_a("PREPARE TRANSACTION 'p4'");
+like($err, $refused, 'PREPARE after storage_items_delete fails with 0A000');
+is(sql("SELECT count(*) FROM querator.storage_items_list('pq2')"), '1', 'the item was not deleted');
+
 # --- transactions that changed nothing through querator prepare as usual --------
 sql('CREATE TABLE business (v int)');
 in_a('BEGIN');
