@@ -102,3 +102,17 @@ CREATE FUNCTION querator.storage_items_delete(queue_name text, ids bigint[])
 RETURNS bigint
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'querator_storage_items_delete';
+
+---------------------------------------------------------------- catalog changes by any means (issue 17)
+-- Every statement that changes querator.queues moves the catalog version at
+-- commit, through the API or not (a restore's COPY, a superuser's UPDATE), so
+-- backends' cached definitions follow it and the worker re-reads the catalog
+-- only when it changed (before 0.5.0 it re-read it once a minute for these).
+CREATE FUNCTION querator.queues_changed()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'querator_queues_changed';
+REVOKE ALL ON FUNCTION querator.queues_changed() FROM PUBLIC;
+CREATE TRIGGER queues_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON querator.queues
+    FOR EACH STATEMENT EXECUTE FUNCTION querator.queues_changed();

@@ -190,6 +190,18 @@ SELECT querator.queues_delete('list3');
 SELECT querator.queues_delete('list4');
 SELECT try($$SELECT querator.queues_delete('list4')$$);
 
+-- A change of querator.queues made outside the API (a superuser's UPDATE, a
+-- restore's COPY) reaches every cached definition: the queues_changed trigger
+-- moves the catalog version at commit (0.5.0). The first lease caches the
+-- definition in this backend; without the trigger the second would still use
+-- the one-minute lease timeout.
+SELECT querator.queues_create('direct_edit', lease_timeout => '1 minute');
+SELECT cardinality(querator.queue_produce('direct_edit', ARRAY['a', 'b']::text[])) AS produced;
+SELECT lease_deadline < now() + interval '2 minutes' AS one_minute FROM querator.queue_lease('direct_edit', 'c1', 1);
+UPDATE querator.queues SET lease_timeout = '2 hours' WHERE name = 'direct_edit';
+SELECT lease_deadline > now() + interval '1 hour' AS two_hours FROM querator.queue_lease('direct_edit', 'c2', 1);
+SELECT querator.queues_delete('direct_edit', true);
+
 -- nothing is left: no queue, no item table (only the extension's templates)
 SELECT count(*) AS queues FROM querator.queues_list();
 SELECT count(*) AS item_tables

@@ -2,6 +2,7 @@
 #include "access.hpp"
 #include "arguments.hpp"
 #include "catalog.hpp"
+#include "commit_effects.hpp"
 #include "error.hpp"
 #include "queue_ops.hpp"
 #include "settings.hpp"
@@ -12,6 +13,10 @@
 #include "webhook_state.hpp"
 
 #include <algorithm>
+
+extern "C" {
+#include "commands/trigger.h"
+}
 
 namespace querator {
 
@@ -315,10 +320,28 @@ change_grant(FunctionCallInfo fcinfo, bool grant)
 	PG_RETURN_VOID();
 }
 
+/*
+ * The trigger on querator.queues, after every statement that changes it: a
+ * change made outside the API (a restore's COPY, a superuser's UPDATE, an
+ * upgrade script) moves the catalog version at commit as the API's own
+ * changes do, so every backend's cached definitions and the worker's queue
+ * list follow it (docs/design.md, "Deadline floors": the worker reads the
+ * catalog only when it changed).
+ */
+Datum
+queues_changed(FunctionCallInfo fcinfo)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "queues_changed is a trigger function");
+	catalog_cache_changed();
+	return PointerGetDatum(nullptr);
+}
+
 } // namespace
 
 } // namespace querator
 
+QUERATOR_SQL_FUNCTION(querator_queues_changed, querator::queues_changed(fcinfo));
 QUERATOR_SQL_FUNCTION(querator_queue_pause, querator::set_paused(fcinfo, true));
 QUERATOR_SQL_FUNCTION(querator_queue_resume, querator::set_paused(fcinfo, false));
 QUERATOR_SQL_FUNCTION(querator_queue_grant, querator::change_grant(fcinfo, true));
