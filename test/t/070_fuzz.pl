@@ -322,13 +322,15 @@ sub value_for
 	die "no pool for argument $name of type $type";
 }
 
-# --- the functions: every overload in schema querator ---------------------------
+# --- the functions: every overload in schema querator, but trigger functions ----
+# (queues_changed: PostgreSQL refuses any call of it but as a trigger) -------------
 my @functions;
 for my $row (split /\n/, sql(<<'SQL'))
 SELECT p.proname, p.pronargs - p.pronargdefaults,
        array_to_string(ARRAY(SELECT coalesce(p.proargnames[i], '') || ':' || format_type(p.proargtypes[i - 1], NULL)
                                FROM generate_series(1, p.pronargs) i ORDER BY i), ',')
-  FROM pg_proc p WHERE p.pronamespace = 'querator'::regnamespace ORDER BY 1, 3
+  FROM pg_proc p WHERE p.pronamespace = 'querator'::regnamespace AND p.prorettype <> 'trigger'::regtype
+ ORDER BY 1, 3
 SQL
 {
 	my ($fname, $required, $args) = split /\|/, $row, -1;
