@@ -95,8 +95,9 @@ DeadLetterTarget dead_letter_target(const QueueDef *dead_queue);
  */
 bool floor_due(Floor kind, const QueueDef &queue, int partition);
 /*
- * Whether nothing is due in the partition (both floors read at once: most
- * partitions of a round, with thousands of queues); if so, *next is when to
+ * Whether nothing is due in the partition (both floors read at once: the
+ * round's recheck of a partition the due index named, whose floors a
+ * commit or an earlier visit may have moved since); if so, *next is when to
  * look again (nothing: no deadline).
  */
 bool floors_quiet(const QueueDef &queue, int partition, std::optional<TimestampTz> *next);
