@@ -1,7 +1,7 @@
 # querator: PGXS build. EXTVERSION lives here and in querator.control only
 # (default_version); the build stops when the two disagree.
 EXTENSION  = querator querator_router
-EXTVERSION = 0.5.0
+EXTVERSION = 0.6.0
 
 MODULE_big = querator
 OBJS       = $(patsubst %.cpp,%.o,$(sort $(wildcard src/*.cpp)))

@@ -218,6 +218,62 @@ maintain_due_partitions(RoundResult &result)
 			maintain_partition(result, *queue, partition, known.by_name->dead_queue_of(*queue));
 }
 
+/*
+ * Segment upkeep (docs/design.md, "Segments"): the partitions flagged since
+ * the last round (a rotation due, a writer of an old segment gone), and
+ * those that had something left to try a second ago (a segment not drained
+ * yet, a table busy). Each in its own short transaction; a round spends
+ * this long on them at most, the rest waits for the next round.
+ */
+constexpr int64 kSegmentBudgetUsec = 100 * 1000;
+std::vector<std::pair<int32, int32>> segments_to_retry;
+TimestampTz segments_retry_at = 0;
+
+void
+maintain_segments(RoundResult &result)
+{
+	std::vector<std::pair<int32, int32>> work = storage_segments_flagged();
+	TimestampTz now = GetCurrentTimestamp();
+	if (now >= segments_retry_at)
+	{
+		work.insert(work.end(), segments_to_retry.begin(), segments_to_retry.end());
+		segments_to_retry.clear();
+	}
+	std::sort(work.begin(), work.end());
+	work.erase(std::unique(work.begin(), work.end()), work.end());
+	const TimestampTz budget_ends = now + kSegmentBudgetUsec;
+	bool retry_soon = false;
+	for (const auto &[queue_id, partition] : work)
+	{
+		const auto queue = known.by_id.find(queue_id);
+		if (queue == known.by_id.end() || partition >= queue->second->partitions)
+			continue; /* deleted or shrunk since it was flagged */
+		if (GetCurrentTimestamp() >= budget_ends)
+		{
+			segments_to_retry.emplace_back(queue_id, partition);
+			retry_soon = true;
+			continue;
+		}
+		bool again = false;
+		in_worker_transaction([&] {
+			SpiConnection spi;
+			again = !storage_try_lock_partition(queue_id, partition) || storage_segments_upkeep(queue_id, partition);
+			spi.finish();
+		});
+		if (again)
+			segments_to_retry.emplace_back(queue_id, partition);
+		pg_guard([] { CHECK_FOR_INTERRUPTS(); });
+	}
+	now = GetCurrentTimestamp();
+	if (retry_soon)
+		note_deadline(result, now); /* out of budget: the rest in the next round, which comes at once */
+	else if (!segments_to_retry.empty())
+	{
+		segments_retry_at = now + kBusyPartitionRetryUsec;
+		note_deadline(result, segments_retry_at);
+	}
+}
+
 bool
 catalog_read_due(uint64 version_now)
 {
@@ -256,6 +312,7 @@ maintenance_round()
 		return result;
 	}
 	maintain_due_partitions(result);
+	maintain_segments(result);
 	return result;
 }
 

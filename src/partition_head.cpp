@@ -3,7 +3,10 @@
 #include "partition_key.hpp"
 
 extern "C" {
+#include "port/atomics.h"
+#include "storage/shmem.h"
 #include "storage/spin.h"
+#include "utils/timestamp.h"
 }
 
 #include <algorithm>
@@ -21,6 +24,18 @@ struct Registration
 {
 	int pid;      /* 0: free */
 	int64 floor;  /* the head when it registered: its items are all at or above it */
+	int segment;  /* the segment it writes */
+};
+
+/* The ring of segments (partition_head.hpp), under the entry's mutex. */
+struct Ring
+{
+	int count; /* 0: not known yet */
+	int current;
+	uint64 inserted;
+	TimestampTz since;
+	bool attention; /* the worker should look at this partition's segments */
+	SegmentBounds segments[kMaxSegments];
 };
 
 struct HeadEntry
@@ -38,10 +53,13 @@ struct HeadEntry
 	 */
 	uint64 ended_count;
 	int64 ended_floors[kEndedRing];
+	Ring ring;
 };
 
 HTAB *heads = nullptr;
 LWLock *heads_lock = nullptr;
+/* Set when some entry has ring.attention: the worker looks at the entries only then. */
+pg_atomic_uint32 *ring_attention = nullptr;
 
 HeadEntry *
 find_entry(const PartitionKey &key, bool create)
@@ -62,9 +80,38 @@ find_entry(const PartitionKey &key, bool create)
 		entry->overflow = 0;
 		memset(entry->registrations, 0, sizeof(entry->registrations));
 		entry->ended_count = 0;
+		entry->ring.count = 0;
+		entry->ring.attention = false;
 	}
 	LWLockRelease(heads_lock);
 	return entry;
+}
+
+
+/* The ring as a view, with the registrations' segments; caller holds the entry's mutex. */
+RingView
+ring_view(const HeadEntry *entry)
+{
+	RingView view;
+	view.count = entry->ring.count;
+	view.current = entry->ring.current;
+	view.inserted = entry->ring.inserted;
+	view.since = entry->ring.since;
+	view.head = entry->head;
+	view.frozen = entry->overflow > 0;
+	for (const Registration &r : entry->registrations)
+		if (r.pid != 0)
+			view.writers[r.segment]++;
+	for (int s = 0; s < kMaxSegments; s++)
+		view.segments[s] = entry->ring.segments[s];
+	return view;
+}
+
+void
+flag_attention(HeadEntry *entry)
+{
+	entry->ring.attention = true;
+	pg_atomic_write_u32(ring_attention, 1);
 }
 
 } // namespace
@@ -73,13 +120,133 @@ void
 head_request_shmem()
 {
 	request_partition_table("querator_heads", sizeof(HeadEntry));
+	RequestAddinShmemSpace(MAXALIGN(sizeof(pg_atomic_uint32)));
 }
 
 void
 head_startup_shmem()
 {
 	heads = attach_partition_table("querator partition heads", "querator_heads", sizeof(HeadEntry), &heads_lock);
+	bool found = false;
+	ring_attention =
+		static_cast<pg_atomic_uint32 *>(ShmemInitStruct("querator segment attention", sizeof(pg_atomic_uint32), &found));
+	if (!found)
+		pg_atomic_init_u32(ring_attention, 0);
 }
+
+RingView
+head_ring_read(int32 queue_id, int partition)
+{
+	HeadEntry *entry = heads ? find_entry(make_partition_key(queue_id, partition), false) : nullptr;
+	if (entry == nullptr)
+		return RingView{};
+	SpinLockAcquire(&entry->mutex);
+	RingView view = ring_view(entry);
+	SpinLockRelease(&entry->mutex);
+	return view;
+}
+
+void
+head_ring_install(int32 queue_id, int partition, const RingView &derived)
+{
+	HeadEntry *entry = heads ? find_entry(make_partition_key(queue_id, partition), true) : nullptr;
+	if (entry == nullptr)
+		return;
+	SpinLockAcquire(&entry->mutex);
+	if (entry->ring.count == 0)
+	{
+		entry->ring.count = derived.count;
+		entry->ring.current = derived.current;
+		entry->ring.inserted = derived.inserted;
+		entry->ring.since = derived.since;
+		for (int s = 0; s < kMaxSegments; s++)
+			entry->ring.segments[s] = derived.segments[s];
+		flag_attention(entry); /* segments left over from before a restart may be emptied */
+	}
+	SpinLockRelease(&entry->mutex);
+}
+
+bool
+head_ring_change(int32 queue_id, int partition, bool (*change)(RingView *ring, void *arg), void *arg)
+{
+	HeadEntry *entry = heads ? find_entry(make_partition_key(queue_id, partition), false) : nullptr;
+	if (entry == nullptr)
+		return false;
+	SpinLockAcquire(&entry->mutex);
+	RingView view = ring_view(entry);
+	const bool changed = view.count > 0 && change(&view, arg);
+	if (changed)
+	{
+		entry->ring.current = view.current;
+		entry->ring.inserted = view.inserted;
+		entry->ring.since = view.since;
+		for (int s = 0; s < kMaxSegments; s++)
+			entry->ring.segments[s] = view.segments[s];
+	}
+	SpinLockRelease(&entry->mutex);
+	return changed;
+}
+
+bool
+head_ring_inserted(int32 queue_id, int partition, uint64 count)
+{
+	HeadEntry *entry = heads ? find_entry(make_partition_key(queue_id, partition), false) : nullptr;
+	if (entry == nullptr || count == 0)
+		return false;
+	const TimestampTz now = GetCurrentTimestamp();
+	SpinLockAcquire(&entry->mutex);
+	Ring &ring = entry->ring;
+	ring.inserted += count;
+	const bool flag = ring.count > 0 && !ring.attention &&
+					  (ring.inserted >= static_cast<uint64>(segment_items) ||
+					   now - ring.since >= static_cast<int64>(segment_interval_ms) * 1000);
+	if (flag)
+		flag_attention(entry);
+	SpinLockRelease(&entry->mutex);
+	return flag;
+}
+
+void
+head_ring_attention(int32 queue_id, int partition)
+{
+	HeadEntry *entry = heads ? find_entry(make_partition_key(queue_id, partition), false) : nullptr;
+	if (entry == nullptr)
+		return;
+	SpinLockAcquire(&entry->mutex);
+	flag_attention(entry);
+	SpinLockRelease(&entry->mutex);
+}
+
+std::vector<std::pair<int32, int32>>
+head_ring_take_attention()
+{
+	std::vector<std::pair<int32, int32>> flagged;
+	if (heads == nullptr || pg_atomic_exchange_u32(ring_attention, 0) == 0)
+		return flagged;
+	bool other_databases = false;
+	LWLockAcquire(heads_lock, LW_SHARED);
+	HASH_SEQ_STATUS scan;
+	hash_seq_init(&scan, heads);
+	while (auto *entry = static_cast<HeadEntry *>(hash_seq_search(&scan)))
+	{
+		SpinLockAcquire(&entry->mutex);
+		const bool flagged_here = entry->ring.attention;
+		if (flagged_here && entry->key.database == MyDatabaseId)
+			entry->ring.attention = false;
+		SpinLockRelease(&entry->mutex);
+		if (!flagged_here)
+			continue;
+		if (entry->key.database == MyDatabaseId)
+			flagged.emplace_back(entry->key.queue_id, entry->key.partition);
+		else
+			other_databases = true;
+	}
+	LWLockRelease(heads_lock);
+	if (other_databases)
+		pg_atomic_write_u32(ring_attention, 1); /* their workers take them */
+	return flagged;
+}
+
 
 HeadView
 head_read(int32 queue_id, int partition)
@@ -110,18 +277,20 @@ head_enter(int32 queue_id, int partition, HeadRegistration *registration)
 	bool overflow = true;
 	SpinLockAcquire(&entry->mutex);
 	const int64 floor = entry->head;
+	const int segment = entry->ring.count > 0 ? entry->ring.current : 0;
 	for (Registration &r : entry->registrations)
 		if (r.pid == 0)
 		{
 			r.pid = MyProcPid;
 			r.floor = floor;
+			r.segment = segment;
 			overflow = false;
 			break;
 		}
 	if (overflow)
 		entry->overflow++;
 	SpinLockRelease(&entry->mutex);
-	*registration = HeadRegistration{queue_id, partition, overflow, floor};
+	*registration = HeadRegistration{queue_id, partition, overflow, floor, segment};
 	return true;
 }
 
@@ -145,6 +314,8 @@ head_leave(const HeadRegistration &registration, bool remember)
 		entry->ended_floors[entry->ended_count % kEndedRing] = registration.floor;
 		entry->ended_count++;
 	}
+	if (entry->ring.count > 0 && (registration.overflow || registration.segment != entry->ring.current))
+		flag_attention(entry); /* the last writer of a segment that is no longer current may have left */
 	SpinLockRelease(&entry->mutex);
 }
 

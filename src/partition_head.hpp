@@ -27,6 +27,9 @@
 
 #include "pg_prelude.hpp"
 
+#include <utility>
+#include <vector>
+
 namespace querator {
 
 void head_request_shmem();
@@ -44,6 +47,55 @@ struct HeadView
 /* Read right before the scan's statement (so before its snapshot). */
 HeadView head_read(int32 queue_id, int partition);
 
+/*
+ * The ring of segments of a partition (docs/design.md, "Segments"): the
+ * items live in N tables; new items go to the current one; a segment that
+ * is no longer current, that no registered transaction can still write,
+ * and whose items are all gone is emptied with TRUNCATE and reused. The ring
+ * lives next to the registrations because its proof is theirs: a writer
+ * registers before it inserts, and writes the segment that was current when
+ * it registered, for as long as its registration lasts.
+ */
+constexpr int kMaxSegments = 8;
+constexpr int64 kUnsealed = PG_INT64_MAX; /* upper bound of a segment that may still get items */
+
+struct SegmentBounds
+{
+	bool used = false;        /* false: empty, free to become current */
+	int64 lower = 0;          /* every id in it is >= lower */
+	int64 upper = kUnsealed;  /* every id in it is < upper (set once no writer can reach it) */
+	int64 checked_below = 0;  /* every row below this id was seen dead: emptiness checks resume here */
+};
+
+struct RingView
+{
+	int count = 0;             /* segments; 0: not known (untracked partition, or not read since startup) */
+	int current = 0;           /* where writers registering now insert */
+	uint64 inserted = 0;       /* items inserted into the current segment since it became current */
+	TimestampTz since = 0;     /* when it became current */
+	int64 head = 0;
+	int writers[kMaxSegments] = {}; /* live registrations that write each segment */
+	bool frozen = false;       /* an overflow registration (segment unknown) is live: nothing may be truncated */
+	SegmentBounds segments[kMaxSegments];
+};
+
+/* The partition's ring; count 0 when it has no entry or its ring is not known yet. */
+RingView head_ring_read(int32 queue_id, int partition);
+/* Installs a ring read from the tables (storage), unless another process installed one first; makes the entry. */
+void head_ring_install(int32 queue_id, int partition, const RingView &derived);
+/*
+ * Applies `change` to the ring under the entry's spinlock: it gets the ring
+ * as head_ring_read gives it, must not error or allocate, and returns true
+ * to store the segment fields back (current, inserted, since, segments).
+ */
+bool head_ring_change(int32 queue_id, int partition, bool (*change)(RingView *ring, void *arg), void *arg);
+/* Counts items inserted into the current segment; flags the partition for the worker once a rotation is due (true: just now). */
+bool head_ring_inserted(int32 queue_id, int partition, uint64 count);
+/* Flags the partition for the worker's segment upkeep (a rotation may be due, or a segment may be emptied). */
+void head_ring_attention(int32 queue_id, int partition);
+/* The partitions of this database flagged for segment upkeep; clears their flags. */
+std::vector<std::pair<int32, int32>> head_ring_take_attention();
+
 /* A backend's registration in a partition's entry (taken by head_enter, given back by head_leave). */
 struct HeadRegistration
 {
@@ -51,6 +103,7 @@ struct HeadRegistration
 	int32 partition;
 	bool overflow; /* no slot was free: it holds the head frozen instead */
 	int64 floor;   /* the head when it registered: its items are all at or above it */
+	int segment;   /* the segment it writes: current when it registered (0 without a known ring) */
 };
 
 /* Registers this backend in the partition's entry (made if missing); false when the table has no room for it. */

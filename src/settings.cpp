@@ -12,6 +12,9 @@ int max_batch_size = 1000;
 int max_payload_size = 1024 * 1024;
 int max_cached_plans = 512;
 int max_tracked_partitions = 8192;
+int segments_per_partition = 4;
+int segment_items = 100000;
+int segment_interval_ms = 300000;
 int launcher_naptime = 10;
 int worker_idle_interval = 60;
 int worker_batch_size = 1000;
@@ -92,6 +95,20 @@ define_settings()
 							"How often a waiting lease re-tries on its own, in case a wake-up was missed.",
 							nullptr, &wait_recheck_interval, 5, 1, 900,
 							PGC_USERSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+	/* kMaxSegments (partition_head.hpp) bounds the shared ring; at least 2, so one can drain while one fills. */
+	DefineCustomIntVariable("querator.segments",
+							"Segment tables of each new partition (existing partitions keep theirs).",
+							"Items of a partition live in a ring of segments; a drained segment is emptied with TRUNCATE.",
+							&segments_per_partition, 4, 2, 8,
+							PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("querator.segment_items",
+							"Items a partition's current segment takes before the worker starts the next one.",
+							nullptr, &segment_items, 100000, 100, 100000000,
+							PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("querator.segment_interval",
+							"Age after which the worker starts the next segment of a partition that got any item.",
+							nullptr, &segment_interval_ms, 300000, 1000, 86400000,
+							PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("querator.webhook_max_transfers",
 							"Most webhook transfers a worker runs at once, over all its queues.",
 							"Each queue also has its own limit, webhook_concurrency.",

@@ -26,6 +26,9 @@ extern int worker_idle_interval; /* querator.worker_idle_interval, seconds */
 extern int worker_batch_size;  /* querator.worker_batch_size */
 extern int wait_recheck_interval; /* querator.wait_recheck_interval, seconds */
 extern int webhook_max_transfers; /* querator.webhook_max_transfers, per worker */
+extern int segments_per_partition;           /* querator.segments: segment tables of a new partition */
+extern int segment_items;      /* querator.segment_items: items a segment takes before the next one is started */
+extern int segment_interval_ms; /* querator.segment_interval: or after this long, with at least one item */
 extern char *webhook_allowed_cidrs; /* querator.webhook_allowed_cidrs, never NULL after define_settings */
 /* The HTTP/JSON API (http_worker.cpp); never NULL after define_settings. */
 extern char *http_listen_addresses; /* querator.http_listen_addresses, empty = no HTTP API */

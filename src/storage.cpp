@@ -5,7 +5,9 @@
 #include "spi.hpp"
 #include "partition_head.hpp"
 #include "storage_am.hpp"
+#include "storage_segments.hpp"
 #include "storage_sql.hpp"
+#include "settings.hpp"
 
 extern "C" {
 #include "catalog/namespace.h"
@@ -64,8 +66,7 @@ void
 create_partition_tables(int32 queue_id, int from, int to)
 {
 	for (int p = from; p < to; p++)
-		spi_exec_utility(clone_template(partition_table(queue_id, p, "items"), "items") +
-						 clone_template(partition_table(queue_id, p, "leases"), "leases") +
+		spi_exec_utility(segments_create_sql(queue_id, p, segments_per_partition) +
 						 clone_template(partition_table(queue_id, p, "scheduled"), "scheduled"));
 }
 
@@ -94,7 +95,7 @@ void
 storage_drop_partitions(int32 queue_id, int from, int to)
 {
 	for (int p = from; p < to; p++)
-		spi_exec_utility(render_partition("DROP TABLE {items}, {leases}, {scheduled}", queue_id, p));
+		spi_exec_utility(render_partition("DROP TABLE " + segments_drop_list(queue_id, p) + ", {scheduled}", queue_id, p));
 }
 
 void
@@ -128,10 +129,19 @@ bool
 storage_try_lock_partition(int32 queue_id, int partition)
 {
 	const Oid schema = pg_guard([] { return get_namespace_oid("querator_data", false); });
-	/* The order of DROP TABLE in storage_drop_partitions, though without waiting order does not matter. */
+	/* Statements on a partition's items and leases reach every segment: they are locked too. */
+	std::vector<std::string> relnames;
+	for (const char *kind : {"items", "leases"})
+	{
+		relnames.push_back(partition_relname(queue_id, partition, kind));
+		for (const std::string &segment : segment_relnames(queue_id, partition, kind))
+			if (segment != relnames.back())
+				relnames.push_back(segment);
+	}
 	for (const std::string &relname :
-		 {partition_relname(queue_id, partition, "items"), partition_relname(queue_id, partition, "leases"),
-		  partition_relname(queue_id, partition, "scheduled"), dead_relname(queue_id), queue_prefix(queue_id) + "_seq"})
+		 {partition_relname(queue_id, partition, "scheduled"), dead_relname(queue_id), queue_prefix(queue_id) + "_seq"})
+		relnames.push_back(relname);
+	for (const std::string &relname : relnames)
 		if (!try_lock_data_relation(schema, relname))
 			return false;
 	return true;
@@ -178,10 +188,17 @@ storage_has_dead_letters(int32 queue_id)
 std::vector<int64>
 storage_produce(int32 queue_id, int partition, const ProduceBatch &batch)
 {
-	if (!batch.enqueue_at)
-		head_register(queue_id, partition); /* new ids may commit after later ones were consumed */
-	return insert_items(queue_id, partition, batch.payloads, batch.count, batch.kinds, batch.references, batch.encoding,
-						batch.enqueue_at, batch.expire_timeout);
+	if (batch.enqueue_at)
+		return insert_items(queue_id, partition, partition_relname(queue_id, partition, "scheduled"), batch.payloads,
+							batch.count, batch.kinds, batch.references, batch.encoding, batch.enqueue_at,
+							batch.expire_timeout);
+	/* Registered: new ids may commit after later ones were consumed; and the registration names the segment. */
+	const int segment = writer_segment(queue_id, partition);
+	std::vector<int64> ids = insert_items(queue_id, partition, segment_relname(queue_id, partition, "items", segment),
+										  batch.payloads, batch.count, batch.kinds, batch.references, batch.encoding,
+										  std::nullopt, batch.expire_timeout);
+	note_inserted(queue_id, partition, ids.size());
+	return ids;
 }
 
 uint64
@@ -194,17 +211,20 @@ storage_promote_due(int32 queue_id, int partition, int32 limit)
 		"    SELECT id FROM {scheduled} WHERE enqueue_at <= clock_timestamp()"
 		"    ORDER BY enqueue_at, id LIMIT $2 FOR UPDATE SKIP LOCKED))"
 		"  RETURNING *, coalesce(origin_id, id) AS first_id) "
-		"INSERT INTO {items} (id, {columns}) "
+		"INSERT INTO {segment} (id, {columns}) "
 		"SELECT $1 | nextval({seq}), {moved_columns} FROM due ORDER BY enqueue_at, id";
-	const bool registered_here = head_register(queue_id, partition);
+	const bool registered_before = head_segment(queue_id, partition) >= 0;
+	const std::string segment = insert_target(queue_id, partition);
 	/* The item keeps the id it was first given (origin_id) under its new one. */
 	std::string moved = kItemColumns;
 	moved.replace(moved.find("origin_id"), std::strlen("origin_id"), "first_id");
-	uint64 promoted = spi_run(render_partition(render(sql, {{"columns", kItemColumns}, {"moved_columns", moved}}),
-											   queue_id, partition),
-							  {param_int64(partition_bits(partition)), param_int32(limit)});
-	if (promoted == 0 && registered_here)
+	uint64 promoted = spi_run(
+		render_partition(render(sql, {{"columns", kItemColumns}, {"moved_columns", moved}, {"segment", segment}}),
+						 queue_id, partition),
+		{param_int64(partition_bits(partition)), param_int32(limit)});
+	if (promoted == 0 && !registered_before)
 		head_unregister(queue_id, partition); /* inserted nothing: nothing can appear below the head */
+	note_inserted(queue_id, partition, promoted);
 	return promoted;
 }
 
@@ -231,7 +251,8 @@ run_claim(int32 queue_id, int partition, const std::string &client_id, int32 bat
 		  const Interval &lease_timeout, OnGranted on_granted, TimestampTz *earliest_deadline)
 {
 	*earliest_deadline = DT_NOEND;
-	const bool registered_here = head_register(queue_id, partition, HeadRole::leaser);
+	const bool registered_before = head_segment(queue_id, partition) >= 0;
+	(void) writer_segment(queue_id, partition, HeadRole::leaser);
 	/*
 	 * Most claims start at the cursor, past the items other leases hold
 	 * right now; every kHeadEvery-th claim of a process, and any pass after
@@ -247,12 +268,16 @@ run_claim(int32 queue_id, int partition, const std::string &client_id, int32 bat
 		const HeadView head = head_read(queue_id, partition);
 		const int64 start = from_cursor ? head.cursor : head.head;
 		const int32 wanted = batch_size - static_cast<int32>(total);
-		const ClaimPass claimed = claim_pass(queue_id, partition, start, wanted, lease_timeout, client_id);
+		/* Read after the head: a segment started since is empty as the head saw it. */
+		std::vector<SegmentWalk> walk;
+		for (const SegmentTables &segment : segments_from(segment_ring(queue_id, partition), queue_id, partition, start))
+			walk.push_back(SegmentWalk{segment.items, segment.leases, segment.lower});
+		const ClaimPass claimed = claim_pass(walk, start, wanted, lease_timeout, client_id);
 		if (claimed.locked > 0)
 		{
 			/* Items are locked in id order: from the head, the first is the first unleased item. */
 			if (start == head.head)
-				head_advance(queue_id, partition, head, claimed.first_locked);
+				head_advance(queue_id, partition, head, claimed.proven_below);
 			head_claimed(queue_id, partition, claimed.last_locked);
 		}
 		else if (start == head.head)
@@ -277,7 +302,7 @@ run_claim(int32 queue_id, int partition, const std::string &client_id, int32 bat
 		from_cursor = false;
 	}
 	/* Nothing leased, nothing to bring back on rollback: do not hold the head (a waiting lease sleeps next). */
-	if (total == 0 && registered_here)
+	if (total == 0 && !registered_before)
 		head_unregister(queue_id, partition);
 	return total;
 }
@@ -318,7 +343,10 @@ const char *const kLockRequestedItems =
 std::vector<int64>
 storage_complete(int32 queue_id, int partition, const std::vector<int64> &ids)
 {
-	return complete_leased(queue_id, partition, ids);
+	std::vector<SegmentRange> segments;
+	for (const SegmentTables &segment : segments_all(segment_ring(queue_id, partition), queue_id, partition))
+		segments.push_back(SegmentRange{{segment.items, segment.leases, segment.lower}, segment.upper});
+	return complete_leased(segments, ids);
 }
 
 namespace {
@@ -330,7 +358,7 @@ namespace {
  * Parameters $6..$8 and $11 (see ReleaseParams).
  */
 std::string
-dead_letter_insert(const DeadLetterTarget &target)
+dead_letter_insert(const DeadLetterTarget &target, const std::string &dead_queue_segment)
 {
 	if (!target.to_dead_queue)
 		return std::string("INSERT INTO {dead} (id, partition, ") + kItemColumns + ", dead_at, reason) "
@@ -341,7 +369,7 @@ dead_letter_insert(const DeadLetterTarget &target)
 				  "SELECT $7 | nextval({dq_seq}), 0, now(), now() + $8, id, $11, last_error, kind, reference,"
 				  "  encoding, payload "
 				  "FROM taken WHERE dead_reason IS NOT NULL ORDER BY id RETURNING 1",
-				  {{"dq_items", partition_table(target.queue_id, target.partition, "items")},
+				  {{"dq_items", dead_queue_segment},
 				   {"dq_seq", sequence_literal(target.queue_id)}});
 }
 
@@ -378,6 +406,8 @@ RetryOutcome
 release_leases(int32 queue_id, int partition, const char *candidates_cte, const char *lease_condition,
 			   const DeadLetterTarget &target, const ReleaseParams &params)
 {
+	const std::string segment = insert_target(queue_id, partition);
+	const std::string dead_queue_segment = target.to_dead_queue ? insert_target(target.queue_id, target.partition) : "";
 	std::string sql = std::string("WITH candidates AS MATERIALIZED (") + candidates_cte + "), released AS ("
 		"  DELETE FROM {leases} l WHERE l.id = ANY (ARRAY(SELECT id FROM candidates)) " + lease_condition +
 		"  RETURNING l.id, l.attempts"
@@ -389,18 +419,15 @@ release_leases(int32 queue_id, int partition, const char *candidates_cte, const 
 		"    CASE WHEN $2 THEN 'retry' WHEN i.expire_deadline <= clock_timestamp() THEN 'expired'"
 		"         WHEN $3 > 0 AND r.attempts >= $3 THEN 'max_attempts' END AS dead_reason"
 		"), requeued AS ("
-		"  INSERT INTO {items} (id, " + kItemColumns + ")"
+		"  INSERT INTO " + segment + " (id, " + kItemColumns + ")"
 		"  SELECT $4 | nextval({seq}), " + kItemColumns + " FROM taken"
 		"  WHERE dead_reason IS NULL AND $5::timestamptz IS NULL ORDER BY id RETURNING 1"
 		"), rescheduled AS ("
 		"  INSERT INTO {scheduled} (id, enqueue_at, " + kItemColumns + ")"
 		"  SELECT $4 | nextval({seq}), $5, " + kItemColumns + " FROM taken"
 		"  WHERE dead_reason IS NULL AND $5 IS NOT NULL ORDER BY id RETURNING 1"
-		"), buried AS (" + dead_letter_insert(target) + ") "
+		"), buried AS (" + dead_letter_insert(target, dead_queue_segment) + ") "
 		"SELECT id, dead_reason IS NOT NULL FROM taken ORDER BY id";
-	head_register(queue_id, partition);
-	if (target.to_dead_queue)
-		head_register(target.queue_id, target.partition);
 	spi_run(render_partition(sql, queue_id, partition), release_params(queue_id, partition, target, params));
 	RetryOutcome outcome;
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -413,6 +440,9 @@ release_leases(int32 queue_id, int partition, const char *candidates_cte, const 
 		else
 			outcome.requeued++;
 	}
+	note_inserted(queue_id, partition, outcome.requeued);
+	if (target.to_dead_queue)
+		note_inserted(target.queue_id, target.partition, outcome.dead);
 	return outcome;
 }
 
@@ -483,36 +513,50 @@ storage_expire_items(int32 queue_id, int partition, const DeadLetterTarget &targ
 		"  RETURNING id, {columns}, 'expired'::text AS dead_reason"
 		"), buried AS ({bury}) "
 		"SELECT count(*) FROM taken";
+	/* It deletes unleased items: if it rolled back, they would be leasable again. So it registers. */
+	(void) writer_segment(queue_id, partition);
+	const std::string dead_queue_segment = target.to_dead_queue ? insert_target(target.queue_id, target.partition) : "";
 	uint64 total = 0;
 	for (bool scheduled : {false, true})
 	{
 		std::string sql = render(sql_template,
 								 {{"table", scheduled ? "{scheduled}" : "{items}"},
 								  {"unleased", scheduled ? "" : "AND NOT EXISTS (SELECT 1 FROM {leases} l WHERE l.id = t.id OFFSET 0)"},
-								  {"bury", dead_letter_insert(target)},
+								  {"bury", dead_letter_insert(target, dead_queue_segment)},
 								  {"columns", kItemColumns}});
 		ReleaseParams params;
 		params.limit = limit;
-		/* It deletes unleased items: if it rolled back, they would be leasable again. */
-		head_register(queue_id, partition);
-		if (target.to_dead_queue)
-			head_register(target.queue_id, target.partition);
 		spi_run(render_partition(sql, queue_id, partition), release_params(queue_id, partition, target, params));
 		total += static_cast<uint64>(spi_get_int64(0, 1));
 	}
+	if (target.to_dead_queue)
+		note_inserted(target.queue_id, target.partition, total);
 	return total;
 }
 
 std::optional<TimestampTz>
 storage_next_deadline(int32 queue_id, int partition)
 {
-	return earliest_item_deadline(queue_id, partition);
+	return earliest_item_deadline(segment_relnames(queue_id, partition, "items"),
+								  partition_relname(queue_id, partition, "scheduled"));
 }
 
 std::optional<TimestampTz>
 storage_earliest_lease_deadline(int32 queue_id, int partition)
 {
-	return earliest_lease_deadline(queue_id, partition);
+	return earliest_lease_deadline(segment_relnames(queue_id, partition, "leases"));
+}
+
+std::vector<std::pair<int32, int32>>
+storage_segments_flagged()
+{
+	return head_ring_take_attention();
+}
+
+bool
+storage_segments_upkeep(int32 queue_id, int partition)
+{
+	return segments_upkeep(queue_id, partition);
 }
 
 std::vector<int64>

@@ -20,6 +20,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace querator {
@@ -100,6 +101,16 @@ uint64 storage_expire_items(int32 queue_id, int partition, const DeadLetterTarge
 std::optional<TimestampTz> storage_next_deadline(int32 queue_id, int partition);
 /* The earliest lease deadline: a walk of the partition's leases (not indexed), for the worker once its floor is due. */
 std::optional<TimestampTz> storage_earliest_lease_deadline(int32 queue_id, int partition);
+
+/*
+ * Segments (docs/design.md, "Segments"), for the worker: the partitions of
+ * this database flagged for upkeep since the last call, and the upkeep of
+ * one (storage_segments.hpp: start the next segment, empty drained ones;
+ * true when something is left to try again later). The caller holds the
+ * partition's locks (storage_try_lock_partition).
+ */
+std::vector<std::pair<int32, int32>> storage_segments_flagged();
+bool storage_segments_upkeep(int32 queue_id, int partition);
 
 std::vector<int64> storage_extend(int32 queue_id, int partition, const std::vector<int64> &ids,
 								  const Interval &lease_timeout);

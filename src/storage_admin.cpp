@@ -4,6 +4,7 @@
 #include "error.hpp"
 #include "spi.hpp"
 #include "storage_am.hpp"
+#include "storage_segments.hpp"
 #include "storage_sql.hpp"
 
 extern "C" {
@@ -16,6 +17,7 @@ extern "C" {
 #include "utils/rel.h"
 }
 
+#include <algorithm>
 #include <cmath>
 
 namespace querator {
@@ -35,7 +37,7 @@ ClearCounts
 storage_clear_partition(int32 queue_id, int partition, bool ready, bool scheduled, bool destructive)
 {
 	ClearCounts counts;
-	head_register(queue_id, partition); /* deletes unleased items: a rollback brings them back */
+	(void) writer_segment(queue_id, partition); /* deletes unleased items: a rollback brings them back */
 	if (destructive)
 	{
 		/*
@@ -67,7 +69,7 @@ DeletedItems
 storage_delete_items(int32 queue_id, int partition, const std::vector<int64> &ids)
 {
 	DeletedItems deleted;
-	head_register(queue_id, partition); /* deletes unleased items: a rollback brings them back */
+	(void) writer_segment(queue_id, partition); /* deletes unleased items: a rollback brings them back */
 	/* Item rows before lease rows, as in storage_clear_partition: the lock order of every statement. */
 	const uint64 rows = spi_run(
 		render_partition("WITH gone AS (DELETE FROM {items} WHERE id = ANY ($1) RETURNING id), "
@@ -96,7 +98,7 @@ storage_redrive_dead(int32 queue_id, int partition, int partitions, const std::o
 		"  DELETE FROM {dead} WHERE ($1::bigint[] IS NULL OR id = ANY ($1)) AND ($2::timestamptz IS NULL OR dead_at < $2)"
 		"    AND (CASE WHEN partition < $4 THEN partition ELSE 0 END) = $5"
 		"  RETURNING *) "
-		"INSERT INTO {items} (id, attempts, created_at, expire_deadline, source_id, source_queue, last_error,"
+		"INSERT INTO {segment} (id, attempts, created_at, expire_deadline, source_id, source_queue, last_error,"
 		"  origin_id, kind, reference, encoding, payload) "
 		"SELECT $3 | nextval({seq}), 0, created_at, now() + $6, source_id, source_queue, last_error,"
 		"  coalesce(origin_id, id), kind, reference, encoding, payload FROM moved ORDER BY id";
@@ -105,8 +107,10 @@ storage_redrive_dead(int32 queue_id, int partition, int partitions, const std::o
 	params.push_back(param_int32(partitions));
 	params.push_back(param_int32(partition));
 	params.push_back(param_interval(expire_timeout ? &*expire_timeout : nullptr));
-	head_register(queue_id, partition);
-	return spi_run(render_partition(sql, queue_id, partition), params);
+	const std::string segment = insert_target(queue_id, partition);
+	const uint64 moved = spi_run(render_partition(render(sql, {{"segment", segment}}), queue_id, partition), params);
+	note_inserted(queue_id, partition, moved);
+	return moved;
 }
 
 uint64
@@ -115,6 +119,8 @@ storage_redrive_to_source(int32 dead_queue_id, int dead_partition, int32 source_
 						  const std::optional<Interval> &expire_timeout)
 {
 	/* Unleased items only: a consumer of the dead queue may be working on the others. Lock order: items first. */
+	const std::string target_segment = insert_target(source_queue_id, source_partition);
+	(void) writer_segment(dead_queue_id, dead_partition); /* deletes unleased items there */
 	std::string sql = render(
 		"WITH moved AS ("
 		"  DELETE FROM {items} i WHERE i.source_queue = $4 AND ($1::bigint[] IS NULL OR i.id = ANY ($1))"
@@ -125,15 +131,15 @@ storage_redrive_to_source(int32 dead_queue_id, int dead_partition, int32 source_
 		"  kind, reference, encoding, payload) "
 		"SELECT $3 | nextval({target_seq}), 0, created_at, now() + $5, NULL, NULL, last_error, kind, reference,"
 		"  encoding, payload FROM moved ORDER BY id",
-		{{"target_items", partition_table(source_queue_id, source_partition, "items")},
+		{{"target_items", target_segment},
 		 {"target_seq", sequence_literal(source_queue_id)}});
 	std::vector<SqlParam> params = filter_params(ids, dead_before);
 	params.push_back(param_int64(partition_bits(source_partition)));
 	params.push_back(param_int32(source_queue_id));
 	params.push_back(param_interval(expire_timeout ? &*expire_timeout : nullptr));
-	head_register(source_queue_id, source_partition);
-	head_register(dead_queue_id, dead_partition); /* deletes unleased items there */
-	return spi_run(render_partition(sql, dead_queue_id, dead_partition), params);
+	const uint64 moved = spi_run(render_partition(sql, dead_queue_id, dead_partition), params);
+	note_inserted(source_queue_id, source_partition, moved);
+	return moved;
 }
 
 std::vector<int64>
@@ -278,6 +284,25 @@ read_table_figures(Oid table, const char *endpoint_column, int partition, int pa
 	table_close(rel, AccessShareLock);
 }
 
+/* read_table_figures over a partition's segments: rows added up, the earliest first and latest last. */
+void
+read_segments_figures(const std::vector<Oid> &segments, const char *endpoint_column, RawTableFigures *out)
+{
+	*out = RawTableFigures{};
+	for (Oid segment : segments)
+	{
+		RawTableFigures f;
+		read_table_figures(segment, endpoint_column, 0, 1, &f);
+		out->rows += f.rows;
+		if (f.has_first)
+		{
+			out->first = out->has_first ? std::min(out->first, f.first) : f.first;
+			out->last = out->has_first ? std::max(out->last, f.last) : f.last;
+			out->has_first = true;
+		}
+	}
+}
+
 /* a - b as PostgreSQL's timestamptz subtraction gives it (hours past 24 shown as days). */
 Interval
 timestamp_difference(TimestampTz a, TimestampTz b)
@@ -300,8 +325,18 @@ storage_queue_tables(int32 queue_id, int partitions)
 {
 	std::vector<QueueTable> tables;
 	for (int p = 0; p < partitions; p++)
-		for (const char *kind : {"items", "leases", "scheduled"})
-			tables.push_back(QueueTable{p, kind, data_table_oid(partition_relname(queue_id, p, kind))});
+	{
+		/* The items and leases tables, then their segments, which hold the rows (docs/design.md, "Segments"). */
+		for (const char *kind : {"items", "leases"})
+		{
+			const std::string table = partition_relname(queue_id, p, kind);
+			tables.push_back(QueueTable{p, kind, data_table_oid(table)});
+			for (const std::string &segment : segment_relnames(queue_id, p, kind))
+				if (segment != table)
+					tables.push_back(QueueTable{p, kind, data_table_oid(segment)});
+		}
+		tables.push_back(QueueTable{p, "scheduled", data_table_oid(partition_relname(queue_id, p, "scheduled"))});
+	}
 	tables.push_back(QueueTable{std::nullopt, "dead", data_table_oid(dead_relname(queue_id))});
 	return tables;
 }
@@ -316,14 +351,17 @@ storage_partition_figures(int32 queue_id, int partition, int partitions)
 	 * order) give the average remaining lease the same way. Lease deadlines
 	 * have no index (docs/design.md, "Lease deadlines").
 	 */
-	const Oid items = data_table_oid(partition_relname(queue_id, partition, "items"));
-	const Oid leases = data_table_oid(partition_relname(queue_id, partition, "leases"));
+	std::vector<Oid> items, leases;
+	for (const std::string &segment : segment_relnames(queue_id, partition, "items"))
+		items.push_back(data_table_oid(segment));
+	for (const std::string &segment : segment_relnames(queue_id, partition, "leases"))
+		leases.push_back(data_table_oid(segment));
 	const Oid scheduled = data_table_oid(partition_relname(queue_id, partition, "scheduled"));
 	const Oid dead = data_table_oid(dead_relname(queue_id));
 	RawTableFigures i, l, s, d;
 	pg_guard([&] {
-		read_table_figures(items, "created_at", 0, 1, &i);
-		read_table_figures(leases, "lease_deadline", 0, 1, &l);
+		read_segments_figures(items, "created_at", &i);
+		read_segments_figures(leases, "lease_deadline", &l);
 		read_table_figures(scheduled, nullptr, 0, 1, &s);
 		read_table_figures(dead, nullptr, partition, partitions, &d);
 	});

@@ -27,6 +27,8 @@ extern "C" {
 #include <algorithm>
 #include <cstring>
 #include <initializer_list>
+#include <utility>
+#include <vector>
 
 namespace querator {
 
@@ -255,39 +257,71 @@ copied_varlena(TupleTableSlot *slot, AttrNumber attnum)
 	return PointerGetDatum(PG_DETOAST_DATUM_COPY(value));
 }
 
-/* The whole pass; PostgreSQL calls only (run under pg_guard). */
-void
-run_pass(const char *items_name, const char *leases_name, int64 start, int32 wanted, const Interval *lease_timeout,
-		 const char *client_id, ClaimPass *out)
+/* A lease row for `granted` in the open `leases`, its indexes maintained as INSERT maintains them. */
+struct LeaseWriter
 {
-	Write write;
-	const Snapshot snapshot = begin_write(&write, "lease", "INSERT", leases_name);
-	const CommandId cid = GetCurrentCommandId(true);
+	EState *estate;
+	ResultRelInfo *target;
+	TupleTableSlot *row;
+	AttrNumber id, deadline, attempts, client;
+};
 
-	const PartitionTables t = open_partition(items_name, RowShareLock, leases_name);
+LeaseWriter
+open_lease_writer(Relation leases)
+{
+	LeaseWriter w;
+	w.estate = CreateExecutorState();
+	w.target = makeNode(ResultRelInfo);
+	InitResultRelInfo(w.target, leases, 1, nullptr, 0);
+	ExecOpenIndices(w.target, false);
+	w.row = table_slot_create(leases, nullptr);
+	w.id = column_number(leases, "id");
+	w.deadline = column_number(leases, "lease_deadline");
+	w.attempts = column_number(leases, "attempts");
+	w.client = column_number(leases, "client_id");
+	return w;
+}
+
+void
+write_lease(const LeaseWriter &w, Relation leases, CommandId cid, const GrantedLease &granted, Datum client)
+{
+	TupleTableSlot *lease = w.row;
+	ExecClearTuple(lease);
+	for (int i = 0; i < lease->tts_tupleDescriptor->natts; i++)
+		lease->tts_isnull[i] = true;
+	lease->tts_values[w.id - 1] = Int64GetDatum(granted.id);
+	lease->tts_values[w.deadline - 1] = TimestampTzGetDatum(granted.lease_deadline);
+	lease->tts_values[w.attempts - 1] = Int32GetDatum(granted.attempts);
+	lease->tts_values[w.client - 1] = client;
+	for (AttrNumber a : {w.id, w.deadline, w.attempts, w.client})
+		lease->tts_isnull[a - 1] = false;
+	ExecStoreVirtualTuple(lease);
+	table_tuple_insert(leases, lease, cid, 0, nullptr);
+	ExecInsertIndexTuples(w.target, lease, w.estate, false, false, nullptr, NIL);
+}
+
+void
+close_lease_writer(const LeaseWriter &w)
+{
+	ExecDropSingleTupleTableSlot(w.row);
+	ExecCloseIndices(w.target);
+	FreeExecutorState(w.estate);
+}
+
+/* The walk of one segment from `start`; PostgreSQL calls only. */
+void
+walk_segment(const SegmentWalk &segment, Snapshot snapshot, CommandId cid, int64 start, int32 wanted,
+			 TimestampTz timeout_deadline, Datum client, ClaimPass *out)
+{
+	const PartitionTables t = open_partition(segment.items.c_str(), RowShareLock, segment.leases.c_str());
 	const ItemColumns ic = item_columns(t.items);
-	const AttrNumber lease_id = column_number(t.leases, "id");
-	const AttrNumber lease_deadline_col = column_number(t.leases, "lease_deadline");
-	const AttrNumber lease_attempts = column_number(t.leases, "attempts");
-	const AttrNumber lease_client = column_number(t.leases, "client_id");
-
-	/* The lease table's indexes are maintained as INSERT maintains them. */
-	EState *estate = CreateExecutorState();
-	ResultRelInfo *lease_target = makeNode(ResultRelInfo);
-	InitResultRelInfo(lease_target, t.leases, 1, nullptr, 0);
-	ExecOpenIndices(lease_target, false);
-
+	const LeaseWriter writer = open_lease_writer(t.leases);
 	TupleTableSlot *item = table_slot_create(t.items, nullptr);
 	TupleTableSlot *locked = table_slot_create(t.items, nullptr);
 	TupleTableSlot *probe = table_slot_create(t.leases, nullptr);
-	TupleTableSlot *lease = table_slot_create(t.leases, nullptr);
 	SnapshotData dirty;
 	InitDirtySnapshot(dirty);
-	const Datum client = CStringGetTextDatum(client_id);
-	const TimestampTz timeout_deadline = DatumGetTimestampTz(DirectFunctionCall2(
-		timestamptz_pl_interval, TimestampTzGetDatum(GetCurrentTimestamp()), IntervalPGetDatum(lease_timeout)));
 
-	out->granted = static_cast<GrantedLease *>(palloc(sizeof(GrantedLease) * wanted));
 	ScanKeyData from;
 	ScanKeyInit(&from, 1, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(start));
 	IndexScanDesc walk = index_beginscan(t.items, t.items_pkey, snapshot, 1, 0);
@@ -318,56 +352,91 @@ run_pass(const char *items_name, const char *leases_name, int64 start, int32 wan
 		granted.reference = copied_varlena(locked, ic.reference);
 		granted.encoding = copied_varlena(locked, ic.encoding);
 		granted.payload = copied_varlena(locked, ic.payload);
-
-		ExecClearTuple(lease);
-		for (int i = 0; i < lease->tts_tupleDescriptor->natts; i++)
-			lease->tts_isnull[i] = true;
-		lease->tts_values[lease_id - 1] = Int64GetDatum(id);
-		lease->tts_values[lease_deadline_col - 1] = TimestampTzGetDatum(granted.lease_deadline);
-		lease->tts_values[lease_attempts - 1] = Int32GetDatum(granted.attempts);
-		lease->tts_values[lease_client - 1] = client;
-		for (AttrNumber a : {lease_id, lease_deadline_col, lease_attempts, lease_client})
-			lease->tts_isnull[a - 1] = false;
-		ExecStoreVirtualTuple(lease);
-		table_tuple_insert(t.leases, lease, cid, 0, nullptr);
-		ExecInsertIndexTuples(lease_target, lease, estate, false, false, nullptr, NIL);
+		write_lease(writer, t.leases, cid, granted, client);
 	}
 	index_endscan(walk);
 
 	ExecDropSingleTupleTableSlot(item);
 	ExecDropSingleTupleTableSlot(locked);
 	ExecDropSingleTupleTableSlot(probe);
-	ExecDropSingleTupleTableSlot(lease);
-	ExecCloseIndices(lease_target);
-	FreeExecutorState(estate);
+	close_lease_writer(writer);
 	close_partition(t);
+}
+
+/* The whole pass; PostgreSQL calls only (run under pg_guard). */
+void
+run_pass(const std::vector<SegmentWalk> &segments, int64 start, int32 wanted, const Interval *lease_timeout,
+		 const char *client_id, ClaimPass *out)
+{
+	Write write;
+	const Snapshot snapshot = begin_write(&write, "lease", "INSERT", segments.front().leases.c_str());
+	const CommandId cid = GetCurrentCommandId(true);
+	const Datum client = CStringGetTextDatum(client_id);
+	const TimestampTz timeout_deadline = DatumGetTimestampTz(DirectFunctionCall2(
+		timestamptz_pl_interval, TimestampTzGetDatum(GetCurrentTimestamp()), IntervalPGetDatum(lease_timeout)));
+	out->granted = static_cast<GrantedLease *>(palloc(sizeof(GrantedLease) * wanted));
+	for (size_t i = 0; i < segments.size() && out->locked < static_cast<uint64>(wanted); i++)
+	{
+		const bool found_before = out->locked > 0;
+		write.table = segments[i].leases.c_str();
+		walk_segment(segments[i], snapshot, cid, start, wanted, timeout_deadline, client, out);
+		if (!found_before && out->locked > 0)
+		{
+			/* The segments walked before had nothing leasable; those after are bounded by their lowest id. */
+			out->proven_below = out->first_locked;
+			for (size_t later = i + 1; later < segments.size(); later++)
+				out->proven_below = std::min(out->proven_below, segments[later].lower);
+		}
+	}
 	end_write(&write);
 }
 
 /* complete_leased; PostgreSQL calls only (run under pg_guard). `ids` sorted, without duplicates. */
 void
-run_complete(const char *items_name, const char *leases_name, const int64 *ids, size_t count, int64 *done,
+run_complete(const std::vector<SegmentRange> &segments, const int64 *ids, size_t count, int64 *done,
 			 size_t *done_count)
 {
 	Write write;
-	const Snapshot snapshot = begin_write(&write, "complete", "DELETE", items_name);
+	const Snapshot snapshot = begin_write(&write, "complete", "DELETE", segments.front().tables.items.c_str());
 	const CommandId cid = GetCurrentCommandId(true);
-	const PartitionTables t = open_partition(items_name, RowExclusiveLock, leases_name);
-	TupleTableSlot *item = table_slot_create(t.items, nullptr);
-	TupleTableSlot *lease = table_slot_create(t.leases, nullptr);
+	/* Opened when an id first needs the segment; most calls need one. */
+	std::vector<std::optional<PartitionTables>> open(segments.size());
+	TupleTableSlot *item = nullptr;
+	TupleTableSlot *lease = nullptr;
 	for (size_t i = 0; i < count; i++)
+		for (size_t s = 0; s < segments.size(); s++)
+		{
+			if (ids[i] < segments[s].tables.lower || ids[i] >= segments[s].upper)
+				continue;
+			if (!open[s])
+			{
+				write.table = segments[s].tables.items.c_str();
+				open[s] = open_partition(segments[s].tables.items.c_str(), RowExclusiveLock,
+										 segments[s].tables.leases.c_str());
+			}
+			const PartitionTables &t = *open[s];
+			if (item == nullptr)
+			{
+				/* Every segment is a clone of the same templates: one slot type fits them all. */
+				item = table_slot_create(t.items, nullptr);
+				lease = table_slot_create(t.leases, nullptr);
+			}
+			/* Leased as the snapshot sees it; then the item's delete takes its lock (item first, as everywhere). */
+			if (!fetch_by_id(t.items, t.items_pkey, snapshot, item, ids[i]))
+				continue; /* perhaps in another segment whose range overlaps this one's */
+			if (fetch_by_id(t.leases, t.leases_pkey, snapshot, lease, ids[i]) && delete_row(t.items, item->tts_tid, cid) &&
+				delete_row(t.leases, lease->tts_tid, cid))
+				done[(*done_count)++] = ids[i]; /* a lease row exists exactly while its item is leased */
+			break;
+		}
+	if (item != nullptr)
 	{
-		/* Leased as the snapshot sees it; then the item's delete takes its lock (item first, as everywhere). */
-		if (!fetch_by_id(t.items, t.items_pkey, snapshot, item, ids[i]) ||
-			!fetch_by_id(t.leases, t.leases_pkey, snapshot, lease, ids[i]) || !delete_row(t.items, item->tts_tid, cid))
-			continue;
-		/* A lease row exists exactly while its item is leased, and is ended only under the item's lock. */
-		if (delete_row(t.leases, lease->tts_tid, cid))
-			done[(*done_count)++] = ids[i];
+		ExecDropSingleTupleTableSlot(item);
+		ExecDropSingleTupleTableSlot(lease);
 	}
-	ExecDropSingleTupleTableSlot(item);
-	ExecDropSingleTupleTableSlot(lease);
-	close_partition(t);
+	for (const std::optional<PartitionTables> &t : open)
+		if (t)
+			close_partition(*t);
 	end_write(&write);
 }
 
@@ -553,7 +622,7 @@ earliest_value(const char *table, const char *column, Snapshot snapshot, bool *f
 
 /* The earliest of (table, column) pairs, under one snapshot that sees the transaction's own writes. */
 std::optional<TimestampTz>
-earliest_of(std::initializer_list<std::pair<std::string, const char *>> columns)
+earliest_of(const std::vector<std::pair<std::string, const char *>> &columns)
 {
 	bool any = false;
 	TimestampTz earliest = DT_NOEND;
@@ -577,18 +646,82 @@ earliest_of(std::initializer_list<std::pair<std::string, const char *>> columns)
 } // namespace
 
 std::optional<TimestampTz>
-earliest_lease_deadline(int32 queue_id, int partition)
+earliest_lease_deadline(const std::vector<std::string> &lease_tables)
 {
-	return earliest_of({{partition_relname(queue_id, partition, "leases"), "lease_deadline"}});
+	std::vector<std::pair<std::string, const char *>> columns;
+	for (const std::string &table : lease_tables)
+		columns.emplace_back(table, "lease_deadline");
+	return earliest_of(columns);
 }
 
 std::optional<TimestampTz>
-earliest_item_deadline(int32 queue_id, int partition)
+earliest_item_deadline(const std::vector<std::string> &item_tables, const std::string &scheduled_table)
 {
-	const std::string scheduled = partition_relname(queue_id, partition, "scheduled");
-	return earliest_of({{scheduled, "enqueue_at"},
-						{partition_relname(queue_id, partition, "items"), "expire_deadline"},
-						{scheduled, "expire_deadline"}});
+	std::vector<std::pair<std::string, const char *>> columns{{scheduled_table, "enqueue_at"},
+															  {scheduled_table, "expire_deadline"}};
+	for (const std::string &table : item_tables)
+		columns.emplace_back(table, "expire_deadline");
+	return earliest_of(columns);
+}
+
+IdRange
+id_range_of(const std::string &table)
+{
+	IdRange range;
+	pg_guard([&] {
+		Relation rel = open_table(table.c_str(), AccessShareLock);
+		Relation pkey = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+		const AttrNumber id = column_number(rel, "id");
+		TupleTableSlot *slot = table_slot_create(rel, nullptr);
+		for (ScanDirection direction : {ForwardScanDirection, BackwardScanDirection})
+		{
+			/* SnapshotAny: every row the index points to, dead or in progress, bounds the segment. */
+			IndexScanDesc scan = index_beginscan(rel, pkey, SnapshotAny, 0, 0);
+			index_rescan(scan, nullptr, 0, nullptr, 0);
+			if (index_getnext_slot(scan, direction, slot))
+			{
+				bool is_null = false;
+				const int64 value = DatumGetInt64(slot_getattr(slot, id, &is_null));
+				range.any = true;
+				(direction == ForwardScanDirection ? range.lowest : range.highest) = value;
+			}
+			index_endscan(scan);
+		}
+		ExecDropSingleTupleTableSlot(slot);
+		index_close(pkey, NoLock);
+		table_close(rel, NoLock);
+	}, ErrorOrigin::internal_sql);
+	return range;
+}
+
+std::optional<int64>
+first_live_id(const std::string &table, int64 from)
+{
+	bool found = false;
+	int64 first = 0;
+	pg_guard([&] {
+		Relation rel = open_table(table.c_str(), AccessShareLock);
+		Relation pkey = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+		const AttrNumber id = column_number(rel, "id");
+		TupleTableSlot *slot = table_slot_create(rel, nullptr);
+		const Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+		ScanKeyData key;
+		ScanKeyInit(&key, 1, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(from));
+		IndexScanDesc scan = index_beginscan(rel, pkey, snapshot, 1, 0);
+		index_rescan(scan, &key, 1, nullptr, 0);
+		if (index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
+			bool is_null = false;
+			first = DatumGetInt64(slot_getattr(slot, id, &is_null));
+			found = true;
+		}
+		index_endscan(scan);
+		UnregisterSnapshot(snapshot);
+		ExecDropSingleTupleTableSlot(slot);
+		index_close(pkey, NoLock);
+		table_close(rel, NoLock);
+	}, ErrorOrigin::internal_sql);
+	return found ? std::optional<int64>(first) : std::nullopt;
 }
 
 AttrNumber
@@ -606,40 +739,34 @@ column_number(Relation rel, const char *name)
 }
 
 ClaimPass
-claim_pass(int32 queue_id, int partition, int64 start, int32 wanted, const Interval &lease_timeout,
+claim_pass(const std::vector<SegmentWalk> &segments, int64 start, int32 wanted, const Interval &lease_timeout,
 		   const std::string &client_id)
 {
-	const std::string items = partition_relname(queue_id, partition, "items");
-	const std::string leases = partition_relname(queue_id, partition, "leases");
 	ClaimPass pass{};
-	pg_guard([&] { run_pass(items.c_str(), leases.c_str(), start, wanted, &lease_timeout, client_id.c_str(), &pass); },
+	pg_guard([&] { run_pass(segments, start, wanted, &lease_timeout, client_id.c_str(), &pass); },
 			 ErrorOrigin::internal_sql);
 	return pass;
 }
 
 std::vector<int64>
-complete_leased(int32 queue_id, int partition, const std::vector<int64> &ids)
+complete_leased(const std::vector<SegmentRange> &segments, const std::vector<int64> &ids)
 {
 	std::vector<int64> sorted(ids);
 	std::sort(sorted.begin(), sorted.end());
 	sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
-	const std::string items = partition_relname(queue_id, partition, "items");
-	const std::string leases = partition_relname(queue_id, partition, "leases");
 	std::vector<int64> done(sorted.size());
 	size_t done_count = 0;
-	pg_guard([&] {
-		run_complete(items.c_str(), leases.c_str(), sorted.data(), sorted.size(), done.data(), &done_count);
-	}, ErrorOrigin::internal_sql);
+	pg_guard([&] { run_complete(segments, sorted.data(), sorted.size(), done.data(), &done_count); },
+			 ErrorOrigin::internal_sql);
 	done.resize(done_count);
 	return done;
 }
 
 std::vector<int64>
-insert_items(int32 queue_id, int partition, Datum payloads, int count, std::optional<Datum> kinds,
-			 std::optional<Datum> references, const std::string &encoding, std::optional<TimestampTz> enqueue_at,
-			 std::optional<Interval> expire_timeout)
+insert_items(int32 queue_id, int partition, const std::string &table, Datum payloads, int count,
+			 std::optional<Datum> kinds, std::optional<Datum> references, const std::string &encoding,
+			 std::optional<TimestampTz> enqueue_at, std::optional<Interval> expire_timeout)
 {
-	const std::string table = partition_relname(queue_id, partition, enqueue_at ? "scheduled" : "items");
 	const std::string sequence = queue_prefix(queue_id) + "_seq";
 	std::vector<int64> ids(count);
 	const NewItems in{table.c_str(),

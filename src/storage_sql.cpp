@@ -28,6 +28,13 @@ partition_relname(int32 queue_id, int partition, const char *kind)
 }
 
 std::string
+segment_relname(int32 queue_id, int partition, const char *kind, int segment)
+{
+	const std::string table = partition_relname(queue_id, partition, kind);
+	return segment < 0 ? table : table + "_s" + std::to_string(segment);
+}
+
+std::string
 dead_relname(int32 queue_id)
 {
 	return queue_prefix(queue_id) + "_dead";

@@ -23,6 +23,8 @@ std::string data_object_name(const std::string &name);
 std::string queue_prefix(int32 queue_id);
 /* Unqualified, unquoted names of a queue's tables: qQ_pP_<kind> (items, leases, scheduled) and qQ_dead. */
 std::string partition_relname(int32 queue_id, int partition, const char *kind);
+/* Segment `segment` of a partition's items or leases: qQ_pP_<kind>_sK; -1 names the partition's table itself. */
+std::string segment_relname(int32 queue_id, int partition, const char *kind, int segment);
 std::string dead_relname(int32 queue_id);
 /* The same, quoted and qualified. */
 std::string partition_table(int32 queue_id, int partition, const char *kind);

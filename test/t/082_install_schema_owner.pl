@@ -76,7 +76,7 @@ like(fails('ALTER EXTENSION querator UPDATE'), qr/ERROR:  55000: schema querator
 	'and the overload left in it');
 sql('DROP FUNCTION querator.queue_complete(text, integer)');
 sql('ALTER EXTENSION querator UPDATE');
-is(sql("SELECT extversion FROM pg_extension WHERE extname = 'querator'"), '0.5.0', 'then the update goes through (to the newest version)');
+is(sql("SELECT extversion FROM pg_extension WHERE extname = 'querator'"), '0.6.0', 'then the update goes through (to the newest version)');
 
 $node->stop;
 done_testing();
