@@ -35,6 +35,7 @@ struct Ring
 	uint64 inserted;
 	TimestampTz since;
 	bool attention; /* the worker should look at this partition's segments */
+	bool wake_sent; /* a writer woke the worker for a due rotation since the worker last took the flag */
 	SegmentBounds segments[kMaxSegments];
 };
 
@@ -82,6 +83,7 @@ find_entry(const PartitionKey &key, bool create)
 		entry->ended_count = 0;
 		entry->ring.count = 0;
 		entry->ring.attention = false;
+		entry->ring.wake_sent = false;
 	}
 	LWLockRelease(heads_lock);
 	return entry;
@@ -197,13 +199,17 @@ head_ring_inserted(int32 queue_id, int partition, uint64 count)
 	SpinLockAcquire(&entry->mutex);
 	Ring &ring = entry->ring;
 	ring.inserted += count;
-	const bool flag = ring.count > 0 && !ring.attention &&
+	/* One wake-up per due rotation: while every segment holds items, the worker retries on its own. */
+	const bool wake = ring.count > 0 && !ring.wake_sent &&
 					  (ring.inserted >= static_cast<uint64>(segment_items) ||
 					   now - ring.since >= static_cast<int64>(segment_interval_ms) * 1000);
-	if (flag)
+	if (wake)
+	{
+		ring.wake_sent = true;
 		flag_attention(entry);
+	}
 	SpinLockRelease(&entry->mutex);
-	return flag;
+	return wake;
 }
 
 void
@@ -232,7 +238,7 @@ head_ring_take_attention()
 		SpinLockAcquire(&entry->mutex);
 		const bool flagged_here = entry->ring.attention;
 		if (flagged_here && entry->key.database == MyDatabaseId)
-			entry->ring.attention = false;
+			entry->ring.attention = entry->ring.wake_sent = false;
 		SpinLockRelease(&entry->mutex);
 		if (!flagged_here)
 			continue;

@@ -89,7 +89,7 @@ void head_ring_install(int32 queue_id, int partition, const RingView &derived);
  * to store the segment fields back (current, inserted, since, segments).
  */
 bool head_ring_change(int32 queue_id, int partition, bool (*change)(RingView *ring, void *arg), void *arg);
-/* Counts items inserted into the current segment; flags the partition for the worker once a rotation is due (true: just now). */
+/* Counts items inserted into the current segment; flags the partition once a rotation is due (true: wake the worker). */
 bool head_ring_inserted(int32 queue_id, int partition, uint64 count);
 /* Flags the partition for the worker's segment upkeep (a rotation may be due, or a segment may be emptied). */
 void head_ring_attention(int32 queue_id, int partition);
