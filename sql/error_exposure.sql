@@ -85,7 +85,8 @@ LANGUAGE sql AS $$
 $$;
 SELECT querator.queues_create('ee', lease_timeout => '1 hour');
 SELECT querator.queue_produce('ee', 'x'::text) IS NOT NULL AS produced;
-SELECT 'querator_data.q' || id || '_p0_items' AS items_table FROM querator.queues WHERE name = 'ee' \gset
+-- segment 0 of partition 0: where a new queue's items go (docs/design.md, "Segments")
+SELECT 'querator_data.q' || id || '_p0_items_s0' AS items_table FROM querator.queues WHERE name = 'ee' \gset
 
 -- a read-only transaction (what a standby says too): 25006 stays 25006
 BEGIN;

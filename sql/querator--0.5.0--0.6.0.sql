@@ -22,7 +22,7 @@ DECLARE
     parent text;
     child text;
     columns text;
-    segments integer := least(8, greatest(2, coalesce(nullif(pg_catalog.current_setting('querator.segments', true), ''), '4')::integer));
+    segments integer := least(8, greatest(2, coalesce(nullif(pg_catalog.current_setting('querator.segments', true), ''), '3')::integer));
 BEGIN
     FOR q IN SELECT id, partitions FROM querator.queues ORDER BY id LOOP
         FOR p IN 0 .. q.partitions - 1 LOOP

@@ -12,7 +12,7 @@ int max_batch_size = 1000;
 int max_payload_size = 1024 * 1024;
 int max_cached_plans = 512;
 int max_tracked_partitions = 8192;
-int segments_per_partition = 4;
+int segments_per_partition = 3;
 int segment_items = 100000;
 int segment_interval_ms = 300000;
 int launcher_naptime = 10;
@@ -99,7 +99,7 @@ define_settings()
 	DefineCustomIntVariable("querator.segments",
 							"Segment tables of each new partition (existing partitions keep theirs).",
 							"Items of a partition live in a ring of segments; a drained segment is emptied with TRUNCATE.",
-							&segments_per_partition, 4, 2, 8,
+							&segments_per_partition, 3, 2, 8,
 							PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("querator.segment_items",
 							"Items a partition's current segment takes before the worker starts the next one.",
