@@ -12,7 +12,9 @@
 -- ignores the xmin horizon (docs/design.md, "Segments"). Existing partitions
 -- get their segments here, and their items and leases move into segment 0,
 -- ids and every attribute kept; the partition's own tables stay empty.
--- Time and WAL in proportion to the items queued at the update.
+-- Time and WAL in proportion to the items queued at the update. A partition
+-- that has its segments already (made by the 0.6.0 library before this
+-- update ran) is left as it is.
 DO $$
 DECLARE
     q record;
@@ -28,11 +30,14 @@ BEGIN
         FOR p IN 0 .. q.partitions - 1 LOOP
             FOREACH kind IN ARRAY ARRAY['items', 'leases'] LOOP
                 parent := 'q' || q.id || '_p' || p || '_' || kind;
+                CONTINUE WHEN pg_catalog.to_regclass(pg_catalog.format('querator_data.%I', parent || '_s0')) IS NOT NULL;
                 FOR s IN 0 .. segments - 1 LOOP
                     child := parent || '_s' || s;
                     EXECUTE pg_catalog.format('CREATE TABLE querator_data.%I (LIKE querator_data.%I INCLUDING ALL)',
                                               child, kind || '_template');
                     EXECUTE pg_catalog.format('ALTER TABLE querator_data.%I INHERIT querator_data.%I', child, parent);
+                    -- a queue's table, not the extension's: pg_dump dumps it with its rows, DROP EXTENSION leaves it
+                    EXECUTE pg_catalog.format('ALTER EXTENSION querator DROP TABLE querator_data.%I', child);
                 END LOOP;
                 SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO columns
                   FROM pg_catalog.pg_attribute a

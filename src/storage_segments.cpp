@@ -195,6 +195,17 @@ segment_ring(int32 queue_id, int partition)
 	RingView ring = head_ring_read(queue_id, partition);
 	if (ring.count > 0)
 		return ring;
+	/*
+	 * Before looking for segments: the update to 0.6.0 splits a partition
+	 * under ACCESS EXCLUSIVE on its items table, so a process that found no
+	 * segments while the update ran would insert into the table itself
+	 * after it, where nothing looks any more. The lock waits for the update
+	 * and reads the catalog as it committed (it stays to the transaction's
+	 * end, as a statement's).
+	 */
+	const Oid items = data_relation(partition_relname(queue_id, partition, "items"));
+	if (OidIsValid(items))
+		pg_guard([&] { LockRelationOid(items, AccessShareLock); });
 	const int count = segments_in_catalog(queue_id, partition);
 	if (count == 0)
 		return ring;

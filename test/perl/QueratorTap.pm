@@ -207,6 +207,12 @@ sub with_0_1_0_queue_tables
 		  . queue_tables_ddl_0_1_0(%template)
 		  . "$sql;\n"
 		  . 'DROP TABLE ' . join(', ', map { $template{$_} } sort keys %template) . ";\n"
+		  # 0.1.0 had no segments (0.6.0): its items and leases tables held the rows themselves.
+		  . q{DO $$ DECLARE t text; BEGIN
+		        FOR t IN SELECT relname FROM pg_class WHERE relnamespace = 'querator_data'::regnamespace
+		                   AND relname ~ '^q[0-9]+_p[0-9]+_(items|leases)_s[0-9]+$' LOOP
+		            EXECUTE format('DROP TABLE querator_data.%I', t);
+		        END LOOP; END $$;} . "\n"
 		  . 'COMMIT;');
 	return $out;
 }

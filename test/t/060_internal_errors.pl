@@ -16,6 +16,7 @@ my $node = querator_node('internal_errors');
 my $db = 'postgres';
 $node->safe_psql($db, "CREATE EXTENSION querator; SELECT querator.queues_create('te')");
 my $items = $node->safe_psql($db, "SELECT 'querator_data.q' || id || '_p0_items' FROM querator.queues WHERE name = 'te'");
+my $segment = "${items}_s0"; # where a new queue's items go (0.6.0: docs/design.md, "Segments")
 
 # Runs $sql in a new psql with every error field shown; returns its stderr.
 sub client_error
@@ -36,7 +37,7 @@ my $log = slurp_file($node->logfile, $log_offset);
 like($log, qr/LOG:  querator: internal statement failed: cannot execute INSERT in a read-only transaction/,
 	'read-only: the original error is in the server log');
 # (produce writes over the access methods since 0.4.0: its context names the write and the table)
-like($log, qr/CONTEXT:  querator produce: INSERT INTO \Q$items\E$/m, 'read-only: with querator\'s write');
+like($log, qr/CONTEXT:  querator produce: INSERT INTO \Q$segment\E$/m, 'read-only: with querator\'s write');
 
 # --- a lock timeout inside querator's statement: 55P03 passes unchanged ----------
 my $locker = $node->background_psql($db);
@@ -46,7 +47,7 @@ $err = client_error("SET lock_timeout = '200ms';\nSELECT querator.queue_produce(
 like($err, qr/ERROR:  55P03: canceling statement due to lock timeout/, 'lock timeout: 55P03 with PostgreSQL\'s message');
 unlike($err, qr/querator_data|INSERT INTO|CONTEXT/, 'lock timeout: no statement, table or context for the client');
 $log = slurp_file($node->logfile, $log_offset);
-like($log, qr/LOG:  querator: internal statement failed: canceling statement due to lock timeout.*\n.*CONTEXT:  querator produce: INSERT INTO \Q$items\E$/m,
+like($log, qr/LOG:  querator: internal statement failed: canceling statement due to lock timeout.*\n.*CONTEXT:  querator produce: INSERT INTO \Q$segment\E$/m,
 	'lock timeout: the original error and the write are in the server log');
 $locker->query_safe('ROLLBACK');
 $locker->quit;

@@ -143,6 +143,8 @@ BEGIN
 		  FROM pg_class c
 		 WHERE c.relnamespace = 'querator_data'::regnamespace AND c.relkind IN ('r', 'S')
 		   AND c.relname NOT IN (SELECT relname FROM fz_expected)
+		   -- a segment of a partition's items or leases (0.6.0) belongs where its parent does
+		   AND regexp_replace(c.relname, '_(items|leases)_s[0-9]+$', '_\1') NOT IN (SELECT relname FROM fz_expected)
 		   AND NOT EXISTS (SELECT FROM pg_depend d  -- the extension's own: the queue table templates
 		                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e');
 	RETURN QUERY

@@ -82,6 +82,17 @@ sql($old, 'ALTER EXTENSION querator UPDATE');
 is(sql($old, "SELECT extversion FROM pg_extension WHERE extname = 'querator'"), $current,
 	"ALTER EXTENSION querator UPDATE goes to $current");
 is(sql($old, $state_sql), $before, 'every queue, grant and item is still there with all its attributes');
+# 0.6.0 split every partition into segments: the rows moved out of the partition's own tables.
+sub rows_in_only
+{
+	my ($relname_pattern) = @_;
+	return sql($old, qq{SELECT count(*) || ' tables, ' || coalesce(sum((xpath('/row/n/text()', query_to_xml(
+		format('SELECT count(*) AS n FROM ONLY querator_data.%I', relname), false, true, '')))[1]::text::int), 0) || ' rows'
+		FROM pg_class WHERE relnamespace = 'querator_data'::regnamespace AND relname ~ '$relname_pattern'});
+}
+my $parents = rows_in_only('^q[0-9]+_p[0-9]+_(items|leases)$');
+like($parents, qr/^\d+ tables, 0 rows$/, "the update moved every item and lease out of the partitions' own tables ($parents)");
+like(rows_in_only('^q[0-9]+_p[0-9]+_(items|leases)_s0$'), qr/^\d+ tables, [1-9]\d+ rows$/, 'into their segment 0');
 
 # Leases taken before the upgrade complete afterwards; the rest still works.
 is(sql($old, "SELECT querator.queue_complete('jobs', ARRAY(SELECT id FROM querator.storage_items_list('jobs', NULL, 10000) WHERE client_id = 'before-upgrade'))"),
@@ -163,14 +174,15 @@ is($upgraded_schema, $fresh_schema, 'the upgraded schema is the same as a fresh 
 # Every queue table has the shape of its template, in both databases: what an
 # upgrade script changes in a template it must change in every queue's table.
 my $unlike_template_sql = 'WITH s AS (' . table_shapes_sql() . q{),
-	q AS (SELECT relname, shape, substring(relname FROM '^q[0-9]+_(?:p[0-9]+_)?(items|leases|scheduled|dead)$') AS kind
+	q AS (SELECT relname, shape, substring(relname FROM '^q[0-9]+_(?:p[0-9]+_)?(items|leases|scheduled|dead)(?:_s[0-9]+)?$') AS kind
 	        FROM s WHERE relname !~ '_template$')
 	SELECT count(*) || ' queue tables, unlike their template: '
 	       || coalesce(string_agg(q.relname, ', ' ORDER BY q.relname) FILTER (WHERE tpl.shape IS DISTINCT FROM q.shape), 'none')
 	  FROM q LEFT JOIN s tpl ON tpl.relname = q.kind || '_template'};
-is(sql($old, $unlike_template_sql), '32 queue tables, unlike their template: none',
+# 32 tables of 9 partitions and 5 queues, and 3 segments of items and of leases per partition (54)
+is(sql($old, $unlike_template_sql), '86 queue tables, unlike their template: none',
 	'upgraded: the tables of queues created by 0.1.0 and after the upgrade have the shape of their templates');
-is(sql($fresh, $unlike_template_sql), '32 queue tables, unlike their template: none',
+is(sql($fresh, $unlike_template_sql), '86 queue tables, unlike their template: none',
 	'fresh install: every queue table has the shape of its template');
 
 $node->stop;
