@@ -374,20 +374,22 @@ def markdown(rows, meta):
                ", ".join(f"{r['scenario']} {r['window_s']} s" for r in loads) + "), last / first window ± its "
                "noise (a window's distance from the line through its neighbours, x sqrt(2); n/a below 3 "
                "windows), the live backlog per window and at the start and end, queue tables (table + "
-               "indexes + TOAST) and dead tuples at the start and end; *end / backlog* = bytes at the end / "
+               "indexes + TOAST) and dead tuples at the start and end; *growth per item* = (bytes at the end - at "
+               "the start) / items consumed; *end / backlog* = bytes at the end / "
                "(items left x bytes per item of the preloaded queue at the start); *horizon* = transactions "
                "the held snapshot's xmin was behind at the end.", "",
                "| scenario | queue | items/s per window | last / first | backlog per window "
-               "| backlog start -> end | bytes start -> end | end / backlog | dead tuples start -> end | horizon |",
-               "|---|---|---|---:|---|---|---|---:|---|---:|"]
+               "| backlog start -> end | bytes start -> end | growth per item | end / backlog | dead tuples start -> end "
+               "| horizon |", "|---|---|---|---:|---|---|---|---:|---:|---|---:|"]
         for r in loads:
             for side, p in (("querator", ""), ("handrolled", "handrolled_")):
                 age = r[side + "_held_xmin_age"]
                 md.append(
                     f"| {r['scenario']} | {side} | {', '.join(fmt(x) for x in r[p + 'windows_items_per_s'])} "
-                    f"| {last_first(r, p)} | {', '.join(map(str, r[p + 'depth_per_window']))} "
-                    f"| {r[side + '_items_start']} -> {r[side + '_items_end']} "
+                    f"| {last_first(r, p)} | {', '.join(f'{x:,}' for x in r[p + 'depth_per_window'])} "
+                    f"| {r[side + '_items_start']:,} -> {r[side + '_items_end']:,} "
                     f"| {mib(r[side + '_bytes_start'])} -> {mib(r[side + '_bytes_end'])} "
+                    f"| {fmt(r[side + '_bytes_growth_per_item'], ' B')} "
                     f"| {fmt(r[side + '_end_bytes_to_backlog'], 'x')} "
                     f"| {r[side + '_dead_tuples_start']} -> {r[side + '_dead_tuples_end']} "
                     f"| {f'{age:,}' if age is not None else ''} |")
