@@ -14,12 +14,14 @@ from collections import defaultdict
 
 THROUGHPUT = ["produce-1", "produce-100", "cycle-1", "cycle-100", "cycle-1-tx", "cycle-100-tx",
               "cycle-1-loop", "cycle-100-loop"]
+# producers and consumers together at full speed, sampled per window
+LOAD = ["steady", "held-xmin", "held-xmin-drain"]
 
 
 def load(workdir):
     tput = defaultdict(list)      # (scenario, side, clients) -> [(items/s, calls/s)]
     windows = defaultdict(list)   # (scenario, side) -> [(items/s, depth)]
-    storage, offered = {}, {}
+    storage, load_runs = {}, {}
     worker = defaultdict(list)    # (scenario, clients) -> [(items, cpu seconds or None, wall seconds)]
     wal = defaultdict(list)       # (scenario, side, clients) -> [(items, records, full-page images, bytes)]
     with open(os.path.join(workdir, "results.tsv")) as f:
@@ -30,9 +32,12 @@ def load(workdir):
             elif kind == "window":
                 windows[(r[0], r[1])].append((float(r[3]), int(r[4])))
             elif kind == "storage":
-                storage[(r[0], r[1])] = [int(x) for x in r[2:6]] + [r[6] if len(r) > 6 else ""]
-            elif kind == "offered":
-                offered[r[0]] = (float(r[1]), int(r[2]), int(r[3]))
+                # bytes, dead tuples, items at the start; the same at the end; items consumed;
+                # the held horizon's age in transactions (held-*); an error
+                storage[(r[0], r[1])] = [int(x) for x in r[2:9]] + [int(r[9]) if r[9] else None,
+                                                                    r[10] if len(r) > 10 else ""]
+            elif kind == "load":
+                load_runs[r[0]] = tuple(int(x) for x in r[1:5])  # producers, consumers, window s, preloaded
             elif kind == "worker":
                 worker[(r[0], int(r[1]))].append((int(r[3]), float(r[4]) if r[4] else None, float(r[5])))
             elif kind == "wal":
@@ -44,7 +49,7 @@ def load(workdir):
                 latency.update(json.load(f))
     with open(os.path.join(workdir, "meta.tsv")) as f:
         meta = [line.rstrip("\n").split("\t", 1) for line in f]
-    return tput, windows, storage, offered, worker, wal, latency, meta
+    return tput, windows, storage, load_runs, worker, wal, latency, meta
 
 
 def median(runs, i=0):
@@ -53,6 +58,18 @@ def median(runs, i=0):
 
 def ratio(a, b):
     return round(a / b, 3) if a is not None and b else None
+
+
+def window_noise(rates):
+    """The noise of one window's figure as a fraction of the mean: the typical distance of a
+    window from the straight line through its two neighbours, so a steady trend (a queue that
+    slows down) is not counted as noise. For independent noise of deviation s the second
+    difference has deviation s * sqrt(6), and its median absolute value is 0.6745 times that.
+    None with fewer than three windows."""
+    if len(rates) < 3 or not statistics.mean(rates):
+        return None
+    second = [abs(a - 2 * b + c) for a, b, c in zip(rates, rates[1:], rates[2:])]
+    return round(statistics.median(second) / (0.6745 * 6 ** 0.5) / statistics.mean(rates), 3)
 
 
 def worker_cpu(runs):
@@ -74,7 +91,7 @@ def wal_per_item(runs, prefix=""):
     return out
 
 
-def build_rows(tput, windows, storage, offered, worker, wal, latency):
+def build_rows(tput, windows, storage, load_runs, worker, wal, latency):
     clients = sorted({c for (_, _, c) in tput})
     rows = []
     ceiling = {c: median(tput[("ceiling", "ceiling", c)]) for c in clients}
@@ -107,28 +124,41 @@ def build_rows(tput, windows, storage, offered, worker, wal, latency):
                 **wal_per_item(wal[(s, "querator", c)]),
                 **wal_per_item(wal[(s, "handrolled", c)], "handrolled_"),
             })
-    for s in ("steady", "held-xmin"):
-        if s not in offered:
+    for s in LOAD:
+        if s not in load_runs:
             continue
-        rate, producers, consumers = offered[s]
-        row = {"scenario": s, "clients": consumers, "producers": producers,
-               "offered_items_per_s": rate, **worker_cpu(worker[(s, consumers)])}
+        producers, consumers, window, preloaded = load_runs[s]
+        row = {"scenario": s, "clients": consumers, "producers": producers, "window_s": window,
+               "preloaded_items": preloaded, **worker_cpu(worker[(s, consumers)])}
         for side in ("querator", "handrolled"):
             w = windows[(s, side)]
             prefix = "" if side == "querator" else "handrolled_"
             rates = [x[0] for x in w]
             row[prefix + "items_per_s"] = round(statistics.mean(rates), 1) if rates else None
             row[prefix + "last_window_ratio"] = ratio(rates[-1], rates[0]) if rates else None
+            row[prefix + "window_noise"] = window_noise(rates)
             row[prefix + "windows_items_per_s"] = rates
             row[prefix + "depth_per_window"] = [x[1] for x in w]
-            b0, d0, b1, d1, err = storage.get((s, side), [None] * 4 + [""])
+            b0, d0, n0, b1, d1, n1, consumed, xmin_age, err = storage.get((s, side), [None] * 8 + [""])
             row[prefix + "errors"] = [err] if err else []
             row[side + "_bytes_start"], row[side + "_bytes_end"] = b0, b1
             row[side + "_bytes_growth"] = b1 - b0 if b0 is not None else None
+            row[side + "_bytes_growth_per_item"] = ratio(row[side + "_bytes_growth"], consumed)
             row[side + "_dead_tuples_start"], row[side + "_dead_tuples_end"] = d0, d1
+            row[side + "_items_start"], row[side + "_items_end"] = n0, n1  # the live backlog
+            row[side + "_items_consumed"] = consumed
+            row[side + "_held_xmin_age"] = xmin_age
+            # the live backlog's size: the items left at the end at the bytes an item took in
+            # the preloaded, vacuumed queue at the start (same side); what is above it is dead
+            backlog_bytes = n1 * b0 / n0 if preloaded and b0 is not None and n0 else None
+            row[side + "_end_bytes_to_backlog"] = ratio(b1, backlog_bytes)
+            row[side + "_dead_bytes_per_item"] = (ratio(b1 - backlog_bytes, consumed)
+                                                  if backlog_bytes is not None else None)
         row["ratio_to_handrolled"] = ratio(row["items_per_s"], row["handrolled_items_per_s"])
         row["storage_growth_ratio_to_handrolled"] = ratio(row["querator_bytes_growth"],
                                                           row["handrolled_bytes_growth"])
+        row["storage_growth_per_item_ratio_to_handrolled"] = ratio(row["querator_bytes_growth_per_item"],
+                                                                   row["handrolled_bytes_growth_per_item"])
         rows.append(row)
     latency_row = lambda s, c, handrolled, figures: {
         "scenario": s, "clients": c, "items_per_s": None, "ratio_to_handrolled": None,
@@ -177,6 +207,15 @@ def wal_cell(r):
     return f"{side('')} / {side('handrolled_')}"
 
 
+def last_first(r, p):
+    """last / first window of a load scenario's side, with the noise of that ratio: a window's
+    relative noise (window_noise) times sqrt(2), as two windows make it."""
+    lw, noise = r[p + "last_window_ratio"], r[p + "window_noise"]
+    if lw is None:
+        return "n/a"
+    return f"{lw:.2f}" + (f" ± {lw * noise * 2 ** 0.5:.2f}" if noise is not None else "")
+
+
 def latencies(r):
     return f"p50 {fmt(r['p50_ms'])} ms, p99 {fmt(r['p99_ms'])} ms"
 
@@ -212,18 +251,27 @@ def targets(rows):
         r = loop["ratio_to_handrolled"]
         check(f"cycle-1-loop at {top} clients >= 1x the hand-rolled single statement (issue 13)", r,
               r is not None and r >= 1, f"{r:.2f}x" if r is not None else "")
-    for s in ("steady", "held-xmin"):
+    for s in LOAD:
         r = [x for x in rows if x["scenario"] == s]
         if not r:
             continue
-        lw = r[0]["last_window_ratio"]
+        r = r[0]
+        lw = r["last_window_ratio"]
         check(f"{s}: last window >= 0.9 x first", lw, lw is not None and lw >= 0.9,
-              f"{lw:.2f}" if lw is not None else "")
+              f"{last_first(r, '')} (hand-rolled {last_first(r, 'handrolled_')})")
     held = [x for x in rows if x["scenario"] == "held-xmin"]
     if held:
-        g = held[0]["storage_growth_ratio_to_handrolled"]
-        check("held-xmin: storage growth a small fraction (< 0.25) of hand-rolled's", g,
-              g is not None and g < 0.25, f"{g:.2f}" if g is not None else "")
+        g = held[0]["storage_growth_per_item_ratio_to_handrolled"]
+        check("held-xmin: storage growth per item consumed a small fraction (< 0.25) of hand-rolled's", g,
+              g is not None and g < 0.25, fmt(g))
+    drain = [x for x in rows if x["scenario"] == "held-xmin-drain"]
+    if drain:
+        e = drain[0]["querator_end_bytes_to_backlog"]
+        d = drain[0]
+        check("held-xmin-drain: storage at the end < 2x the live backlog's size (issue 14)", e,
+              e is not None and e < 2, f"{fmt(e, 'x')}, dead {fmt(d['querator_dead_bytes_per_item'], ' B')} per item "
+              f"(hand-rolled {fmt(d['handrolled_end_bytes_to_backlog'], 'x')}, "
+              f"{fmt(d['handrolled_dead_bytes_per_item'], ' B')})")
     for s, limit in (("wake-latency", 5), ("expiry-precision", 100)):
         r = [x for x in rows if x["scenario"] == s]
         if not r:
@@ -299,8 +347,9 @@ def markdown(rows, meta):
                       f"| {fmt(r['handrolled_items_per_s'])}{flag(r['handrolled_errors'])} "
                       f"| {fmt(r['ratio_to_handrolled'], 'x')} | {fmt(r['ceiling_fraction'])} / "
                       f"{fmt(r['handrolled_ceiling_fraction'])} | {worker_cell(r)} | {wal_cell(r)} |")
-        elif s in ("steady", "held-xmin"):
-            md.append(f"| {s} ({r['producers']} producers at {fmt(r['offered_items_per_s'])}/s) | {c} "
+        elif s in LOAD:
+            preloaded = f", {r['preloaded_items']:,} preloaded" if r["preloaded_items"] else ""
+            md.append(f"| {s} ({r['producers']} producers, full speed{preloaded}) | {c} "
                       f"| {fmt(r['items_per_s'])}{flag(r['errors'])} "
                       f"| {fmt(r['handrolled_items_per_s'])}{flag(r['handrolled_errors'])} "
                       f"| {fmt(r['ratio_to_handrolled'], 'x')} | | {worker_cell(r)} | |")
@@ -324,26 +373,40 @@ def markdown(rows, meta):
             md.append(f"| {s} ({fmt(r['seconds'])} s) | | | | | | {worker_cell(r)} | |")
         else:
             md.append(f"| {s} | {c} | {latencies(r)} ({r['samples']} items) | {r['handrolled']} | | | | |")
-    steady = [r for r in rows if r["scenario"] in ("steady", "held-xmin")]
-    if steady:
-        md += ["", "Steady state: consumed items/s per 10 s window, queue depth at the end of each "
-               "window, queue tables (table + indexes + TOAST) and dead tuples at the start and end.", "",
-               "| scenario | queue | items/s per window | last / first | depth per window "
-               "| bytes start -> end | dead tuples start -> end |", "|---|---|---|---:|---|---|---|"]
-        for r in steady:
+    loads = [r for r in rows if r["scenario"] in LOAD]
+    if loads:
+        md += ["", "Producers and consumers at full speed: consumed items/s per window (" +
+               ", ".join(f"{r['scenario']} {r['window_s']} s" for r in loads) + "), last / first window ± its "
+               "noise (a window's distance from the line through its neighbours, x sqrt(2); n/a below 3 "
+               "windows), the live backlog per window and at the start and end, queue tables (table + "
+               "indexes + TOAST) and dead tuples at the start and end; *growth per item* = (bytes at the end - at "
+               "the start) / items consumed; *end / backlog* = bytes at the end / the live backlog's size (items "
+               "left x bytes per item of the preloaded queue at the start); *dead per item* = (bytes at the end - "
+               "the live backlog's size) / items consumed; *horizon* = transactions "
+               "the held snapshot's xmin was behind at the end.", "",
+               "| scenario | queue | items/s per window | last / first | backlog per window "
+               "| backlog start -> end | bytes start -> end | growth per item | end / backlog | dead per item "
+               "| dead tuples start -> end | horizon |", "|---|---|---|---:|---|---|---|---:|---:|---:|---|---:|"]
+        for r in loads:
             for side, p in (("querator", ""), ("handrolled", "handrolled_")):
+                age = r[side + "_held_xmin_age"]
                 md.append(
                     f"| {r['scenario']} | {side} | {', '.join(fmt(x) for x in r[p + 'windows_items_per_s'])} "
-                    f"| {fmt(r[p + 'last_window_ratio'])} | {', '.join(map(str, r[p + 'depth_per_window']))} "
+                    f"| {last_first(r, p)} | {', '.join(f'{x:,}' for x in r[p + 'depth_per_window'])} "
+                    f"| {r[side + '_items_start']:,} -> {r[side + '_items_end']:,} "
                     f"| {mib(r[side + '_bytes_start'])} -> {mib(r[side + '_bytes_end'])} "
-                    f"| {r[side + '_dead_tuples_start']} -> {r[side + '_dead_tuples_end']} |")
+                    f"| {fmt(r[side + '_bytes_growth_per_item'], ' B')} "
+                    f"| {fmt(r[side + '_end_bytes_to_backlog'], 'x')} "
+                    f"| {fmt(r[side + '_dead_bytes_per_item'], ' B')} "
+                    f"| {r[side + '_dead_tuples_start']} -> {r[side + '_dead_tuples_end']} "
+                    f"| {f'{age:,}' if age is not None else ''} |")
     md += many_queues_section(rows)
     errors = [(r["scenario"], r["clients"], side, e) for r in rows
               for side, key in (("querator", "errors"), ("hand-rolled", "handrolled_errors"))
               for e in r.get(key, [])]
     if errors:
-        md += ["", "(!) pgbench reported errors in these runs (a client aborted or a transaction "
-               "failed after 10 tries); the figure counts only what was done:", ""]
+        md += ["", "(!) errors in these runs (pgbench: a client aborted or a transaction failed after "
+               "10 tries; held-*: the snapshot holder lost its xmin); the figure counts only what was done:", ""]
         md += [f"- {s}, {c} clients, {side}: `{e}`" for s, c, side, e in errors]
     md += ["", "Targets of shared/bench.md:", "", "| target | measured | |", "|---|---:|---|"]
     md += [f"| {n} | {v} | {ok} |" for n, v, ok in targets(rows)]
@@ -393,8 +456,8 @@ def main():
     ap.add_argument("--markdown", required=True)
     ap.add_argument("--json")
     args = ap.parse_args()
-    tput, windows, storage, offered, worker, wal, latency, meta = load(args.dir)
-    rows = build_rows(tput, windows, storage, offered, worker, wal, latency)
+    tput, windows, storage, load_runs, worker, wal, latency, meta = load(args.dir)
+    rows = build_rows(tput, windows, storage, load_runs, worker, wal, latency)
     text = markdown(rows, meta)
     with open(args.markdown, "w") as f:
         f.write(text)

@@ -1,4 +1,5 @@
 -- cycle-1 (hand-rolled): lease 1 row (SKIP LOCKED), then delete it: two autocommit calls.
+-- Also held-xmin-drain's consumer (bench/run).
 -- Same one-row guard as querator's script.
 WITH leased AS (
   UPDATE handrolled SET vt = now() + interval '1 minute', read_ct = read_ct + 1
