@@ -607,13 +607,13 @@ head_unregister(int32 queue_id, int partition)
 		}
 }
 
-int
-head_segment(int32 queue_id, int partition)
+bool
+head_registered(int32 queue_id, int partition)
 {
 	for (const HeldRegistration &held : pending.registrations)
 		if (held.registration.queue_id == queue_id && held.registration.partition == partition)
-			return held.registration.segment;
-	return -1;
+			return true;
+	return false;
 }
 
 } // namespace querator

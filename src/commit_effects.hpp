@@ -89,7 +89,7 @@ enum class HeadRole
 bool head_register(int32 queue_id, int partition, HeadRole role = HeadRole::writer);
 /* Ends a registration early: a lease that took nothing (or a promotion that inserted nothing) has nothing to protect. */
 void head_unregister(int32 queue_id, int partition);
-/* The segment this transaction's registration writes in the partition (partition_head.hpp); -1 without one. */
-int head_segment(int32 queue_id, int partition);
+/* Whether this transaction holds a registration in the partition. */
+bool head_registered(int32 queue_id, int partition);
 
 } // namespace querator

@@ -24,7 +24,7 @@ struct Registration
 {
 	int pid;      /* 0: free */
 	int64 floor;  /* the head when it registered: its items are all at or above it */
-	int segment;  /* the segment it writes */
+	uint32 segments; /* bit s: it may have inserted into segment s (every segment current when it wrote) */
 };
 
 /* The ring of segments (partition_head.hpp), under the entry's mutex. */
@@ -102,8 +102,9 @@ ring_view(const HeadEntry *entry)
 	view.head = entry->head;
 	view.frozen = entry->overflow > 0;
 	for (const Registration &r : entry->registrations)
-		if (r.pid != 0)
-			view.writers[r.segment]++;
+		for (int seg = 0; seg < kMaxSegments && r.pid != 0; seg++)
+			if (r.segments & (1u << seg))
+				view.writers[seg]++;
 	for (int s = 0; s < kMaxSegments; s++)
 		view.segments[s] = entry->ring.segments[s];
 	return view;
@@ -212,6 +213,22 @@ head_ring_inserted(int32 queue_id, int partition, uint64 count)
 	return wake;
 }
 
+int
+head_writer_segment(int32 queue_id, int partition)
+{
+	HeadEntry *entry = heads ? find_entry(make_partition_key(queue_id, partition), false) : nullptr;
+	if (entry == nullptr)
+		return -1;
+	SpinLockAcquire(&entry->mutex);
+	const int current = entry->ring.count > 0 ? entry->ring.current : -1;
+	if (current >= 0)
+		for (Registration &r : entry->registrations)
+			if (r.pid == MyProcPid)
+				r.segments |= 1u << current;
+	SpinLockRelease(&entry->mutex);
+	return current;
+}
+
 void
 head_ring_attention(int32 queue_id, int partition)
 {
@@ -283,20 +300,20 @@ head_enter(int32 queue_id, int partition, HeadRegistration *registration)
 	bool overflow = true;
 	SpinLockAcquire(&entry->mutex);
 	const int64 floor = entry->head;
-	const int segment = entry->ring.count > 0 ? entry->ring.current : 0;
+	const uint32 segments = entry->ring.count > 0 ? 1u << entry->ring.current : 0;
 	for (Registration &r : entry->registrations)
 		if (r.pid == 0)
 		{
 			r.pid = MyProcPid;
 			r.floor = floor;
-			r.segment = segment;
+			r.segments = segments;
 			overflow = false;
 			break;
 		}
 	if (overflow)
 		entry->overflow++;
 	SpinLockRelease(&entry->mutex);
-	*registration = HeadRegistration{queue_id, partition, overflow, floor, segment};
+	*registration = HeadRegistration{queue_id, partition, overflow, floor};
 	return true;
 }
 
@@ -309,18 +326,22 @@ head_leave(const HeadRegistration &registration, bool remember)
 	if (entry == nullptr)
 		return;
 	SpinLockAcquire(&entry->mutex);
+	uint32 segments_left = 0;
 	if (registration.overflow)
 		entry->overflow--;
 	else
 		for (Registration &r : entry->registrations)
 			if (r.pid == MyProcPid)
+			{
+				segments_left = r.segments;
 				r.pid = 0;
+			}
 	if (remember)
 	{
 		entry->ended_floors[entry->ended_count % kEndedRing] = registration.floor;
 		entry->ended_count++;
 	}
-	if (entry->ring.count > 0 && (registration.overflow || registration.segment != entry->ring.current))
+	if (entry->ring.count > 0 && (registration.overflow || (segments_left & ~(1u << entry->ring.current)) != 0))
 		flag_attention(entry); /* the last writer of a segment that is no longer current may have left */
 	SpinLockRelease(&entry->mutex);
 }

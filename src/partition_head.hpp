@@ -53,8 +53,8 @@ HeadView head_read(int32 queue_id, int partition);
  * is no longer current, that no registered transaction can still write,
  * and whose items are all gone is emptied with TRUNCATE and reused. The ring
  * lives next to the registrations because its proof is theirs: a writer
- * registers before it inserts, and writes the segment that was current when
- * it registered, for as long as its registration lasts.
+ * registers before it inserts, and its registration records every segment
+ * it inserts into (the current one, each time it writes) until it ends.
  */
 constexpr int kMaxSegments = 8;
 constexpr int64 kUnsealed = PG_INT64_MAX; /* upper bound of a segment that may still get items */
@@ -74,8 +74,8 @@ struct RingView
 	uint64 inserted = 0;       /* items inserted into the current segment since it became current */
 	TimestampTz since = 0;     /* when it became current */
 	int64 head = 0;
-	int writers[kMaxSegments] = {}; /* live registrations that write each segment */
-	bool frozen = false;       /* an overflow registration (segment unknown) is live: nothing may be truncated */
+	int writers[kMaxSegments] = {}; /* live registrations that may have inserted into each segment */
+	bool frozen = false;       /* an overflow registration (segments unknown) is live: nothing may be truncated */
 	SegmentBounds segments[kMaxSegments];
 };
 
@@ -91,6 +91,13 @@ void head_ring_install(int32 queue_id, int partition, const RingView &derived);
 bool head_ring_change(int32 queue_id, int partition, bool (*change)(RingView *ring, void *arg), void *arg);
 /* Counts items inserted into the current segment; flags the partition once a rotation is due (true: wake the worker). */
 bool head_ring_inserted(int32 queue_id, int partition, uint64 count);
+/*
+ * The segment a registered writer inserts into now: the current one, which
+ * its registration records before it inserts (-1: the partition has no
+ * entry or no known ring). A long transaction that writes across a
+ * rotation so inserts into the new segment, and holds back both.
+ */
+int head_writer_segment(int32 queue_id, int partition);
 /* Flags the partition for the worker's segment upkeep (a rotation may be due, or a segment may be emptied). */
 void head_ring_attention(int32 queue_id, int partition);
 /* The partitions of this database flagged for segment upkeep; clears their flags. */
@@ -103,7 +110,6 @@ struct HeadRegistration
 	int32 partition;
 	bool overflow; /* no slot was free: it holds the head frozen instead */
 	int64 floor;   /* the head when it registered: its items are all at or above it */
-	int segment;   /* the segment it writes: current when it registered (0 without a known ring) */
 };
 
 /* Registers this backend in the partition's entry (made if missing); false when the table has no room for it. */

@@ -213,7 +213,7 @@ storage_promote_due(int32 queue_id, int partition, int32 limit)
 		"  RETURNING *, coalesce(origin_id, id) AS first_id) "
 		"INSERT INTO {segment} (id, {columns}) "
 		"SELECT $1 | nextval({seq}), {moved_columns} FROM due ORDER BY enqueue_at, id";
-	const bool registered_before = head_segment(queue_id, partition) >= 0;
+	const bool registered_before = head_registered(queue_id, partition);
 	const std::string segment = insert_target(queue_id, partition);
 	/* The item keeps the id it was first given (origin_id) under its new one. */
 	std::string moved = kItemColumns;
@@ -251,7 +251,7 @@ run_claim(int32 queue_id, int partition, const std::string &client_id, int32 bat
 		  const Interval &lease_timeout, OnGranted on_granted, TimestampTz *earliest_deadline)
 {
 	*earliest_deadline = DT_NOEND;
-	const bool registered_before = head_segment(queue_id, partition) >= 0;
+	const bool registered_before = head_registered(queue_id, partition);
 	(void) writer_segment(queue_id, partition, HeadRole::leaser);
 	/*
 	 * Most claims start at the cursor, past the items other leases hold

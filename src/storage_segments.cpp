@@ -219,12 +219,12 @@ segment_ring(int32 queue_id, int partition)
 int
 writer_segment(int32 queue_id, int partition, HeadRole role)
 {
-	const RingView ring = segment_ring(queue_id, partition); /* before registering: the registration names a segment */
+	const RingView ring = segment_ring(queue_id, partition); /* before registering: the registration names segments */
 	head_register(queue_id, partition, role);
 	if (ring.count == 0)
 		return -1;
-	const int segment = head_segment(queue_id, partition);
-	return segment >= 0 ? segment : ring.current;
+	const int segment = head_writer_segment(queue_id, partition);
+	return segment >= 0 ? segment : ring.current; /* no shared entry: the ring never rotates */
 }
 
 std::string

@@ -103,6 +103,17 @@ is(sql("SELECT string_agg(convert_from(payload, 'UTF8'), ' ' ORDER BY id) = stri
         FROM (SELECT l.*, row_number() OVER (ORDER BY l.id) AS n FROM querator.queue_lease('seg', 'r', 1000) l) x"),
 	't', 'after a restart the ring is read back from the tables and leases find every item in order');
 sql("SELECT querator.queue_complete('seg', array_agg(id)) FROM querator.storage_items_list('seg', NULL, 1000)");
+
+# One long transaction that produces across rotations (a bulk load) follows the
+# current segment: its items spread over the ring instead of filling one segment.
+sql("DO \$\$ BEGIN FOR i IN 1..300 LOOP PERFORM querator.queue_produce('seg', 'bulk-' || i);
+     IF i % 100 = 0 THEN PERFORM pg_sleep(0.5); END IF; END LOOP; END \$\$");
+cmp_ok(sql("SELECT count(DISTINCT tableoid) FROM querator_data.q${qid}_p0_items"), '>=', 2,
+	'a transaction that produced across rotations wrote more than one segment');
+is(sql("SELECT string_agg(convert_from(payload, 'UTF8'), ' ' ORDER BY id) = string_agg('bulk-' || n, ' ' ORDER BY n)
+        FROM (SELECT l.*, row_number() OVER (ORDER BY l.id) AS n FROM querator.queue_lease('seg', 'b', 1000) l) x"),
+	't', 'and its items are leased in the order they were produced');
+sql("SELECT querator.queue_complete('seg', array_agg(id)) FROM querator.storage_items_list('seg', NULL, 1000)");
 sql("SELECT querator.queues_delete('seg')");
 is(sql("SELECT count(*) FROM pg_class WHERE relname ~ '^q${qid}_'"), '0', 'queues_delete drops every segment');
 
