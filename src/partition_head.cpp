@@ -285,6 +285,7 @@ head_read(int32 queue_id, int partition)
 	view.cursor = std::max(entry->head, entry->cursor);
 	view.ended_seen = entry->ended_count;
 	view.tracked = true;
+	view.ring = ring_view(entry);
 	SpinLockRelease(&entry->mutex);
 	return view;
 }

@@ -35,17 +35,6 @@ namespace querator {
 void head_request_shmem();
 void head_startup_shmem();
 
-/* What a lease scan needs to know before it takes its snapshot. */
-struct HeadView
-{
-	int64 head = 0;        /* start the walk here (0 when unknown: from the start) */
-	int64 cursor = 0;      /* or here, past what other leases claimed (never below head) */
-	uint64 ended_seen = 0; /* registrations ended so far */
-	bool tracked = false;  /* the partition has an entry */
-};
-
-/* Read right before the scan's statement (so before its snapshot). */
-HeadView head_read(int32 queue_id, int partition);
 
 /*
  * The ring of segments of a partition (docs/design.md, "Segments"): the
@@ -78,6 +67,19 @@ struct RingView
 	bool frozen = false;       /* an overflow registration (segments unknown) is live: nothing may be truncated */
 	SegmentBounds segments[kMaxSegments];
 };
+
+/* What a lease scan needs to know before it takes its snapshot. */
+struct HeadView
+{
+	int64 head = 0;        /* start the walk here (0 when unknown: from the start) */
+	int64 cursor = 0;      /* or here, past what other leases claimed (never below head) */
+	uint64 ended_seen = 0; /* registrations ended so far */
+	bool tracked = false;  /* the partition has an entry */
+	RingView ring;         /* its segments, read with the head */
+};
+
+/* Read right before the scan's statement (so before its snapshot). */
+HeadView head_read(int32 queue_id, int partition);
 
 /* The partition's ring; count 0 when it has no entry or its ring is not known yet. */
 RingView head_ring_read(int32 queue_id, int partition);

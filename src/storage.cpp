@@ -268,9 +268,10 @@ run_claim(int32 queue_id, int partition, const std::string &client_id, int32 bat
 		const HeadView head = head_read(queue_id, partition);
 		const int64 start = from_cursor ? head.cursor : head.head;
 		const int32 wanted = batch_size - static_cast<int32>(total);
-		/* Read after the head: a segment started since is empty as the head saw it. */
+		/* The segments as the head read saw them (the first use after a restart reads them from the tables). */
+		const RingView ring = head.ring.count > 0 ? head.ring : segment_ring(queue_id, partition);
 		std::vector<SegmentWalk> walk;
-		for (const SegmentTables &segment : segments_from(segment_ring(queue_id, partition), queue_id, partition, start))
+		for (const SegmentTables &segment : segments_from(ring, queue_id, partition, start))
 			walk.push_back(SegmentWalk{segment.items, segment.leases, segment.lower});
 		const ClaimPass claimed = claim_pass(walk, start, wanted, lease_timeout, client_id);
 		if (claimed.locked > 0)

@@ -223,6 +223,8 @@ writer_segment(int32 queue_id, int partition, HeadRole role)
 	head_register(queue_id, partition, role);
 	if (ring.count == 0)
 		return -1;
+	if (role == HeadRole::leaser)
+		return ring.current; /* inserts no item: records nothing */
 	const int segment = head_writer_segment(queue_id, partition);
 	return segment >= 0 ? segment : ring.current; /* no shared entry: the ring never rotates */
 }

@@ -29,7 +29,11 @@ struct SegmentTables
 
 /* The partition's ring, read from its tables once after startup (count 0: not split into segments yet). */
 RingView segment_ring(int32 queue_id, int partition);
-/* Registers the transaction (commit_effects.hpp) and returns the segment it inserts into (-1: not split). */
+/*
+ * Registers the transaction (commit_effects.hpp) and returns the segment it
+ * inserts into, recorded in its registration (-1: not split). A leaser
+ * inserts nothing and records nothing.
+ */
 int writer_segment(int32 queue_id, int partition, HeadRole role = HeadRole::writer);
 /* writer_segment as the quoted name of the items table an INSERT statement names. */
 std::string insert_target(int32 queue_id, int partition);
