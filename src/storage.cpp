@@ -270,10 +270,8 @@ run_claim(int32 queue_id, int partition, const std::string &client_id, int32 bat
 		const int32 wanted = batch_size - static_cast<int32>(total);
 		/* The segments as the head read saw them (the first use after a restart reads them from the tables). */
 		const RingView ring = head.ring.count > 0 ? head.ring : segment_ring(queue_id, partition);
-		std::vector<SegmentWalk> walk;
-		for (const SegmentTables &segment : segments_from(ring, queue_id, partition, start))
-			walk.push_back(SegmentWalk{segment.items, segment.leases, segment.lower});
-		const ClaimPass claimed = claim_pass(walk, start, wanted, lease_timeout, client_id);
+		const ClaimPass claimed =
+			claim_pass(segments_from(ring, queue_id, partition, start), start, wanted, lease_timeout, client_id);
 		if (claimed.locked > 0)
 		{
 			/* Items are locked in id order: from the head, the first is the first unleased item. */
@@ -344,10 +342,7 @@ const char *const kLockRequestedItems =
 std::vector<int64>
 storage_complete(int32 queue_id, int partition, const std::vector<int64> &ids)
 {
-	std::vector<SegmentRange> segments;
-	for (const SegmentTables &segment : segments_all(segment_ring(queue_id, partition), queue_id, partition))
-		segments.push_back(SegmentRange{{segment.items, segment.leases, segment.lower}, segment.upper});
-	return complete_leased(segments, ids);
+	return complete_leased(segments_all(segment_ring(queue_id, partition), queue_id, partition), ids);
 }
 
 namespace {

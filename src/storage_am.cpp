@@ -310,7 +310,7 @@ close_lease_writer(const LeaseWriter &w)
 
 /* The walk of one segment from `start`; PostgreSQL calls only. */
 void
-walk_segment(const SegmentWalk &segment, Snapshot snapshot, CommandId cid, int64 start, int32 wanted,
+walk_segment(const SegmentTables &segment, Snapshot snapshot, CommandId cid, int64 start, int32 wanted,
 			 TimestampTz timeout_deadline, Datum client, ClaimPass *out)
 {
 	const PartitionTables t = open_partition(segment.items.c_str(), RowShareLock, segment.leases.c_str());
@@ -365,7 +365,7 @@ walk_segment(const SegmentWalk &segment, Snapshot snapshot, CommandId cid, int64
 
 /* The whole pass; PostgreSQL calls only (run under pg_guard). */
 void
-run_pass(const std::vector<SegmentWalk> &segments, int64 start, int32 wanted, const Interval *lease_timeout,
+run_pass(const std::vector<SegmentTables> &segments, int64 start, int32 wanted, const Interval *lease_timeout,
 		 const char *client_id, ClaimPass *out)
 {
 	Write write;
@@ -393,11 +393,11 @@ run_pass(const std::vector<SegmentWalk> &segments, int64 start, int32 wanted, co
 
 /* complete_leased; PostgreSQL calls only (run under pg_guard). `ids` sorted, without duplicates. */
 void
-run_complete(const std::vector<SegmentRange> &segments, const int64 *ids, size_t count, int64 *done,
+run_complete(const std::vector<SegmentTables> &segments, const int64 *ids, size_t count, int64 *done,
 			 size_t *done_count)
 {
 	Write write;
-	const Snapshot snapshot = begin_write(&write, "complete", "DELETE", segments.front().tables.items.c_str());
+	const Snapshot snapshot = begin_write(&write, "complete", "DELETE", segments.front().items.c_str());
 	const CommandId cid = GetCurrentCommandId(true);
 	/* Opened when an id first needs the segment; most calls need one. */
 	std::vector<std::optional<PartitionTables>> open(segments.size());
@@ -406,13 +406,12 @@ run_complete(const std::vector<SegmentRange> &segments, const int64 *ids, size_t
 	for (size_t i = 0; i < count; i++)
 		for (size_t s = 0; s < segments.size(); s++)
 		{
-			if (ids[i] < segments[s].tables.lower || ids[i] >= segments[s].upper)
+			if (ids[i] < segments[s].lower || ids[i] >= segments[s].upper)
 				continue;
 			if (!open[s])
 			{
-				write.table = segments[s].tables.items.c_str();
-				open[s] = open_partition(segments[s].tables.items.c_str(), RowExclusiveLock,
-										 segments[s].tables.leases.c_str());
+				write.table = segments[s].items.c_str();
+				open[s] = open_partition(segments[s].items.c_str(), RowExclusiveLock, segments[s].leases.c_str());
 			}
 			const PartitionTables &t = *open[s];
 			if (item == nullptr)
@@ -739,23 +738,27 @@ column_number(Relation rel, const char *name)
 }
 
 ClaimPass
-claim_pass(const std::vector<SegmentWalk> &segments, int64 start, int32 wanted, const Interval &lease_timeout,
+claim_pass(const std::vector<SegmentTables> &segments, int64 start, int32 wanted, const Interval &lease_timeout,
 		   const std::string &client_id)
 {
 	ClaimPass pass{};
+	if (segments.empty())
+		return pass; /* cannot happen: the current segment is always walked */
 	pg_guard([&] { run_pass(segments, start, wanted, &lease_timeout, client_id.c_str(), &pass); },
 			 ErrorOrigin::internal_sql);
 	return pass;
 }
 
 std::vector<int64>
-complete_leased(const std::vector<SegmentRange> &segments, const std::vector<int64> &ids)
+complete_leased(const std::vector<SegmentTables> &segments, const std::vector<int64> &ids)
 {
 	std::vector<int64> sorted(ids);
 	std::sort(sorted.begin(), sorted.end());
 	sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
 	std::vector<int64> done(sorted.size());
 	size_t done_count = 0;
+	if (segments.empty())
+		return {};
 	pg_guard([&] { run_complete(segments, sorted.data(), sorted.size(), done.data(), &done_count); },
 			 ErrorOrigin::internal_sql);
 	done.resize(done_count);

@@ -58,12 +58,14 @@ struct ClaimPass
 	uint64 granted_count;
 };
 
-/* One segment's tables (unqualified relnames in querator_data) and the lowest id it may hold. */
-struct SegmentWalk
+/* One segment of a partition (storage_segments.hpp): its tables and the ids it may hold, [lower, upper). */
+struct SegmentTables
 {
-	std::string items;
+	int segment;        /* -1: a partition the update to 0.6.0 has not split yet (its tables themselves) */
+	std::string items;  /* unqualified relnames in querator_data */
 	std::string leases;
 	int64 lower;
+	int64 upper;
 };
 
 /*
@@ -74,7 +76,7 @@ struct SegmentWalk
  * each into the item's segment, except an item whose lease committed after
  * the snapshot. Requires an open SpiConnection.
  */
-ClaimPass claim_pass(const std::vector<SegmentWalk> &segments, int64 start, int32 wanted,
+ClaimPass claim_pass(const std::vector<SegmentTables> &segments, int64 start, int32 wanted,
 					 const Interval &lease_timeout, const std::string &client_id);
 
 /*
@@ -96,12 +98,7 @@ std::vector<int64> insert_items(int32 queue_id, int partition, const std::string
  * completed, in id order. An id is looked up in the segments whose range
  * may hold it, each opened only when needed. Requires an open SpiConnection.
  */
-struct SegmentRange
-{
-	SegmentWalk tables;
-	int64 upper; /* ids in it are below this */
-};
-std::vector<int64> complete_leased(const std::vector<SegmentRange> &segments, const std::vector<int64> &ids);
+std::vector<int64> complete_leased(const std::vector<SegmentTables> &segments, const std::vector<int64> &ids);
 
 /* The lowest and highest id in a table's primary key, dead rows included (any = false: no entry). */
 struct IdRange

@@ -11,21 +11,12 @@
 
 #include "commit_effects.hpp"
 #include "partition_head.hpp"
+#include "storage_am.hpp"
 
 #include <string>
 #include <vector>
 
 namespace querator {
-
-/* One segment's tables and the ids it may hold, [lower, upper). */
-struct SegmentTables
-{
-	int segment;        /* -1: a partition the update to 0.6.0 has not split yet (its tables themselves) */
-	std::string items;  /* unqualified relnames in querator_data */
-	std::string leases;
-	int64 lower;
-	int64 upper;
-};
 
 /* The partition's ring, read from its tables once after startup (count 0: not split into segments yet). */
 RingView segment_ring(int32 queue_id, int partition);

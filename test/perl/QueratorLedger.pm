@@ -11,10 +11,11 @@ use warnings;
 
 use Exporter 'import';
 use IPC::Run;
+use Time::HiRes ();
 use Test::More;
 use QueratorTap;
 
-our @EXPORT = qw(ledger_sql start_load finish_load wait_for_progress check_ledger);
+our @EXPORT = qw(ledger_sql start_load finish_load wait_for_progress check_ledger load_backend_pid kill9_and_recover);
 
 # The ledger, the load procedure and present_items(), for a database whose queue 'load' exists.
 sub ledger_sql
@@ -158,6 +159,32 @@ sub finish_load
 		$ok++ if $s->{h}->result == 0;
 	}
 	return $ok;
+}
+
+# The pid of the backend running load session $session of run $run ('' if none within 10 s).
+sub load_backend_pid
+{
+	my ($node, $db, $run, $session) = @_;
+	for (1 .. 100)
+	{
+		my $pid = $node->safe_psql($db, "SELECT pid FROM pg_stat_activity
+			WHERE query LIKE 'CALL load($run, $session,%' AND backend_type = 'client backend'");
+		return $pid if $pid ne '';
+		Time::HiRes::usleep(100_000);
+	}
+	return '';
+}
+
+# Kills $pid with SIGKILL and waits for the crash restart to finish and the worker of $db to return.
+sub kill9_and_recover
+{
+	my ($node, $db, $pid, $what) = @_;
+	my $offset = -s $node->logfile;
+	ok(kill('KILL', $pid), "kill -9 $what (pid $pid)");
+	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $offset);
+	ok(wait_for_server($node, 60), "the cluster crash-restarted after kill -9 of $what");
+	ok(wait_for_workers($node, $db, 1, 15), "the worker came back after kill -9 of $what");
+	return;
 }
 
 # Waits until the load has committed at least $n more completions.

@@ -29,36 +29,19 @@ SELECT querator.queues_create('load', lease_timeout => '1 s', max_attempts => 3,
 SQL
 sql(ledger_sql());
 
-# Kills $pid with SIGKILL and waits for the crash restart to finish.
-sub kill9_and_recover
-{
-	my ($pid, $what) = @_;
-	my $offset = -s $node->logfile;
-	ok(kill('KILL', $pid), "kill -9 $what (pid $pid)");
-	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $offset);
-	ok(wait_for_server($node, 60), "the cluster crash-restarted after kill -9 of $what");
-	ok(wait_for_workers($node, $db, 1, 15), "the worker came back after kill -9 of $what");
-}
-
 # Phase 1: kill -9 of the querator worker under load.
 my @load = start_load($node, $db, 1, 3, 20);
 ok(wait_for_progress($node, $db, 500), 'load 1 is running');
 my ($worker) = worker_pids($node, $db);
-kill9_and_recover($worker, 'the querator worker');
+kill9_and_recover($node, $db, $worker, 'the querator worker');
 finish_load(@load);
 
 # Phase 2: kill -9 of a backend running the load.
 @load = start_load($node, $db, 2, 3, 20);
 ok(wait_for_progress($node, $db, 500), 'load 2 is running');
-my $backend = '';
-for (1 .. 100)
-{
-	$backend = sql("SELECT pid FROM pg_stat_activity WHERE query LIKE 'CALL load(2, 2,%' AND backend_type = 'client backend'");
-	last if $backend ne '';
-	usleep(100_000);
-}
+my $backend = load_backend_pid($node, $db, 2, 2);
 isnt($backend, '', 'found the backend of load session 2');
-kill9_and_recover($backend, 'a load backend');
+kill9_and_recover($node, $db, $backend, 'a load backend');
 finish_load(@load);
 
 # Phase 3: the load runs cleanly to its end after the crashes.

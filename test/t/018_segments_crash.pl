@@ -36,16 +36,6 @@ sub filenodes
 }
 my %first = map { $_ => 1 } split / /, filenodes();
 
-sub kill9_and_recover
-{
-	my ($pid, $what) = @_;
-	my $offset = -s $node->logfile;
-	ok(kill('KILL', $pid), "kill -9 $what (pid $pid)");
-	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $offset);
-	ok(wait_for_server($node, 60), "the cluster crash-restarted after kill -9 of $what");
-	ok(wait_for_workers($node, $db, 1, 15), "the worker came back after kill -9 of $what");
-}
-
 # Kill the worker (which rotates) several times at different points of the load.
 for my $run (1 .. 3)
 {
@@ -53,22 +43,16 @@ for my $run (1 .. 3)
 	ok(wait_for_progress($node, $db, 300 * $run), "load $run is running");
 	usleep(int(rand(700_000)));
 	my ($worker) = worker_pids($node, $db);
-	kill9_and_recover($worker, "the querator worker (run $run)");
+	kill9_and_recover($node, $db, $worker, "the querator worker (run $run)");
 	finish_load(@load);
 }
 
 # And a backend in the middle of producing into a segment.
 my @load = start_load($node, $db, 4, 3, 12);
 ok(wait_for_progress($node, $db, 300), 'load 4 is running');
-my $backend = '';
-for (1 .. 100)
-{
-	$backend = sql("SELECT pid FROM pg_stat_activity WHERE query LIKE 'CALL load(4, 2,%' AND backend_type = 'client backend'");
-	last if $backend ne '';
-	usleep(100_000);
-}
+my $backend = load_backend_pid($node, $db, 4, 2);
 isnt($backend, '', 'found the backend of load session 2');
-kill9_and_recover($backend, 'a load backend');
+kill9_and_recover($node, $db, $backend, 'a load backend');
 finish_load(@load);
 
 # The load runs cleanly to its end after the crashes, rotating on.
