@@ -35,7 +35,13 @@ struct Ring
 	uint64 inserted;
 	TimestampTz since;
 	bool attention; /* the worker should look at this partition's segments */
-	bool wake_sent; /* a writer woke the worker for a due rotation since the worker last took the flag */
+	/*
+	 * A writer woke the worker for the current segment's due rotation. Reset
+	 * by the rotation only: while every segment holds items the rotation
+	 * stays due, and the worker retries on its own every second; a wake-up per
+	 * insert kept it running rounds back to back (15% of a core).
+	 */
+	bool wake_sent;
 	SegmentBounds segments[kMaxSegments];
 };
 
@@ -180,6 +186,8 @@ head_ring_change(int32 queue_id, int partition, bool (*change)(RingView *ring, v
 	const bool changed = view.count > 0 && change(&view, arg);
 	if (changed)
 	{
+		if (view.current != entry->ring.current)
+			entry->ring.wake_sent = false; /* a new segment: its own rotation wakes the worker once more */
 		entry->ring.current = view.current;
 		entry->ring.inserted = view.inserted;
 		entry->ring.since = view.since;
@@ -255,7 +263,7 @@ head_ring_take_attention()
 		SpinLockAcquire(&entry->mutex);
 		const bool flagged_here = entry->ring.attention;
 		if (flagged_here && entry->key.database == MyDatabaseId)
-			entry->ring.attention = entry->ring.wake_sent = false;
+			entry->ring.attention = false;
 		SpinLockRelease(&entry->mutex);
 		if (!flagged_here)
 			continue;

@@ -159,11 +159,13 @@ draw_id(int32 queue_id, int partition)
 /*
  * Empties a sealed segment that lies wholly below the head, if it holds
  * no live row: true when done, false to try again later (an item is still
- * leased there, or a transaction holds one of its tables). The first check
- * runs without a lock and resumes where the last one found a live row:
- * rows below it were dead then and stay dead (nothing is inserted into a
- * sealed segment), so under a pinned xmin horizon the dead rows of a
- * segment are passed over once, not on every try.
+ * leased there, or a transaction holds one of its tables). The check
+ * resumes where the last one stopped: a row a fresh snapshot does not see
+ * was deleted by a committed transaction (or inserted by an aborted one)
+ * and stays invisible, and nothing is inserted into a sealed segment, so
+ * under a pinned xmin horizon the dead rows of a segment are passed over
+ * once, not on every try. The check therefore needs no lock; the lock is
+ * for TRUNCATE, and is taken only if free at once.
  */
 bool
 try_empty_segment(int32 queue_id, int partition, int segment, SegmentBounds *bounds)
@@ -175,14 +177,14 @@ try_empty_segment(int32 queue_id, int partition, int segment, SegmentBounds *bou
 		bounds->checked_below = *live;
 		return false;
 	}
+	bounds->checked_below = bounds->upper; /* every row in it is dead for good */
 	const Oid items_oid = data_relation(items), leases_oid = data_relation(leases);
 	const bool locked = pg_guard([&] {
 		return ConditionalLockRelationOid(items_oid, AccessExclusiveLock) &&
 			   ConditionalLockRelationOid(leases_oid, AccessExclusiveLock);
 	});
-	/* Under the lock no writer is in progress: what committed is all there is, seen by a fresh snapshot. */
-	if (!locked || first_live_id(items, bounds->checked_below))
-		return false; /* the locks taken go with the transaction */
+	if (!locked)
+		return false; /* a lock taken goes with the transaction */
 	spi_exec_utility("TRUNCATE " + data_object_name(items) + ", " + data_object_name(leases));
 	return true;
 }
