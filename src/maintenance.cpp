@@ -226,23 +226,26 @@ maintain_due_partitions(RoundResult &result)
  * this long on them at most, the rest waits for the next round.
  */
 constexpr int64 kSegmentBudgetUsec = 100 * 1000;
-std::vector<std::pair<int32, int32>> segments_to_retry;
+std::vector<std::pair<int32, int32>> segments_to_retry;  /* at segments_retry_at */
 TimestampTz segments_retry_at = 0;
+std::vector<std::pair<int32, int32>> segments_next_round; /* left when a round's budget ran out */
 
 void
 maintain_segments(RoundResult &result)
 {
 	std::vector<std::pair<int32, int32>> work = storage_segments_flagged();
-	TimestampTz now = GetCurrentTimestamp();
-	if (now >= segments_retry_at)
+	work.insert(work.end(), segments_next_round.begin(), segments_next_round.end());
+	segments_next_round.clear();
+	if (!segments_to_retry.empty() && GetCurrentTimestamp() >= segments_retry_at)
 	{
 		work.insert(work.end(), segments_to_retry.begin(), segments_to_retry.end());
 		segments_to_retry.clear();
 	}
 	std::sort(work.begin(), work.end());
 	work.erase(std::unique(work.begin(), work.end()), work.end());
-	const TimestampTz budget_ends = now + kSegmentBudgetUsec;
-	bool retry_soon = false;
+	const bool retries_waiting = !segments_to_retry.empty(); /* their time is set: rounds in between must not move it */
+	const TimestampTz budget_ends = GetCurrentTimestamp() + kSegmentBudgetUsec;
+	bool out_of_budget = false;
 	for (const auto &[queue_id, partition] : work)
 	{
 		const auto queue = known.by_id.find(queue_id);
@@ -250,8 +253,8 @@ maintain_segments(RoundResult &result)
 			continue; /* deleted or shrunk since it was flagged */
 		if (GetCurrentTimestamp() >= budget_ends)
 		{
-			segments_to_retry.emplace_back(queue_id, partition);
-			retry_soon = true;
+			out_of_budget = true;
+			segments_next_round.emplace_back(queue_id, partition);
 			continue;
 		}
 		bool again = false;
@@ -264,14 +267,12 @@ maintain_segments(RoundResult &result)
 			segments_to_retry.emplace_back(queue_id, partition);
 		pg_guard([] { CHECK_FOR_INTERRUPTS(); });
 	}
-	now = GetCurrentTimestamp();
-	if (retry_soon)
-		note_deadline(result, now); /* out of budget: the rest in the next round, which comes at once */
-	else if (!segments_to_retry.empty())
-	{
-		segments_retry_at = now + kBusyPartitionRetryUsec;
+	if (!retries_waiting && !segments_to_retry.empty())
+		segments_retry_at = GetCurrentTimestamp() + kBusyPartitionRetryUsec;
+	if (!segments_to_retry.empty())
 		note_deadline(result, segments_retry_at);
-	}
+	if (out_of_budget)
+		note_deadline(result, GetCurrentTimestamp()); /* the rest in the next round, which comes at once */
 }
 
 bool
