@@ -196,13 +196,19 @@ sub wait_for_progress
 		"SELECT count(*) >= $base + $n FROM ledger WHERE event = 'completed'", 't', 20, 50);
 }
 
-# The ledger's verdict, as tests, once only ready and dead items remain (every
-# lease completed or expired, every scheduled item promoted); the load must have
-# produced more than $min_produced items.
+# The ledger's verdict, as tests: first waits (15 s at most) until only ready and
+# dead items remain (every abandoned lease expired, every scheduled item
+# promoted, by the worker); the load must have produced more than $min_produced items.
 sub check_ledger
 {
 	my ($node, $db, $min_produced) = @_;
 	my $sql = sub { return $node->safe_psql($db, $_[0]); };
+	ok(defined poll_until($node, $db,
+			"SELECT count(*) FROM querator.storage_items_list('load', NULL, 10000) WHERE leased", '0', 15, 100),
+		'the worker expired every lease the load abandoned');
+	ok(defined poll_until($node, $db,
+			"SELECT count(*) FROM querator.storage_scheduled_list('load', NULL, 10000)", '0', 15, 100),
+		'and promoted every scheduled item');
 	$sql->('CREATE TABLE present AS SELECT * FROM present_items()');
 
 	my %stats = map { split /=/ } split /\n/, $sql->(<<'SQL');

@@ -62,13 +62,6 @@ is(finish_load(@load), 3, 'the load runs to its end after the crash restarts');
 my $changed = grep { !$first{$_} } split / /, filenodes();
 cmp_ok($changed, '>=', 1, "segments were emptied with TRUNCATE under the load ($changed new files)");
 
-ok(defined poll_until($node, $db,
-	"SELECT count(*) FROM querator.storage_items_list('load', NULL, 10000) WHERE leased", '0', 15, 100),
-	'the worker expired every abandoned lease');
-ok(defined poll_until($node, $db,
-	"SELECT count(*) FROM querator.storage_scheduled_list('load', NULL, 10000)", '0', 15, 100),
-	'and promoted every scheduled item');
-
 check_ledger($node, $db, 1000);
 
 $node->stop;
