@@ -399,8 +399,8 @@ run_complete(const std::vector<SegmentTables> &segments, const int64 *ids, size_
 	Write write;
 	const Snapshot snapshot = begin_write(&write, "complete", "DELETE", segments.front().items.c_str());
 	const CommandId cid = GetCurrentCommandId(true);
-	/* Opened when an id first needs the segment; most calls need one. */
-	std::vector<std::optional<PartitionTables>> open(segments.size());
+	/* Opened when an id first needs the segment; most calls need one. palloc'd: an error longjmps out of here. */
+	PartitionTables *open = static_cast<PartitionTables *>(palloc0(sizeof(PartitionTables) * segments.size()));
 	TupleTableSlot *item = nullptr;
 	TupleTableSlot *lease = nullptr;
 	for (size_t i = 0; i < count; i++)
@@ -408,12 +408,12 @@ run_complete(const std::vector<SegmentTables> &segments, const int64 *ids, size_
 		{
 			if (ids[i] < segments[s].lower || ids[i] >= segments[s].upper)
 				continue;
-			if (!open[s])
+			if (open[s].items == nullptr)
 			{
 				write.table = segments[s].items.c_str();
 				open[s] = open_partition(segments[s].items.c_str(), RowExclusiveLock, segments[s].leases.c_str());
 			}
-			const PartitionTables &t = *open[s];
+			const PartitionTables &t = open[s];
 			if (item == nullptr)
 			{
 				/* Every segment is a clone of the same templates: one slot type fits them all. */
@@ -433,9 +433,10 @@ run_complete(const std::vector<SegmentTables> &segments, const int64 *ids, size_
 		ExecDropSingleTupleTableSlot(item);
 		ExecDropSingleTupleTableSlot(lease);
 	}
-	for (const std::optional<PartitionTables> &t : open)
-		if (t)
-			close_partition(*t);
+	for (size_t s = 0; s < segments.size(); s++)
+		if (open[s].items != nullptr)
+			close_partition(open[s]);
+	pfree(open);
 	end_write(&write);
 }
 

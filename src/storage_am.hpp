@@ -61,7 +61,6 @@ struct ClaimPass
 /* One segment of a partition (storage_segments.hpp): its tables and the ids it may hold, [lower, upper). */
 struct SegmentTables
 {
-	int segment;        /* -1: a partition the update to 0.6.0 has not split yet (its tables themselves) */
 	std::string items;  /* unqualified relnames in querator_data */
 	std::string leases;
 	int64 lower;

@@ -74,7 +74,7 @@ ring_from_tables(int32 queue_id, int partition, int count)
 SegmentTables
 tables_of(int32 queue_id, int partition, int segment, int64 lower, int64 upper)
 {
-	return SegmentTables{segment, segment_relname(queue_id, partition, "items", segment),
+	return SegmentTables{segment_relname(queue_id, partition, "items", segment),
 						 segment_relname(queue_id, partition, "leases", segment), lower, upper};
 }
 
